@@ -1,0 +1,15 @@
+//! The pure domain of metallb-rs: address ranges, the configuration model, label selectors, the
+//! service model and the IP allocator.
+//!
+//! Nothing in here talks to Kubernetes, FRR, the network or the clock: `core` imports neither
+//! `kube` nor `tonic` nor tokio I/O (CI greps for it). Everything is deterministic, which is what
+//! lets `metallb plan` show exactly what the controller will do.
+
+pub mod address;
+pub mod allocator;
+pub mod community;
+pub mod config;
+pub mod selector;
+pub mod service;
+
+pub use address::{Family, IpRange};

@@ -1,0 +1,3 @@
+fn main() {
+    print!("{}", metallb::api::crd::to_yaml().unwrap());
+}
