@@ -42,6 +42,7 @@ macro_rules! address_pool_version {
         #[derive(CustomResource, KubeSchema, Clone, Debug, PartialEq, Serialize, Deserialize)]
         #[kube(
             group = "metallb.io",
+            derive = "PartialEq",
             version = $version,
             kind = "AddressPool",
             plural = "addresspools",

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 #[derive(CustomResource, schemars::JsonSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "metallb.io",
+    derive = "PartialEq",
     version = "v1beta1",
     kind = "BFDProfile",
     plural = "bfdprofiles",

@@ -10,6 +10,7 @@ use super::LabelSelector;
 #[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "metallb.io",
+    derive = "PartialEq",
     version = "v1beta1",
     kind = "BGPAdvertisement",
     plural = "bgpadvertisements",

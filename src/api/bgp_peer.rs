@@ -17,6 +17,7 @@ pub mod v1beta1 {
     #[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
     #[kube(
         group = "metallb.io",
+        derive = "PartialEq",
         version = "v1beta1",
         kind = "BGPPeer",
         plural = "bgppeers",
@@ -107,6 +108,7 @@ pub mod v1beta2 {
     #[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
     #[kube(
         group = "metallb.io",
+        derive = "PartialEq",
         version = "v1beta2",
         kind = "BGPPeer",
         plural = "bgppeers",

@@ -10,6 +10,7 @@ use super::LabelSelector;
 #[derive(CustomResource, schemars::JsonSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "metallb.io",
+    derive = "PartialEq",
     version = "v1beta1",
     kind = "IPAddressPool",
     plural = "ipaddresspools",

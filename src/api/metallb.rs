@@ -30,6 +30,7 @@ pub enum LogLevel {
 #[derive(CustomResource, schemars::JsonSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[kube(
     group = "metallb.io",
+    derive = "PartialEq",
     version = "v1beta1",
     kind = "MetalLB",
     plural = "metallbs",
