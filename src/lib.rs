@@ -3,10 +3,17 @@
 //! Module map:
 //! - [`api`]: the `metallb.io` resource types and their CRDs.
 //! - [`core`]: the pure domain (addresses, config model, allocator); no Kubernetes, no I/O.
-//! - [`config`]: API objects → validated core config (the webhook logic).
+//! - [`config`]: API objects → validated core config (the webhook logic), Services → allocator
+//!   input.
 //! - [`manifest`]: reading multi-document YAML from files, directories and stdin.
+//! - [`plan`]: the dry run of the controller's allocation.
+//! - [`cli`], [`cmd`], [`telemetry`]: the command-line edge.
 
 pub mod api;
+pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod core;
 pub mod manifest;
+pub mod plan;
+pub mod telemetry;

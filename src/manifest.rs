@@ -53,7 +53,10 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<(String, String)>, ManifestEr
             let mut text = String::new();
             io::stdin()
                 .read_to_string(&mut text)
-                .map_err(|source| ManifestError::Read { path: "-".into(), source })?;
+                .map_err(|source| ManifestError::Read {
+                    path: "-".into(),
+                    source,
+                })?;
             out.push(("-".to_string(), text));
         } else if path.is_dir() {
             let mut files = Vec::new();
@@ -71,21 +74,30 @@ pub fn read_paths(paths: &[PathBuf]) -> Result<Vec<(String, String)>, ManifestEr
 
 fn read_file(path: &Path) -> Result<(String, String), ManifestError> {
     let name = path.display().to_string();
-    let text = fs::read_to_string(path)
-        .map_err(|source| ManifestError::Read { path: name.clone(), source })?;
+    let text = fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        path: name.clone(),
+        source,
+    })?;
     Ok((name, text))
 }
 
 fn collect_dir(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), ManifestError> {
-    let entries = fs::read_dir(dir)
-        .map_err(|source| ManifestError::Read { path: dir.display().to_string(), source })?;
+    let entries = fs::read_dir(dir).map_err(|source| ManifestError::Read {
+        path: dir.display().to_string(),
+        source,
+    })?;
     for entry in entries {
-        let entry =
-            entry.map_err(|source| ManifestError::Read { path: dir.display().to_string(), source })?;
+        let entry = entry.map_err(|source| ManifestError::Read {
+            path: dir.display().to_string(),
+            source,
+        })?;
         let path = entry.path();
         if path.is_dir() {
             collect_dir(&path, files)?;
-        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml" | "json")) {
+        } else if matches!(
+            path.extension().and_then(|e| e.to_str()),
+            Some("yaml" | "yml" | "json")
+        ) {
             files.push(path);
         }
     }
@@ -116,10 +128,18 @@ pub fn parse(file: &str, text: &str) -> Result<Vec<Document>, ManifestError> {
                     && map.get("items").is_some_and(|i| i.is_array()) =>
             {
                 for item in map["items"].as_array().into_iter().flatten() {
-                    docs.push(Document { file: file.to_string(), line: start_line, value: item.clone() });
+                    docs.push(Document {
+                        file: file.to_string(),
+                        line: start_line,
+                        value: item.clone(),
+                    });
                 }
             }
-            value => docs.push(Document { file: file.to_string(), line: start_line, value }),
+            value => docs.push(Document {
+                file: file.to_string(),
+                line: start_line,
+                value,
+            }),
         }
     }
     Ok(docs)

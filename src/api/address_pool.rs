@@ -82,11 +82,17 @@ pub(crate) fn default_true() -> bool {
 /// `metallb.io/v1alpha1` AddressPool, as first shipped with the operator.
 pub mod v1alpha1 {
     use super::*;
-    address_pool_version!("v1alpha1", "A pool of addresses for LoadBalancer services (v1alpha1).");
+    address_pool_version!(
+        "v1alpha1",
+        "A pool of addresses for LoadBalancer services (v1alpha1)."
+    );
 }
 
 /// `metallb.io/v1beta1` AddressPool, the stored version.
 pub mod v1beta1 {
     use super::*;
-    address_pool_version!("v1beta1", "A pool of addresses for LoadBalancer services, with the protocol that announces them.");
+    address_pool_version!(
+        "v1beta1",
+        "A pool of addresses for LoadBalancer services, with the protocol that announces them."
+    );
 }

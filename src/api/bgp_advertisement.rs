@@ -16,10 +16,23 @@ use super::LabelSelector;
     plural = "bgpadvertisements",
     namespaced,
     category = "metallb",
-    printcolumn(name = "IPAddressPools", type_ = "string", json_path = ".spec.ipAddressPools"),
-    printcolumn(name = "IPAddressPool Selectors", type_ = "string", json_path = ".spec.ipAddressPoolSelectors"),
+    printcolumn(
+        name = "IPAddressPools",
+        type_ = "string",
+        json_path = ".spec.ipAddressPools"
+    ),
+    printcolumn(
+        name = "IPAddressPool Selectors",
+        type_ = "string",
+        json_path = ".spec.ipAddressPoolSelectors"
+    ),
     printcolumn(name = "Peers", type_ = "string", json_path = ".spec.peers"),
-    printcolumn(name = "Node Selectors", type_ = "string", json_path = ".spec.nodeSelectors", priority = 10)
+    printcolumn(
+        name = "Node Selectors",
+        type_ = "string",
+        json_path = ".spec.nodeSelectors",
+        priority = 10
+    )
 )]
 #[x_kube(validation = Rule::new("!has(self.serviceSelectors) || size(self.serviceSelectors) == 0 || ((!has(self.aggregationLength) || self.aggregationLength == 32) && (!has(self.aggregationLengthV6) || self.aggregationLengthV6 == 128))").message("serviceSelectors cannot be combined with an aggregation length").field_path(".serviceSelectors"))]
 #[serde(rename_all = "camelCase")]

@@ -14,7 +14,9 @@ pub mod v1beta1 {
     use super::*;
 
     /// A BGP router that speakers on the selected nodes peer with.
-    #[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(
+        CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize,
+    )]
     #[kube(
         group = "metallb.io",
         derive = "PartialEq",
@@ -26,7 +28,11 @@ pub mod v1beta1 {
         printcolumn(name = "Address", type_ = "string", json_path = ".spec.peerAddress"),
         printcolumn(name = "ASN", type_ = "integer", json_path = ".spec.peerASN"),
         printcolumn(name = "BFD Profile", type_ = "string", json_path = ".spec.bfdProfile"),
-        printcolumn(name = "Multi Hops", type_ = "boolean", json_path = ".spec.ebgpMultiHop")
+        printcolumn(
+            name = "Multi Hops",
+            type_ = "boolean",
+            json_path = ".spec.ebgpMultiHop"
+        )
     )]
     #[x_kube(validation = Rule::new("!has(self.keepaliveTime) || has(self.holdTime)").message("keepaliveTime requires holdTime").field_path(".holdTime"))]
     #[x_kube(validation = Rule::new("!has(self.ebgpMultiHop) || !self.ebgpMultiHop || self.myASN != self.peerASN").message("ebgpMultiHop is only valid for an eBGP peer (myASN differs from peerASN)").field_path(".ebgpMultiHop"))]
@@ -43,7 +49,11 @@ pub mod v1beta1 {
         #[x_kube(validation = Rule::new("isIP(self)").message("must be an IPv4 or IPv6 address"))]
         pub peer_address: String,
         /// Source address of the session.
-        #[serde(rename = "sourceAddress", default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "sourceAddress",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
         #[schemars(length(max = 64))]
         #[x_kube(validation = Rule::new("isIP(self)").message("must be an IPv4 or IPv6 address"))]
         pub source_address: Option<String>,
@@ -56,7 +66,11 @@ pub mod v1beta1 {
         #[schemars(regex(pattern = DURATION_PATTERN))]
         pub hold_time: Option<String>,
         /// Interval between keepalives; needs `holdTime` and must not exceed it.
-        #[serde(rename = "keepaliveTime", default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "keepaliveTime",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
         #[schemars(regex(pattern = DURATION_PATTERN))]
         pub keepalive_time: Option<String>,
         /// BGP router ID to advertise; every BGPPeer on a node uses the same one.
@@ -68,13 +82,25 @@ pub mod v1beta1 {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub password: Option<String>,
         /// Name of a BFDProfile to run BFD with.
-        #[serde(rename = "bfdProfile", default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "bfdProfile",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
         pub bfd_profile: Option<String>,
         /// Nodes whose speakers open this session; empty means every node.
-        #[serde(rename = "nodeSelectors", default, skip_serializing_if = "Vec::is_empty")]
+        #[serde(
+            rename = "nodeSelectors",
+            default,
+            skip_serializing_if = "Vec::is_empty"
+        )]
         pub node_selectors: Vec<LabelSelector>,
         /// The peer is more than one hop away (eBGP only).
-        #[serde(rename = "ebgpMultiHop", default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "ebgpMultiHop",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
         pub ebgp_multi_hop: Option<bool>,
     }
 }
@@ -105,7 +131,9 @@ pub mod v1beta2 {
     }
 
     /// A BGP router that speakers on the selected nodes peer with.
-    #[derive(CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+    #[derive(
+        CustomResource, KubeSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize,
+    )]
     #[kube(
         group = "metallb.io",
         derive = "PartialEq",
@@ -117,7 +145,11 @@ pub mod v1beta2 {
         printcolumn(name = "Address", type_ = "string", json_path = ".spec.peerAddress"),
         printcolumn(name = "ASN", type_ = "integer", json_path = ".spec.peerASN"),
         printcolumn(name = "BFD Profile", type_ = "string", json_path = ".spec.bfdProfile"),
-        printcolumn(name = "Multi Hops", type_ = "boolean", json_path = ".spec.ebgpMultiHop")
+        printcolumn(
+            name = "Multi Hops",
+            type_ = "boolean",
+            json_path = ".spec.ebgpMultiHop"
+        )
     )]
     #[x_kube(validation = Rule::new("has(self.peerASN) != has(self.dynamicASN)").message("exactly one of peerASN and dynamicASN must be set").field_path(".peerASN"))]
     #[x_kube(validation = Rule::new("has(self.peerAddress) != has(self.interface)").message("exactly one of peerAddress and interface must be set").field_path(".peerAddress"))]
@@ -131,13 +163,21 @@ pub mod v1beta2 {
         #[serde(rename = "peerASN", default, skip_serializing_if = "Option::is_none")]
         pub peer_asn: Option<u32>,
         /// `internal` or `external` instead of a number; exclusive with `peerASN`.
-        #[serde(rename = "dynamicASN", default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "dynamicASN",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
         pub dynamic_asn: Option<DynamicAsn>,
         /// AS number presented to this peer instead of `myASN` (eBGP only).
         #[serde(rename = "localASN", default, skip_serializing_if = "Option::is_none")]
         pub local_asn: Option<u32>,
         /// Address of the peer; exclusive with `interface`.
-        #[serde(rename = "peerAddress", default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "peerAddress",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
         #[schemars(length(max = 64))]
         #[x_kube(validation = Rule::new("isIP(self)").message("must be an IPv4 or IPv6 address"))]
         pub peer_address: Option<String>,
@@ -145,7 +185,11 @@ pub mod v1beta2 {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub interface: Option<String>,
         /// Source address of the session.
-        #[serde(rename = "sourceAddress", default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "sourceAddress",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
         #[schemars(length(max = 64))]
         #[x_kube(validation = Rule::new("isIP(self)").message("must be an IPv4 or IPv6 address"))]
         pub source_address: Option<String>,
@@ -160,11 +204,19 @@ pub mod v1beta2 {
         pub hold_time: Option<String>,
         /// Interval between keepalives, at most the hold time; with only `holdTime` set it is a
         /// third of it.
-        #[serde(rename = "keepaliveTime", default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "keepaliveTime",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
         #[schemars(regex(pattern = DURATION_PATTERN))]
         pub keepalive_time: Option<String>,
         /// Time between connection attempts (whole seconds, 1s to 65535s).
-        #[serde(rename = "connectTime", default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "connectTime",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
         #[schemars(regex(pattern = DURATION_PATTERN))]
         pub connect_time: Option<String>,
         /// BGP router ID to advertise; peers that share a node use the same one.
@@ -176,20 +228,40 @@ pub mod v1beta2 {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pub password: Option<String>,
         /// Secret holding the TCP MD5 password; exclusive with `password`.
-        #[serde(rename = "passwordSecret", default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "passwordSecret",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
         pub password_secret: Option<SecretReference>,
         /// Name of a BFDProfile to run BFD with.
-        #[serde(rename = "bfdProfile", default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "bfdProfile",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
         pub bfd_profile: Option<String>,
         /// Enables BGP graceful restart; cannot be changed after creation.
-        #[serde(rename = "enableGracefulRestart", default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "enableGracefulRestart",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
         #[x_kube(validation = Rule::new("self == oldSelf").message("enableGracefulRestart cannot be changed after creation"))]
         pub enable_graceful_restart: Option<bool>,
         /// Nodes whose speakers open this session; empty means every node.
-        #[serde(rename = "nodeSelectors", default, skip_serializing_if = "Vec::is_empty")]
+        #[serde(
+            rename = "nodeSelectors",
+            default,
+            skip_serializing_if = "Vec::is_empty"
+        )]
         pub node_selectors: Vec<LabelSelector>,
         /// The peer is more than one hop away (eBGP only).
-        #[serde(rename = "ebgpMultiHop", default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "ebgpMultiHop",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
         pub ebgp_multi_hop: Option<bool>,
         /// VRF the session lives in; empty means the default VRF.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -199,7 +271,11 @@ pub mod v1beta2 {
         #[serde(rename = "disableMP", default, skip_serializing_if = "Option::is_none")]
         pub disable_mp: Option<bool>,
         /// Announce both IPv4 and IPv6 prefixes over this one session.
-        #[serde(rename = "dualStackAddressFamily", default, skip_serializing_if = "Option::is_none")]
+        #[serde(
+            rename = "dualStackAddressFamily",
+            default,
+            skip_serializing_if = "Option::is_none"
+        )]
         pub dual_stack_address_family: Option<bool>,
     }
 }

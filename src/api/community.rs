@@ -4,7 +4,9 @@ use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
 /// Aliases for BGP communities that BGPAdvertisements can use by name.
-#[derive(CustomResource, schemars::JsonSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(
+    CustomResource, schemars::JsonSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize,
+)]
 #[kube(
     group = "metallb.io",
     derive = "PartialEq",

@@ -13,12 +13,21 @@ use super::{
 pub fn all() -> Result<Vec<CustomResourceDefinition>, MergeError> {
     let mut crds = vec![
         merge_crds(
-            vec![address_pool::v1alpha1::AddressPool::crd(), address_pool::v1beta1::AddressPool::crd()],
+            vec![
+                address_pool::v1alpha1::AddressPool::crd(),
+                address_pool::v1beta1::AddressPool::crd(),
+            ],
             "v1beta1",
         )?,
         BFDProfile::crd(),
         BGPAdvertisement::crd(),
-        merge_crds(vec![bgp_peer::v1beta1::BGPPeer::crd(), bgp_peer::v1beta2::BGPPeer::crd()], "v1beta2")?,
+        merge_crds(
+            vec![
+                bgp_peer::v1beta1::BGPPeer::crd(),
+                bgp_peer::v1beta2::BGPPeer::crd(),
+            ],
+            "v1beta2",
+        )?,
         Community::crd(),
         IPAddressPool::crd(),
         L2Advertisement::crd(),

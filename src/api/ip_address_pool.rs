@@ -7,7 +7,9 @@ use serde::{Deserialize, Serialize};
 use super::LabelSelector;
 
 /// A pool of addresses that LoadBalancer services get their IPs from.
-#[derive(CustomResource, schemars::JsonSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(
+    CustomResource, schemars::JsonSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize,
+)]
 #[kube(
     group = "metallb.io",
     derive = "PartialEq",
@@ -17,11 +19,27 @@ use super::LabelSelector;
     namespaced,
     status = "IPAddressPoolStatus",
     category = "metallb",
-    printcolumn(name = "Auto Assign", type_ = "boolean", json_path = ".spec.autoAssign"),
-    printcolumn(name = "Avoid Buggy IPs", type_ = "boolean", json_path = ".spec.avoidBuggyIPs"),
+    printcolumn(
+        name = "Auto Assign",
+        type_ = "boolean",
+        json_path = ".spec.autoAssign"
+    ),
+    printcolumn(
+        name = "Avoid Buggy IPs",
+        type_ = "boolean",
+        json_path = ".spec.avoidBuggyIPs"
+    ),
     printcolumn(name = "Addresses", type_ = "string", json_path = ".spec.addresses"),
-    printcolumn(name = "Assigned IPv4", type_ = "integer", json_path = ".status.assignedIPv4"),
-    printcolumn(name = "Available IPv4", type_ = "integer", json_path = ".status.availableIPv4")
+    printcolumn(
+        name = "Assigned IPv4",
+        type_ = "integer",
+        json_path = ".status.assignedIPv4"
+    ),
+    printcolumn(
+        name = "Available IPv4",
+        type_ = "integer",
+        json_path = ".status.availableIPv4"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct IPAddressPoolSpec {
@@ -33,7 +51,11 @@ pub struct IPAddressPoolSpec {
     #[serde(default = "super::address_pool::default_true")]
     pub auto_assign: bool,
     /// Skip the `.0` and `.255` addresses, which some buggy clients cannot reach.
-    #[serde(default, rename = "avoidBuggyIPs", skip_serializing_if = "std::ops::Not::not")]
+    #[serde(
+        default,
+        rename = "avoidBuggyIPs",
+        skip_serializing_if = "std::ops::Not::not"
+    )]
     pub avoid_buggy_ips: bool,
     /// Restricts the pool to some namespaces or services, with a priority among such pools.
     #[serde(default, skip_serializing_if = "Option::is_none")]

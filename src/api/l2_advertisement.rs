@@ -7,7 +7,9 @@ use super::LabelSelector;
 
 /// Announces the addresses of some pools at layer 2 (ARP for IPv4, NDP for IPv6). Exactly one
 /// eligible node answers for each address.
-#[derive(CustomResource, schemars::JsonSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(
+    CustomResource, schemars::JsonSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize,
+)]
 #[kube(
     group = "metallb.io",
     derive = "PartialEq",
@@ -16,10 +18,23 @@ use super::LabelSelector;
     plural = "l2advertisements",
     namespaced,
     category = "metallb",
-    printcolumn(name = "IPAddressPools", type_ = "string", json_path = ".spec.ipAddressPools"),
-    printcolumn(name = "IPAddressPool Selectors", type_ = "string", json_path = ".spec.ipAddressPoolSelectors"),
+    printcolumn(
+        name = "IPAddressPools",
+        type_ = "string",
+        json_path = ".spec.ipAddressPools"
+    ),
+    printcolumn(
+        name = "IPAddressPool Selectors",
+        type_ = "string",
+        json_path = ".spec.ipAddressPoolSelectors"
+    ),
     printcolumn(name = "Interfaces", type_ = "string", json_path = ".spec.interfaces"),
-    printcolumn(name = "Node Selectors", type_ = "string", json_path = ".spec.nodeSelectors", priority = 10)
+    printcolumn(
+        name = "Node Selectors",
+        type_ = "string",
+        json_path = ".spec.nodeSelectors",
+        priority = 10
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct L2AdvertisementSpec {

@@ -7,7 +7,9 @@ use kube::CustomResource;
 use serde::{Deserialize, Serialize};
 
 /// Log verbosity of every MetalLB component, FRR included.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, schemars::JsonSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum LogLevel {
     /// Everything, including FRR debug logs.
@@ -27,7 +29,9 @@ pub enum LogLevel {
 
 /// Deploys MetalLB: a controller Deployment and a speaker DaemonSet in this namespace.
 /// Only one instance, named `metallb`, is honoured.
-#[derive(CustomResource, schemars::JsonSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[derive(
+    CustomResource, schemars::JsonSchema, Clone, Debug, Default, PartialEq, Serialize, Deserialize,
+)]
 #[kube(
     group = "metallb.io",
     derive = "PartialEq",
@@ -38,8 +42,16 @@ pub enum LogLevel {
     status = "MetalLBStatus",
     category = "metallb",
     printcolumn(name = "Log Level", type_ = "string", json_path = ".spec.logLevel"),
-    printcolumn(name = "Available", type_ = "string", json_path = ".status.conditions[?(@.type==\"Available\")].status"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Available",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type==\"Available\")].status"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct MetalLBSpec {

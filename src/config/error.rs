@@ -23,7 +23,12 @@ impl ConfigError {
         field: impl Into<String>,
         message: impl Into<String>,
     ) -> Self {
-        ConfigError { kind: kind.into(), name: name.into(), field: field.into(), message: message.into() }
+        ConfigError {
+            kind: kind.into(),
+            name: name.into(),
+            field: field.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -33,7 +38,11 @@ impl fmt::Display for ConfigError {
         if self.field.is_empty() {
             write!(f, "{}/{}: {}", self.kind, self.name, self.message)
         } else {
-            write!(f, "{}/{}: {}: {}", self.kind, self.name, self.field, self.message)
+            write!(
+                f,
+                "{}/{}: {}: {}",
+                self.kind, self.name, self.field, self.message
+            )
         }
     }
 }

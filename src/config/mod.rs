@@ -8,3 +8,13 @@ pub mod service;
 
 pub use error::ConfigError;
 pub use resources::Resources;
+#[derive(Default)]
+pub struct BuildOptions {
+    pub namespace: Option<String>,
+}
+pub fn build(
+    _r: &Resources,
+    _o: &BuildOptions,
+) -> Result<crate::core::config::Config, Vec<ConfigError>> {
+    Ok(Default::default())
+}

@@ -64,7 +64,11 @@ impl Resources {
     /// (they may be Deployments or anything else in the same manifest). Returns every problem
     /// found in the document.
     pub fn add(&mut self, doc: &Document) -> Result<(), Vec<ConfigError>> {
-        let api_version = doc.value.get("apiVersion").and_then(|v| v.as_str()).unwrap_or("");
+        let api_version = doc
+            .value
+            .get("apiVersion")
+            .and_then(|v| v.as_str())
+            .unwrap_or("");
         let kind = doc.value.get("kind").and_then(|v| v.as_str()).unwrap_or("");
         match (api_version, kind) {
             ("metallb.io/v1alpha1", "AddressPool") => {
@@ -77,8 +81,12 @@ impl Resources {
                     .expect("invariant: AddressPool v1alpha1 and v1beta1 have one shape");
                 self.address_pools.push(converted);
             }
-            ("metallb.io/v1beta1", "AddressPool") => self.address_pools.push(decode(doc, kind, true)?),
-            ("metallb.io/v1beta1", "IPAddressPool") => self.ip_address_pools.push(decode(doc, kind, true)?),
+            ("metallb.io/v1beta1", "AddressPool") => {
+                self.address_pools.push(decode(doc, kind, true)?)
+            }
+            ("metallb.io/v1beta1", "IPAddressPool") => {
+                self.ip_address_pools.push(decode(doc, kind, true)?)
+            }
             ("metallb.io/v1beta1", "L2Advertisement") => {
                 self.l2_advertisements.push(decode(doc, kind, true)?)
             }
@@ -87,18 +95,26 @@ impl Resources {
             }
             ("metallb.io/v1beta1", "BGPPeer") => {
                 let old: bgp_peer::v1beta1::BGPPeer = decode(doc, kind, true)?;
-                self.bgp_peers.push(PeerObject { version: "v1beta1", peer: upgrade_peer(old) });
+                self.bgp_peers.push(PeerObject {
+                    version: "v1beta1",
+                    peer: upgrade_peer(old),
+                });
             }
-            ("metallb.io/v1beta2", "BGPPeer") => {
-                self.bgp_peers.push(PeerObject { version: "v1beta2", peer: decode(doc, kind, true)? })
+            ("metallb.io/v1beta2", "BGPPeer") => self.bgp_peers.push(PeerObject {
+                version: "v1beta2",
+                peer: decode(doc, kind, true)?,
+            }),
+            ("metallb.io/v1beta1", "BFDProfile") => {
+                self.bfd_profiles.push(decode(doc, kind, true)?)
             }
-            ("metallb.io/v1beta1", "BFDProfile") => self.bfd_profiles.push(decode(doc, kind, true)?),
             ("metallb.io/v1beta1", "Community") => self.communities.push(decode(doc, kind, true)?),
             ("metallb.io/v1beta1", "MetalLB") => self.metallbs.push(decode(doc, kind, true)?),
             ("v1", "Service") => self.services.push(decode(doc, kind, false)?),
             ("v1", "Namespace") => self.namespaces.push(decode(doc, kind, false)?),
             ("v1", "Node") => self.nodes.push(decode(doc, kind, false)?),
-            ("discovery.k8s.io/v1", "EndpointSlice") => self.endpoint_slices.push(decode(doc, kind, false)?),
+            ("discovery.k8s.io/v1", "EndpointSlice") => {
+                self.endpoint_slices.push(decode(doc, kind, false)?)
+            }
             (group_version, _) if group_version.starts_with("metallb.io/") => {
                 return Err(vec![ConfigError::new(
                     if kind.is_empty() { "<no kind>" } else { kind },
@@ -113,7 +129,9 @@ impl Resources {
     }
 
     /// Decodes every document, collecting every problem.
-    pub fn from_documents<'a>(docs: impl IntoIterator<Item = &'a Document>) -> (Resources, Vec<ConfigError>) {
+    pub fn from_documents<'a>(
+        docs: impl IntoIterator<Item = &'a Document>,
+    ) -> (Resources, Vec<ConfigError>) {
         let mut resources = Resources::default();
         let mut errors = Vec::new();
         for doc in docs {
@@ -134,7 +152,11 @@ fn object_name(doc: &Document) -> String {
 }
 
 /// Decodes with field paths; with `strict`, fields the type does not know are errors.
-fn decode<T: DeserializeOwned>(doc: &Document, kind: &str, strict: bool) -> Result<T, Vec<ConfigError>> {
+fn decode<T: DeserializeOwned>(
+    doc: &Document,
+    kind: &str,
+    strict: bool,
+) -> Result<T, Vec<ConfigError>> {
     let name = object_name(doc);
     let mut value = doc.value.clone();
     // A custom resource may omit an all-optional spec, as the seed's first MetalLB does.
@@ -149,7 +171,12 @@ fn decode<T: DeserializeOwned>(doc: &Document, kind: &str, strict: bool) -> Resu
         Err(e) => {
             let path = e.path().to_string();
             let field = if path == "." { String::new() } else { path };
-            Err(vec![ConfigError::new(kind, name, field, e.into_inner().to_string())])
+            Err(vec![ConfigError::new(
+                kind,
+                name,
+                field,
+                e.into_inner().to_string(),
+            )])
         }
         Ok(_) if strict && unknown.iter().any(|p| !is_envelope(p)) => Err(unknown
             .into_iter()
@@ -184,7 +211,10 @@ fn upgrade_peer(old: bgp_peer::v1beta1::BGPPeer) -> bgp_peer::v1beta2::BGPPeer {
         ebgp_multi_hop: s.ebgp_multi_hop,
         ..Default::default()
     };
-    bgp_peer::v1beta2::BGPPeer { metadata: old.metadata, spec }
+    bgp_peer::v1beta2::BGPPeer {
+        metadata: old.metadata,
+        spec,
+    }
 }
 
 #[cfg(test)]
@@ -212,7 +242,15 @@ mod tests {
         let (_, errors) = load(
             "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p}\nspec: {addresses: [10.0.0.0/24], autoAsign: false}\n---\napiVersion: v1\nkind: Service\nmetadata: {name: s}\nspec: {bogus: 1}\n",
         );
-        assert_eq!(errors, vec![ConfigError::new("IPAddressPool", "p", "spec.autoAsign", "unknown field")]);
+        assert_eq!(
+            errors,
+            vec![ConfigError::new(
+                "IPAddressPool",
+                "p",
+                "spec.autoAsign",
+                "unknown field"
+            )]
+        );
     }
 
     #[test]

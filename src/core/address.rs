@@ -87,7 +87,9 @@ pub enum AddressError {
     )]
     Syntax(String),
     /// A bare address: MetalLB wants it written as a range or a host prefix.
-    #[error("invalid address {0:?}: write a single address as a range ({0}-{0}) or as a /32 or /128 CIDR")]
+    #[error(
+        "invalid address {0:?}: write a single address as a range ({0}-{0}) or as a /32 or /128 CIDR"
+    )]
     BareAddress(String),
     /// The CIDR part did not parse.
     #[error("invalid CIDR {0:?}")]
@@ -123,7 +125,10 @@ impl IpRange {
 
     /// The range covering a CIDR.
     pub fn from_net(net: IpNet) -> IpRange {
-        IpRange { start: net.network(), end: net.broadcast() }
+        IpRange {
+            start: net.network(),
+            end: net.broadcast(),
+        }
     }
 
     /// Parses one `addresses` entry of a pool: `a.b.c.d/n`, `a-b` (spaces around the dash are
@@ -133,8 +138,8 @@ impl IpRange {
         if let Some((start, end)) = text.split_once('-') {
             let start_ip = IpAddr::from_str(start.trim())
                 .map_err(|_| AddressError::RangeStart(entry.to_string()))?;
-            let end_ip =
-                IpAddr::from_str(end.trim()).map_err(|_| AddressError::RangeEnd(entry.to_string()))?;
+            let end_ip = IpAddr::from_str(end.trim())
+                .map_err(|_| AddressError::RangeEnd(entry.to_string()))?;
             if Family::of(&start_ip) != Family::of(&end_ip) {
                 return Err(AddressError::MixedFamilies(entry.to_string()));
             }
@@ -243,7 +248,10 @@ mod tests {
     #[test]
     fn parses_cidr_range_and_single_address_range() {
         let cidr = IpRange::parse("192.168.100.0/24").unwrap();
-        assert_eq!((cidr.start(), cidr.end()), (ip("192.168.100.0"), ip("192.168.100.255")));
+        assert_eq!(
+            (cidr.start(), cidr.end()),
+            (ip("192.168.100.0"), ip("192.168.100.255"))
+        );
         let range = IpRange::parse("203.0.113.1-203.0.113.10").unwrap();
         assert_eq!(range.size(), 10);
         let single = IpRange::parse("1.1.1.1-1.1.1.1").unwrap();
@@ -265,14 +273,38 @@ mod tests {
 
     #[test]
     fn rejects_bad_entries_with_a_reason() {
-        assert!(matches!(IpRange::parse("1.1.1.1"), Err(AddressError::BareAddress(_))));
-        assert!(matches!(IpRange::parse("1.1.1.300/24"), Err(AddressError::Cidr(_))));
-        assert!(matches!(IpRange::parse("1.1.1.1/33"), Err(AddressError::Cidr(_))));
-        assert!(matches!(IpRange::parse("x-1.1.1.1"), Err(AddressError::RangeStart(_))));
-        assert!(matches!(IpRange::parse("1.1.1.1-y"), Err(AddressError::RangeEnd(_))));
-        assert!(matches!(IpRange::parse("1.1.1.1-::1"), Err(AddressError::MixedFamilies(_))));
-        assert!(matches!(IpRange::parse("1.1.1.9-1.1.1.1"), Err(AddressError::Backwards { .. })));
-        assert!(matches!(IpRange::parse("banana"), Err(AddressError::Syntax(_))));
+        assert!(matches!(
+            IpRange::parse("1.1.1.1"),
+            Err(AddressError::BareAddress(_))
+        ));
+        assert!(matches!(
+            IpRange::parse("1.1.1.300/24"),
+            Err(AddressError::Cidr(_))
+        ));
+        assert!(matches!(
+            IpRange::parse("1.1.1.1/33"),
+            Err(AddressError::Cidr(_))
+        ));
+        assert!(matches!(
+            IpRange::parse("x-1.1.1.1"),
+            Err(AddressError::RangeStart(_))
+        ));
+        assert!(matches!(
+            IpRange::parse("1.1.1.1-y"),
+            Err(AddressError::RangeEnd(_))
+        ));
+        assert!(matches!(
+            IpRange::parse("1.1.1.1-::1"),
+            Err(AddressError::MixedFamilies(_))
+        ));
+        assert!(matches!(
+            IpRange::parse("1.1.1.9-1.1.1.1"),
+            Err(AddressError::Backwards { .. })
+        ));
+        assert!(matches!(
+            IpRange::parse("banana"),
+            Err(AddressError::Syntax(_))
+        ));
         assert!(matches!(IpRange::parse(""), Err(AddressError::Syntax(_))));
     }
 
@@ -280,7 +312,10 @@ mod tests {
     fn ranges_summarise_to_cidrs() {
         let r = IpRange::parse("192.168.255.1-192.168.255.5").unwrap();
         let nets: Vec<String> = r.cidrs().iter().map(|n| n.to_string()).collect();
-        assert_eq!(nets, ["192.168.255.1/32", "192.168.255.2/31", "192.168.255.4/31"]);
+        assert_eq!(
+            nets,
+            ["192.168.255.1/32", "192.168.255.2/31", "192.168.255.4/31"]
+        );
         assert_eq!(r.to_string(), "192.168.255.1-192.168.255.5");
     }
 

@@ -22,7 +22,9 @@ const WELL_KNOWN: &[(&str, Community)] = &[
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum CommunityError {
     /// Not of the form `a:b` or `large:a:b:c`.
-    #[error("invalid community {0:?}: expected a:b with 16-bit numbers, large:a:b:c with 32-bit numbers, or NO_EXPORT, NO_ADVERTISE, NO_EXPORT_SUBCONFED")]
+    #[error(
+        "invalid community {0:?}: expected a:b with 16-bit numbers, large:a:b:c with 32-bit numbers, or NO_EXPORT, NO_ADVERTISE, NO_EXPORT_SUBCONFED"
+    )]
     Syntax(String),
     /// A part of a standard community is not a 16-bit number.
     #[error("invalid community {value:?}: {part:?} is not a number from 0 to 65535")]
@@ -52,7 +54,9 @@ impl Community {
     pub fn looks_literal(text: &str) -> bool {
         text.starts_with("large:")
             || text.contains(':')
-            || WELL_KNOWN.iter().any(|(name, _)| name.eq_ignore_ascii_case(text))
+            || WELL_KNOWN
+                .iter()
+                .any(|(name, _)| name.eq_ignore_ascii_case(text))
     }
 }
 
@@ -60,7 +64,10 @@ impl FromStr for Community {
     type Err = CommunityError;
 
     fn from_str(text: &str) -> Result<Community, CommunityError> {
-        if let Some((_, c)) = WELL_KNOWN.iter().find(|(name, _)| name.eq_ignore_ascii_case(text)) {
+        if let Some((_, c)) = WELL_KNOWN
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case(text))
+        {
             return Ok(*c);
         }
         if let Some(rest) = text.strip_prefix("large:") {
@@ -80,8 +87,10 @@ impl FromStr for Community {
             return Err(CommunityError::Syntax(text.to_string()));
         };
         let parse = |p: &str| {
-            p.parse::<u16>()
-                .map_err(|_| CommunityError::Standard16 { value: text.to_string(), part: p.to_string() })
+            p.parse::<u16>().map_err(|_| CommunityError::Standard16 {
+                value: text.to_string(),
+                part: p.to_string(),
+            })
         };
         Ok(Community::Standard(parse(a)?, parse(b)?))
     }
@@ -104,18 +113,39 @@ mod tests {
     #[test]
     fn parses_every_form() {
         assert_eq!("65535:65282".parse(), Ok(Community::Standard(65535, 65282)));
-        assert_eq!("NO_ADVERTISE".parse(), Ok(Community::Standard(65535, 65282)));
+        assert_eq!(
+            "NO_ADVERTISE".parse(),
+            Ok(Community::Standard(65535, 65282))
+        );
         assert_eq!("no_export".parse(), Ok(Community::Standard(65535, 65281)));
-        assert_eq!("large:1:2:4294967295".parse(), Ok(Community::Large(1, 2, u32::MAX)));
+        assert_eq!(
+            "large:1:2:4294967295".parse(),
+            Ok(Community::Large(1, 2, u32::MAX))
+        );
         assert_eq!(Community::Large(1, 2, 3).to_string(), "large:1:2:3");
     }
 
     #[test]
     fn rejects_out_of_range_and_garbage() {
-        assert!(matches!("65536:1".parse::<Community>(), Err(CommunityError::Standard16 { .. })));
-        assert!(matches!("1:-1".parse::<Community>(), Err(CommunityError::Standard16 { .. })));
-        assert!(matches!("large:1:2".parse::<Community>(), Err(CommunityError::Syntax(_))));
-        assert!(matches!("large:1:2:4294967296".parse::<Community>(), Err(CommunityError::Large32 { .. })));
-        assert!(matches!("8000".parse::<Community>(), Err(CommunityError::Syntax(_))));
+        assert!(matches!(
+            "65536:1".parse::<Community>(),
+            Err(CommunityError::Standard16 { .. })
+        ));
+        assert!(matches!(
+            "1:-1".parse::<Community>(),
+            Err(CommunityError::Standard16 { .. })
+        ));
+        assert!(matches!(
+            "large:1:2".parse::<Community>(),
+            Err(CommunityError::Syntax(_))
+        ));
+        assert!(matches!(
+            "large:1:2:4294967296".parse::<Community>(),
+            Err(CommunityError::Large32 { .. })
+        ));
+        assert!(matches!(
+            "8000".parse::<Community>(),
+            Err(CommunityError::Syntax(_))
+        ));
     }
 }

@@ -42,7 +42,9 @@ pub struct LabelSelector {
 impl LabelSelector {
     /// Whether the selector selects an object with these labels.
     pub fn matches(&self, labels: &Labels) -> bool {
-        self.match_labels.iter().all(|(k, v)| labels.get(k) == Some(v))
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
             && self.match_expressions.iter().all(|r| r.matches(labels))
     }
 
@@ -76,7 +78,10 @@ mod tests {
     use super::*;
 
     fn labels(pairs: &[(&str, &str)]) -> Labels {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     fn req(key: &str, operator: Operator, values: &[&str]) -> Requirement {
@@ -97,9 +102,18 @@ mod tests {
                 &["compute-1.example.com", "compute-2.example.com"],
             )],
         };
-        assert!(sel.matches(&labels(&[("zone", "a"), ("kubernetes.io/hostname", "compute-1.example.com")])));
-        assert!(!sel.matches(&labels(&[("zone", "b"), ("kubernetes.io/hostname", "compute-1.example.com")])));
-        assert!(!sel.matches(&labels(&[("zone", "a"), ("kubernetes.io/hostname", "compute-3.example.com")])));
+        assert!(sel.matches(&labels(&[
+            ("zone", "a"),
+            ("kubernetes.io/hostname", "compute-1.example.com")
+        ])));
+        assert!(!sel.matches(&labels(&[
+            ("zone", "b"),
+            ("kubernetes.io/hostname", "compute-1.example.com")
+        ])));
+        assert!(!sel.matches(&labels(&[
+            ("zone", "a"),
+            ("kubernetes.io/hostname", "compute-3.example.com")
+        ])));
     }
 
     #[test]
@@ -117,7 +131,10 @@ mod tests {
     fn empty_selectors_select_everything() {
         assert!(LabelSelector::default().matches(&Labels::new()));
         assert!(any_matches(&[], &Labels::new()));
-        let only_a = LabelSelector { match_labels: labels(&[("a", "1")]), ..Default::default() };
+        let only_a = LabelSelector {
+            match_labels: labels(&[("a", "1")]),
+            ..Default::default()
+        };
         assert!(!any_matches(&[only_a], &Labels::new()));
     }
 }

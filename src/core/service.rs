@@ -18,7 +18,10 @@ pub struct ServiceKey {
 impl ServiceKey {
     /// A key from its parts.
     pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
-        ServiceKey { namespace: namespace.into(), name: name.into() }
+        ServiceKey {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
     }
 }
 

@@ -1,0 +1,84 @@
+//! The command line: one binary, one subcommand per role or tool.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// MetalLB for bare-metal Kubernetes: LoadBalancer addresses announced with BGP (through FRR) or
+/// ARP/NDP.
+#[derive(Debug, Parser)]
+#[command(name = "metallb", version, about)]
+pub struct Cli {
+    /// Flags every subcommand understands.
+    #[command(flatten)]
+    pub common: CommonArgs,
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Flags shared by every subcommand.
+#[derive(Debug, Args)]
+pub struct CommonArgs {
+    /// Log filter (`info`, `debug`, `metallb=trace,kube=info`, ...).
+    #[arg(long, env = "METALLB_LOG_LEVEL", default_value = "warn", global = true)]
+    pub log_level: String,
+    /// Log format.
+    #[arg(long, env = "METALLB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    pub log_format: LogFormat,
+}
+
+/// How log lines look.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Print every metallb.io CustomResourceDefinition as multi-document YAML.
+    Crd,
+    /// Check metallb.io resources in manifests, one at a time and all together.
+    Validate(ValidateArgs),
+    /// Show what the controller would allocate for the Services in manifests (a dry run).
+    Plan(PlanArgs),
+}
+
+/// `metallb validate`.
+#[derive(Debug, Args)]
+pub struct ValidateArgs {
+    /// Files or directories of YAML manifests; `-` reads stdin.
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
+    /// Require every metallb.io object to be in this namespace, as the webhooks do.
+    #[arg(long, env = "METALLB_NAMESPACE")]
+    pub namespace: Option<String>,
+}
+
+/// `metallb plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Files or directories of YAML manifests (metallb.io resources, Services, Namespaces);
+    /// `-` reads stdin.
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = PlanFormat::Text)]
+    pub output: PlanFormat,
+    /// Only handle Services with this `spec.loadBalancerClass` (none: Services without a class).
+    #[arg(long, env = "METALLB_LB_CLASS")]
+    pub lb_class: Option<String>,
+}
+
+/// Output of `metallb plan`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    /// Readable tables.
+    Text,
+    /// One JSON object.
+    Json,
+}

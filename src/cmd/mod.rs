@@ -1,0 +1,49 @@
+//! Subcommand handlers: the CLI edge, where errors become exit codes and messages.
+
+mod plan;
+mod validate;
+
+use std::process::ExitCode;
+
+use crate::{
+    cli::{Cli, Command},
+    config::{ConfigError, Resources},
+    manifest,
+};
+
+/// Exit code for "the input is invalid".
+pub const EXIT_INVALID: u8 = 1;
+/// Exit code for "the input could not be read or parsed".
+pub const EXIT_UNREADABLE: u8 = 2;
+
+/// Runs the chosen subcommand.
+pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Crd => {
+            print!("{}", crate::api::crd::to_yaml()?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Validate(args) => validate::run(&args),
+        Command::Plan(args) => plan::run(&args),
+    }
+}
+
+/// Manifests read and decoded, or the exit code that reading or parsing ended with (the message
+/// is already printed).
+pub(crate) fn load(
+    paths: &[std::path::PathBuf],
+) -> Result<(Resources, Vec<ConfigError>, usize), ExitCode> {
+    let sources = manifest::read_paths(paths).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(EXIT_UNREADABLE)
+    })?;
+    let mut docs = Vec::new();
+    for (file, text) in &sources {
+        docs.extend(manifest::parse(file, text).map_err(|e| {
+            eprintln!("error: {e}");
+            ExitCode::from(EXIT_UNREADABLE)
+        })?);
+    }
+    let (resources, errors) = Resources::from_documents(&docs);
+    Ok((resources, errors, sources.len()))
+}
