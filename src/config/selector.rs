@@ -562,21 +562,22 @@ mod tests {
     #[test]
     fn unknown_nodes_overlap_unless_labels_contradict() {
         let nodes = NodeUniverse::Unknown;
-        let zone_a = core(&[("zone", "a")], vec![]);
-        let zone_b = core(&[("zone", "b")], vec![]);
-        let rack_1 = core(&[("rack", "1")], vec![]);
-        assert!(nodes.may_share_node(&[], &[zone_a.clone()]));
-        assert!(nodes.may_share_node(&[zone_a.clone()], &[rack_1.clone()]));
-        assert!(!nodes.may_share_node(&[zone_a.clone()], &[zone_b.clone()]));
-        assert!(nodes.may_share_node(&[zone_a.clone()], &[zone_b.clone(), rack_1]));
-        let not_a = core(&[], vec![expression("zone", "NotIn", &["a"])]);
-        assert!(!nodes.may_share_node(&[zone_a.clone()], &[not_a.clone()]));
-        assert!(nodes.may_share_node(&[zone_b], &[not_a]));
-        let no_zone = core(&[], vec![expression("zone", "DoesNotExist", &[])]);
-        assert!(!nodes.may_share_node(&[zone_a], &[no_zone]));
-        let in_ab = core(&[], vec![expression("zone", "In", &["a", "b"])]);
-        let in_bc = core(&[], vec![expression("zone", "In", &["b", "c"])]);
-        assert!(nodes.may_share_node(&[in_ab], &[in_bc]));
+        // Each list is one selector, unless built with `[..].concat()`.
+        let zone_a = [core(&[("zone", "a")], vec![])];
+        let zone_b = [core(&[("zone", "b")], vec![])];
+        let rack_1 = [core(&[("rack", "1")], vec![])];
+        assert!(nodes.may_share_node(&[], &zone_a));
+        assert!(nodes.may_share_node(&zone_a, &rack_1));
+        assert!(!nodes.may_share_node(&zone_a, &zone_b));
+        assert!(nodes.may_share_node(&zone_a, &[zone_b.clone(), rack_1].concat()));
+        let not_a = [core(&[], vec![expression("zone", "NotIn", &["a"])])];
+        assert!(!nodes.may_share_node(&zone_a, &not_a));
+        assert!(nodes.may_share_node(&zone_b, &not_a));
+        let no_zone = [core(&[], vec![expression("zone", "DoesNotExist", &[])])];
+        assert!(!nodes.may_share_node(&zone_a, &no_zone));
+        let in_ab = [core(&[], vec![expression("zone", "In", &["a", "b"])])];
+        let in_bc = [core(&[], vec![expression("zone", "In", &["b", "c"])])];
+        assert!(nodes.may_share_node(&in_ab, &in_bc));
     }
 
     #[test]
@@ -588,10 +589,10 @@ mod tests {
                 .collect()
         };
         let nodes = NodeUniverse::Known(vec![labels(&[("zone", "a")]), labels(&[("rack", "1")])]);
-        let zone_a = core(&[("zone", "a")], vec![]);
-        let rack_1 = core(&[("rack", "1")], vec![]);
-        assert!(!nodes.may_share_node(&[zone_a.clone()], &[rack_1]));
-        assert!(nodes.may_share_node(&[zone_a], &[]));
+        let zone_a = [core(&[("zone", "a")], vec![])];
+        let rack_1 = [core(&[("rack", "1")], vec![])];
+        assert!(!nodes.may_share_node(&zone_a, &rack_1));
+        assert!(nodes.may_share_node(&zone_a, &[]));
         assert!(!NodeUniverse::Known(vec![]).may_share_node(&[], &[]));
     }
 }
