@@ -386,8 +386,12 @@ fn selected_pools(
                 field,
                 format!(
                     "pool {name:?} is a legacy AddressPool, which is announced by its own protocol \
-                     and bgpAdvertisements; make it an IPAddressPool to announce it with an {}",
-                    origin.kind
+                     and bgpAdvertisements; make it an IPAddressPool to announce it with {}",
+                    if origin.kind.starts_with('L') {
+                        "an L2Advertisement"
+                    } else {
+                        "a BGPAdvertisement"
+                    }
                 ),
             ),
             Some(_) => {
