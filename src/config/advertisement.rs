@@ -16,8 +16,7 @@ use super::{
 };
 use crate::{
     api::{
-        LabelSelector as ApiLabelSelector, address_pool::Protocol,
-        bgp_advertisement::BGPAdvertisement,
+        address_pool::Protocol, bgp_advertisement::BGPAdvertisement,
         l2_advertisement::L2Advertisement as L2AdvertisementObject,
     },
     core::{
@@ -194,10 +193,17 @@ pub(crate) fn attach_l2(
             ),
             preferred_nodes,
         };
+        let pool_selectors = convert_list(
+            &origin,
+            "spec.ipAddressPoolSelectors",
+            &spec.ip_address_pool_selectors,
+            problems,
+        );
         let pools = selected_pools(
             &origin,
             &spec.ip_address_pools,
-            &spec.ip_address_pool_selectors,
+            &pool_selectors,
+            !spec.ip_address_pool_selectors.is_empty(),
             drafts,
             problems,
         );
@@ -292,15 +298,17 @@ pub(crate) fn attach_bgp(
             }
             peer_names.push(peer.clone());
         }
-        let pool_selectors: Vec<LabelSelector> = spec
-            .ip_address_pool_selectors
-            .iter()
-            .filter_map(|s| crate::config::selector::convert(s).ok())
-            .collect();
+        let pool_selectors = convert_list(
+            &origin,
+            "spec.ipAddressPoolSelectors",
+            &spec.ip_address_pool_selectors,
+            problems,
+        );
         let pools = selected_pools(
             &origin,
             &spec.ip_address_pools,
-            &spec.ip_address_pool_selectors,
+            &pool_selectors,
+            !spec.ip_address_pool_selectors.is_empty(),
             drafts,
             problems,
         );
@@ -356,13 +364,16 @@ pub(crate) fn attach_bgp(
 
 // === shared by both advertisement kinds ===
 
-/// The pools an advertisement selects: by name, by label, or every IPAddressPool when it names
-/// none. Names are checked (no duplicates, the pool exists and is an IPAddressPool); legacy
-/// AddressPools are never selected, since they carry their own advertisements.
+/// The pools an advertisement selects: by name, by label (its valid `selectors`), or every
+/// IPAddressPool when it writes neither (`selectors_written` counts invalid ones too, so a bad
+/// selector never widens the choice to every pool). Names are checked (no duplicates, the pool
+/// exists and is an IPAddressPool); legacy AddressPools are never selected, since they carry
+/// their own advertisements.
 fn selected_pools(
     origin: &ObjectRef,
     names: &[String],
-    selectors: &[ApiLabelSelector],
+    selectors: &[LabelSelector],
+    selectors_written: bool,
     drafts: &Drafts<'_>,
     problems: &mut Problems,
 ) -> BTreeSet<String> {
@@ -399,9 +410,8 @@ fn selected_pools(
             }
         }
     }
-    let selectors = convert_list(origin, "spec.ipAddressPoolSelectors", selectors, problems);
     let current = drafts.values().filter(|d| d.legacy.is_none());
-    if names.is_empty() && selectors.is_empty() {
+    if names.is_empty() && !selectors_written {
         selected.extend(current.map(|d| d.origin.name.clone()));
     } else {
         selected.extend(
@@ -833,6 +843,18 @@ mod tests {
             "BGPAdvertisement/by-name"
         );
         assert!(config.pools["silver"].bgp_advertisements.is_empty());
+    }
+
+    #[test]
+    fn invalid_pool_selectors_do_not_select_every_pool() {
+        let text = ip_pool("p", "{addresses: [1.2.3.0/28]}")
+            + &bgp(
+                "a",
+                "{aggregationLength: 24, ipAddressPoolSelectors: [{matchExpressions: [{key: tier, operator: Bogus}]}]}",
+            );
+        let found = problems(&text);
+        assert_eq!(found.len(), 1, "{found:#?}");
+        assert!(found[0].contains("spec.ipAddressPoolSelectors[0].matchExpressions[0].operator"));
     }
 
     #[test]
