@@ -831,6 +831,117 @@ impl Allocator {
         })
     }
 
+    /// Cross-checks the internal indexes (free runs, address holders, sharing groups, counters)
+    /// against each other and describes the first inconsistency. For tests and debugging:
+    /// `O(n log n)`.
+    pub fn check_consistency(&self) -> Result<(), String> {
+        let mut in_use: BTreeMap<(usize, Family), u128> = BTreeMap::new();
+        let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
+        for (ip, u) in &self.used {
+            let family = Family::of(ip);
+            let space = self.pools[u.pool].space(family);
+            if space.ordinal(*ip) != Some(u.ordinal) || space.address(u.ordinal) != *ip {
+                return Err(format!("{ip}: wrong ordinal {}", u.ordinal));
+            }
+            let free = space.free.range(..=u.ordinal).next_back();
+            if free.is_some_and(|(_, &end)| end >= u.ordinal) {
+                return Err(format!("{ip} is held and free"));
+            }
+            *in_use.entry((u.pool, family)).or_default() += 1;
+            if u.holders.is_empty() {
+                return Err(format!("{ip} is used by nobody"));
+            }
+            for holder in &u.holders {
+                let held = self
+                    .services
+                    .get(holder)
+                    .ok_or(format!("{ip}: {holder} not held"))?;
+                if !held.assignment.ips.contains(ip)
+                    || sharing_key(&held.svc) != u.sharing_key.as_deref()
+                    || held.svc.backend_key != u.backend_key
+                {
+                    return Err(format!("{ip}: {holder} does not match its holders"));
+                }
+                if held.svc.ports.iter().any(|p| !u.ports.contains_key(p)) {
+                    return Err(format!("{ip}: a port of {holder} is missing"));
+                }
+            }
+            if u.ports.values().any(|h| !u.holders.contains(h)) {
+                return Err(format!("{ip}: a port belongs to no holder"));
+            }
+            if let Some(key) = &u.sharing_key {
+                let group_key = GroupKey {
+                    pool: u.pool,
+                    family,
+                    sharing_key: key.clone(),
+                    backend_key: u.backend_key.clone(),
+                };
+                let group = groups.entry(group_key).or_default();
+                group.ips.insert(u.ordinal, *ip);
+                for port in u.ports.keys() {
+                    *group.port_ips.entry(*port).or_default() += 1;
+                }
+            }
+        }
+        let group_view = |g: &BTreeMap<GroupKey, Group>| {
+            g.iter()
+                .map(|(k, v)| (k.clone(), v.ips.clone(), v.port_ips.clone()))
+                .collect::<Vec<_>>()
+        };
+        if group_view(&groups) != group_view(&self.groups) {
+            return Err("sharing groups do not match the addresses".to_string());
+        }
+        for (key, held) in &self.services {
+            for ip in &held.assignment.ips {
+                if !self.used.get(ip).is_some_and(|u| u.holders.contains(key)) {
+                    return Err(format!("{key} holds {ip}, which does not list it"));
+                }
+            }
+        }
+        for (i, state) in self.pools.iter().enumerate() {
+            let services = self.services.values().filter(|h| h.pool == i).count();
+            if services != state.services {
+                return Err(format!(
+                    "pool {}: {} services counted",
+                    state.pool.name, services
+                ));
+            }
+            for family in [Family::V4, Family::V6] {
+                let space = state.space(family);
+                let used = in_use.get(&(i, family)).copied().unwrap_or(0);
+                if used != space.in_use {
+                    return Err(format!(
+                        "pool {} {family}: in use {}",
+                        state.pool.name, used
+                    ));
+                }
+                let mut previous: Option<u128> = None;
+                let mut free = 0u128;
+                for (&start, &end) in &space.free {
+                    if start > end || previous.is_some_and(|p| p.checked_add(1) >= Some(start)) {
+                        return Err(format!("pool {} {family}: free runs", state.pool.name));
+                    }
+                    previous = Some(end);
+                    free = free.saturating_add(end - start).saturating_add(1);
+                }
+                let last = space.pieces.last().map(|p| p.base + (p.last - p.first));
+                if previous.is_some() && previous > last {
+                    return Err(format!(
+                        "pool {} {family}: free past the end",
+                        state.pool.name
+                    ));
+                }
+                if !self.overlapping && free.saturating_add(used) != space.total {
+                    return Err(format!(
+                        "pool {} {family}: free + used != total",
+                        state.pool.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
     // --- configuration ---
 
     fn install<'a>(&mut self, pools: impl IntoIterator<Item = &'a Pool>) {
@@ -1525,14 +1636,18 @@ mod tests {
 
     /// The addresses allocated, as text; panics with the error otherwise.
     fn got(a: &mut Allocator, s: &LbService) -> Vec<String> {
-        match a.allocate(s) {
+        let result = a.allocate(s);
+        a.check_consistency().unwrap();
+        match result {
             Ok(assignment) => assignment.ips.iter().map(|i| i.to_string()).collect(),
             Err(e) => panic!("allocating {}: {e}", s.key),
         }
     }
 
     fn err(a: &mut Allocator, s: &LbService) -> String {
-        match a.allocate(s) {
+        let result = a.allocate(s);
+        a.check_consistency().unwrap();
+        match result {
             Ok(assignment) => panic!("{} unexpectedly got {assignment:?}", s.key),
             Err(e) => {
                 assert_eq!(a.assignment(&s.key), None, "a failed service holds nothing");
@@ -2025,6 +2140,29 @@ mod tests {
             got(&mut a, &svc("web-local").share("web").local("x").tcp(9)),
             ["203.0.113.5"]
         );
+    }
+
+    #[test]
+    fn colocation_skips_sharers_whose_ports_overlap() {
+        let mut a = seed();
+        got(&mut a, &svc("http").share("web").tcp(80).ip("203.0.113.1"));
+        got(
+            &mut a,
+            &svc("https").share("web").tcp(443).ip("203.0.113.2"),
+        );
+        assert_eq!(
+            got(&mut a, &svc("http-2").share("web").tcp(80)),
+            ["203.0.113.2"]
+        );
+        assert_eq!(
+            got(&mut a, &svc("https-2").share("web").tcp(443)),
+            ["203.0.113.1"]
+        );
+        assert_eq!(
+            got(&mut a, &svc("both").share("web").tcp(80).tcp(443)),
+            ["203.0.113.3"]
+        );
+        a.check_consistency().unwrap();
     }
 
     #[test]
