@@ -16,6 +16,7 @@
 //! - **Fast.** No first-fit scan: each pool family keeps its free addresses as runs in a
 //!   `BTreeMap`, so allocating, claiming a requested address and releasing are `O(log n)`, and
 //!   memory is `O(allocations + ranges)` whatever the pool size (a `/64` is never materialised).
+//!   Only B-trees and boxed slots grow with `n`, so no call pays for a rehash of everything.
 //!
 //! ```text
 //!  Allocator
@@ -26,13 +27,14 @@
 //!  │           └── free: BTreeMap       start → end of each run of free ordinals
 //!  ├── pinned / open: Vec<usize>        automatic order: pinned pools by (priority, name),
 //!  │                                    then pools without serviceAllocation by name
-//!  ├── used: HashMap<IpAddr, IpUse>     holders of an address, their sharing key, backend
-//!  │                                    key and which holder uses each (protocol, port)
-//!  ├── groups: BTreeMap<GroupKey, Group>
-//!  │                                    (pool, family, sharing key, backend key) → shared
-//!  │                                    addresses, for colocation
-//!  └── services: BTreeMap<ServiceKey, Held>
-//!                                       each Service's assignment and the Service it was made for
+//!  ├── slots: Vec<Option<Box<Held>>>    each Service's assignment and the Service it was made
+//!  │                                    for; addresses name their holders by slot
+//!  ├── services: BTreeMap<u64, Bucket>  hash of the Service key → slot(s)
+//!  ├── used: BTreeMap<IpAddr, IpUse>    held addresses: the sole holder, or the sharers with
+//!  │                                    their key, backend key and (protocol, port) → holder
+//!  └── groups: BTreeMap<GroupKey, Group>
+//!                                       (pool, family, sharing key, backend key) → shared
+//!                                       addresses, for colocation
 //! ```
 //!
 //! With `avoidBuggyIPs` an IPv4 space numbers only the addresses that do not end in `.0` or
@@ -40,7 +42,8 @@
 //! skipped one by one.
 
 use std::{
-    collections::{BTreeMap, BTreeSet, HashMap, hash_map::Entry},
+    collections::{BTreeMap, btree_map, btree_map::Entry},
+    hash::{DefaultHasher, Hash, Hasher},
     net::IpAddr,
 };
 
@@ -615,6 +618,38 @@ enum NotSelectedKind {
     ServiceLabels,
 }
 
+/// Index of a held Service in [`Allocator::slots`]; what addresses record as their holders.
+type Slot = usize;
+
+/// The held Services whose keys share a hash: nearly always one.
+#[derive(Clone, Debug)]
+enum Bucket {
+    One(Slot),
+    Many(Vec<Slot>),
+}
+
+impl Bucket {
+    fn slots(&self) -> &[Slot] {
+        match self {
+            Bucket::One(slot) => std::slice::from_ref(slot),
+            Bucket::Many(slots) => slots,
+        }
+    }
+}
+
+/// A fixed (unkeyed SipHash) hash of a Service key, for [`Allocator::services`]. Collisions only
+/// cost a string compare; order never depends on it.
+fn key_hash(key: &ServiceKey) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    key.hash(&mut hasher);
+    // Unit tests fold hashes to 4 values, so that shared buckets are exercised everywhere.
+    if cfg!(test) {
+        hasher.finish() & 3
+    } else {
+        hasher.finish()
+    }
+}
+
 /// Who holds one address.
 #[derive(Clone, Debug)]
 struct IpUse {
@@ -622,13 +657,29 @@ struct IpUse {
     pool: usize,
     /// Its ordinal in that pool.
     ordinal: u128,
-    /// Sharing key of every holder (they all agree), `None` for an unshareable address.
-    sharing_key: Option<String>,
+    holders: Holders,
+}
+
+/// The holders of an address.
+#[derive(Clone, Debug)]
+enum Holders {
+    /// Taken without a sharing key: nobody may join, so its ports do not matter (and cost no
+    /// allocation, which keeps the common case cheap).
+    Sole(Slot),
+    /// Taken with a sharing key.
+    Shared(Box<Shared>),
+}
+
+/// The holders of a shareable address; they all agree on the keys and never overlap on ports.
+#[derive(Clone, Debug)]
+struct Shared {
+    /// Sharing key of every holder.
+    key: String,
     /// Backend key of every holder.
-    backend_key: String,
-    holders: BTreeSet<ServiceKey>,
-    /// Which holder uses each (protocol, port); holders never overlap.
-    ports: BTreeMap<Port, ServiceKey>,
+    backend: String,
+    holders: Vec<Slot>,
+    /// Which holder uses each (protocol, port).
+    ports: BTreeMap<Port, Slot>,
 }
 
 /// Addresses of one pool family shared under one (sharing key, backend key).
@@ -685,6 +736,13 @@ fn requested_pool(svc: &LbService) -> Option<&str> {
     svc.requested_pool.as_deref().filter(|p| !p.is_empty())
 }
 
+/// The Service in an occupied slot.
+fn held_in(slots: &[Option<Box<Held>>], slot: Slot) -> &Held {
+    slots[slot]
+        .as_deref()
+        .expect("invariant: a listed slot is occupied")
+}
+
 /// The addresses, one per wanted family, primary first.
 fn in_family_order(wanted: &[Family], ips: &[IpAddr]) -> Vec<IpAddr> {
     wanted
@@ -711,8 +769,17 @@ pub struct Allocator {
     overlapping: bool,
     /// Every pool's ranges, merged per pool, sorted by (family, start): finds an address's pool.
     spans: Vec<(Family, u128, u128, usize)>,
-    services: BTreeMap<ServiceKey, Held>,
-    used: HashMap<IpAddr, IpUse>,
+    /// Held Services by a fixed hash of their key: integer compares instead of string compares,
+    /// and, unlike a hash table, no pause to rehash everything as it grows. Only looked up:
+    /// `set_pools` and `assignments` sort by key.
+    services: BTreeMap<u64, Bucket>,
+    /// Assignments, indexed by the slots addresses refer to; boxed so that growing the vector
+    /// moves pointers, not Services.
+    slots: Vec<Option<Box<Held>>>,
+    /// Empty slots, reused last-freed first.
+    free_slots: Vec<Slot>,
+    /// Held addresses (a B-tree for the same reason as `services`).
+    used: BTreeMap<IpAddr, IpUse>,
     groups: BTreeMap<GroupKey, Group>,
 }
 
@@ -732,18 +799,30 @@ impl Allocator {
     /// `address-pool` annotation names a pool that now exists but does not hold its addresses is
     /// among them. `O(n log n)`.
     pub fn set_pools<'a>(&mut self, pools: impl IntoIterator<Item = &'a Pool>) -> Vec<ServiceKey> {
-        let held = std::mem::take(&mut self.services);
+        let mut held: Vec<Box<Held>> = std::mem::take(&mut self.slots)
+            .into_iter()
+            .flatten()
+            .collect();
+        // Key order, so the outcome never depends on the order of earlier calls.
+        held.sort_unstable_by(|a, b| a.svc.key.cmp(&b.svc.key));
+        self.services.clear();
+        self.free_slots.clear();
         self.used.clear();
         self.groups.clear();
         self.install(pools);
-        // Key order, so the outcome never depends on how the map was filled.
         let mut lost = Vec::new();
-        for (key, h) in held {
+        for h in held {
+            let families = h.svc.wanted_families();
             if self
-                .keep(&h.svc, &h.assignment.ips, Some(&h.assignment.pool))
+                .keep(
+                    &h.svc,
+                    &h.assignment.ips,
+                    Some(&h.assignment.pool),
+                    &families,
+                )
                 .is_err()
             {
-                lost.push(key);
+                lost.push(h.svc.key);
             }
         }
         lost
@@ -763,7 +842,13 @@ impl Allocator {
         if ips.is_empty() {
             return Err(AllocError::NothingToRestore);
         }
-        self.claim(svc, ips, Mode::Restore, requested_pool(svc))
+        self.claim(
+            svc,
+            ips,
+            Mode::Restore,
+            requested_pool(svc),
+            &svc.wanted_families(),
+        )
     }
 
     /// Allocates for a Service, or confirms what it holds.
@@ -782,20 +867,88 @@ impl Allocator {
     /// On error the Service holds nothing (as upstream clears its status). `O(P + log n)`, plus
     /// a scan of the addresses shared under the Service's own sharing key when it has one.
     pub fn allocate(&mut self, svc: &LbService) -> Result<Assignment, AllocError> {
+        let families = svc.wanted_families();
+        match self.unchanged(svc, &families) {
+            Some(assignment) => Ok(assignment),
+            None => self.reallocate(svc, &families),
+        }
+    }
+
+    /// [`Allocator::allocate`] without the shortcut for unchanged Services.
+    fn reallocate(
+        &mut self,
+        svc: &LbService,
+        families: &(Vec<Family>, bool),
+    ) -> Result<Assignment, AllocError> {
         let previous = self.unhold(&svc.key);
         if !svc.requested_ips.is_empty() {
-            return self.claim(svc, &svc.requested_ips, Mode::Request, requested_pool(svc));
+            let requested = &svc.requested_ips;
+            return self.claim(svc, requested, Mode::Request, requested_pool(svc), families);
         }
         let (ips, hint) = match previous {
             Some(held) => (held.assignment.ips, Some(held.assignment.pool)),
             None => (svc.current_ips.clone(), None),
         };
         if !ips.is_empty()
-            && let Some(assignment) = self.try_keep(svc, &ips, hint.as_deref())
+            && let Some(assignment) = self.try_keep(svc, &ips, hint.as_deref(), families)
         {
             return Ok(assignment);
         }
-        self.fresh(svc)
+        self.fresh(svc, families)
+    }
+
+    /// The steady state of a controller resync: the Service holds every family it wants and
+    /// nothing about it changed (its status aside), so the slow path would re-take the same
+    /// addresses (the pools have not changed either: `set_pools` re-checked every assignment).
+    fn unchanged(&self, svc: &LbService, families: &(Vec<Family>, bool)) -> Option<Assignment> {
+        let held = self.held(self.find(&svc.key)?);
+        // Exhaustive, so that a new field must be considered here.
+        let LbService {
+            key: _,
+            labels,
+            namespace_labels,
+            requested_ips,
+            requested_pool: pool_annotation,
+            sharing_key: share_annotation,
+            backend_key,
+            ports,
+            families: ip_families,
+            family_policy,
+            traffic_policy_local,
+            current_ips: _,
+        } = &held.svc;
+        let same = *labels == svc.labels
+            && *namespace_labels == svc.namespace_labels
+            && *requested_ips == svc.requested_ips
+            && *pool_annotation == svc.requested_pool
+            && *share_annotation == svc.sharing_key
+            && *backend_key == svc.backend_key
+            && *ports == svc.ports
+            && *ip_families == svc.families
+            && *family_policy == svc.family_policy
+            && *traffic_policy_local == svc.traffic_policy_local
+            && held.assignment.ips.len() == families.0.len()
+            // A restored assignment may not match the request yet.
+            && (svc.requested_ips.is_empty()
+                || (svc.requested_ips.len() == held.assignment.ips.len()
+                    && svc.requested_ips.iter().all(|ip| held.assignment.ips.contains(ip))))
+            && requested_pool(svc)
+                .filter(|name| self.index(name).is_some())
+                .is_none_or(|name| name == held.assignment.pool);
+        let fast = same.then(|| held.assignment.clone());
+        #[cfg(debug_assertions)]
+        if let Some(fast) = &fast
+            && self.slots.len() - self.free_slots.len() <= 64
+        {
+            // Small allocators (tests) check the shortcut against the full path.
+            let slow = self.clone().reallocate(svc, families);
+            debug_assert_eq!(
+                slow.as_ref(),
+                Ok(fast),
+                "the shortcut differs from the full path"
+            );
+        }
+        fast
     }
 
     /// Releases everything a Service holds (deleted, or no longer a LoadBalancer); an address
@@ -806,19 +959,30 @@ impl Allocator {
 
     /// The current assignment of a Service.
     pub fn assignment(&self, key: &ServiceKey) -> Option<&Assignment> {
-        self.services.get(key).map(|held| &held.assignment)
+        self.find(key).map(|slot| &self.held(slot).assignment)
     }
 
     /// Every assignment, by Service key.
     pub fn assignments(&self) -> impl Iterator<Item = (&ServiceKey, &Assignment)> {
-        self.services
+        let mut all: Vec<(&ServiceKey, &Assignment)> = self
+            .slots
             .iter()
-            .map(|(key, held)| (key, &held.assignment))
+            .flatten()
+            .map(|held| (&held.svc.key, &held.assignment))
+            .collect();
+        all.sort_unstable_by_key(|(key, _)| *key);
+        all.into_iter()
     }
 
     /// The Services holding an address, sorted.
     pub fn holders(&self, ip: &IpAddr) -> impl Iterator<Item = &ServiceKey> {
-        self.used.get(ip).into_iter().flat_map(|u| u.holders.iter())
+        let mut keys: Vec<&ServiceKey> = match self.used.get(ip).map(|u| &u.holders) {
+            None => Vec::new(),
+            Some(Holders::Sole(slot)) => vec![self.key(*slot)],
+            Some(Holders::Shared(shared)) => shared.holders.iter().map(|&s| self.key(s)).collect(),
+        };
+        keys.sort();
+        keys.into_iter()
     }
 
     /// Usage of a pool, per family; `None` for an unknown pool. `O(log P)`.
@@ -831,9 +995,9 @@ impl Allocator {
         })
     }
 
-    /// Cross-checks the internal indexes (free runs, address holders, sharing groups, counters)
-    /// against each other and describes the first inconsistency. For tests and debugging:
-    /// `O(n log n)`.
+    /// Cross-checks the internal indexes (free runs, address holders, sharing groups, slots,
+    /// counters) against each other and describes the first inconsistency. For tests and
+    /// debugging: `O(n log n)`.
     pub fn check_consistency(&self) -> Result<(), String> {
         let mut in_use: BTreeMap<(usize, Family), u128> = BTreeMap::new();
         let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
@@ -848,37 +1012,49 @@ impl Allocator {
                 return Err(format!("{ip} is held and free"));
             }
             *in_use.entry((u.pool, family)).or_default() += 1;
-            if u.holders.is_empty() {
+            let (holders, shared) = match &u.holders {
+                Holders::Sole(slot) => (vec![*slot], None),
+                Holders::Shared(shared) => (shared.holders.clone(), Some(shared)),
+            };
+            if holders.is_empty() {
                 return Err(format!("{ip} is used by nobody"));
             }
-            for holder in &u.holders {
-                let held = self
-                    .services
-                    .get(holder)
-                    .ok_or(format!("{ip}: {holder} not held"))?;
-                if !held.assignment.ips.contains(ip)
-                    || sharing_key(&held.svc) != u.sharing_key.as_deref()
-                    || held.svc.backend_key != u.backend_key
-                {
-                    return Err(format!("{ip}: {holder} does not match its holders"));
+            for slot in holders {
+                let held = self.slots.get(slot).and_then(Option::as_ref);
+                let held = held.ok_or(format!("{ip}: slot {slot} is empty"))?;
+                let key = &held.svc.key;
+                if self.find(key) != Some(slot) || !held.assignment.ips.contains(ip) {
+                    return Err(format!("{ip}: {key} does not hold it"));
                 }
-                if held.svc.ports.iter().any(|p| !u.ports.contains_key(p)) {
-                    return Err(format!("{ip}: a port of {holder} is missing"));
+                let consistent = match shared {
+                    None => sharing_key(&held.svc).is_none(),
+                    Some(shared) => {
+                        sharing_key(&held.svc) == Some(shared.key.as_str())
+                            && held.svc.backend_key == shared.backend
+                            && held
+                                .svc
+                                .ports
+                                .iter()
+                                .all(|p| shared.ports.get(p) == Some(&slot))
+                    }
+                };
+                if !consistent {
+                    return Err(format!("{ip}: {key} does not match its co-holders"));
                 }
             }
-            if u.ports.values().any(|h| !u.holders.contains(h)) {
-                return Err(format!("{ip}: a port belongs to no holder"));
-            }
-            if let Some(key) = &u.sharing_key {
+            if let Some(shared) = shared {
+                if shared.ports.values().any(|h| !shared.holders.contains(h)) {
+                    return Err(format!("{ip}: a port belongs to no holder"));
+                }
                 let group_key = GroupKey {
                     pool: u.pool,
                     family,
-                    sharing_key: key.clone(),
-                    backend_key: u.backend_key.clone(),
+                    sharing_key: shared.key.clone(),
+                    backend_key: shared.backend.clone(),
                 };
                 let group = groups.entry(group_key).or_default();
                 group.ips.insert(u.ordinal, *ip);
-                for port in u.ports.keys() {
+                for port in shared.ports.keys() {
                     *group.port_ips.entry(*port).or_default() += 1;
                 }
             }
@@ -891,15 +1067,37 @@ impl Allocator {
         if group_view(&groups) != group_view(&self.groups) {
             return Err("sharing groups do not match the addresses".to_string());
         }
-        for (key, held) in &self.services {
+        let occupied = self.slots.iter().filter(|s| s.is_some()).count();
+        let indexed: usize = self.services.values().map(|b| b.slots().len()).sum();
+        if occupied != indexed
+            || occupied + self.free_slots.len() != self.slots.len()
+            || self.free_slots.iter().any(|&s| self.slots[s].is_some())
+            || self
+                .services
+                .values()
+                .any(|b| matches!(b, Bucket::Many(all) if all.len() < 2))
+        {
+            return Err("slots do not match the services".to_string());
+        }
+        for (slot, held) in self.slots.iter().enumerate() {
+            let Some(held) = held else { continue };
+            let key = &held.svc.key;
+            if self.find(key) != Some(slot) {
+                return Err(format!("{key}: slot {slot} is not indexed"));
+            }
             for ip in &held.assignment.ips {
-                if !self.used.get(ip).is_some_and(|u| u.holders.contains(key)) {
+                let listed = match self.used.get(ip).map(|u| &u.holders) {
+                    Some(Holders::Sole(s)) => *s == slot,
+                    Some(Holders::Shared(shared)) => shared.holders.contains(&slot),
+                    None => false,
+                };
+                if !listed {
                     return Err(format!("{key} holds {ip}, which does not list it"));
                 }
             }
         }
         for (i, state) in self.pools.iter().enumerate() {
-            let services = self.services.values().filter(|h| h.pool == i).count();
+            let services = self.slots.iter().flatten().filter(|h| h.pool == i).count();
             if services != state.services {
                 return Err(format!(
                     "pool {}: {} services counted",
@@ -940,6 +1138,68 @@ impl Allocator {
             }
         }
         Ok(())
+    }
+
+    fn held(&self, slot: Slot) -> &Held {
+        held_in(&self.slots, slot)
+    }
+
+    fn key(&self, slot: Slot) -> &ServiceKey {
+        &self.held(slot).svc.key
+    }
+
+    /// The slot of a held Service. `O(log n)` integer compares.
+    fn find(&self, key: &ServiceKey) -> Option<Slot> {
+        let bucket = self.services.get(&key_hash(key))?;
+        bucket
+            .slots()
+            .iter()
+            .copied()
+            .find(|&slot| self.key(slot) == key)
+    }
+
+    /// Files a newly held Service under its key.
+    fn index_key(&mut self, slot: Slot) {
+        match self
+            .services
+            .entry(key_hash(&held_in(&self.slots, slot).svc.key))
+        {
+            Entry::Vacant(entry) => {
+                entry.insert(Bucket::One(slot));
+            }
+            Entry::Occupied(mut entry) => {
+                let mut all = entry.get().slots().to_vec();
+                all.push(slot);
+                entry.insert(Bucket::Many(all));
+            }
+        }
+    }
+
+    /// Takes a Service out of the key index.
+    fn unindex_key(&mut self, key: &ServiceKey) -> Option<Slot> {
+        let Entry::Occupied(mut entry) = self.services.entry(key_hash(key)) else {
+            return None;
+        };
+        let slots = &self.slots;
+        let slot = entry
+            .get()
+            .slots()
+            .iter()
+            .copied()
+            .find(|&s| held_in(slots, s).svc.key == *key)?;
+        match entry.get_mut() {
+            Bucket::One(_) => {
+                entry.remove();
+            }
+            Bucket::Many(all) => {
+                all.retain(|&s| s != slot);
+                if let [one] = all.as_slice() {
+                    let one = *one;
+                    entry.insert(Bucket::One(one));
+                }
+            }
+        }
+        Some(slot)
     }
 
     // --- configuration ---
@@ -1046,8 +1306,8 @@ impl Allocator {
         ips: &[IpAddr],
         mode: Mode,
         preferred: Option<&str>,
+        (wanted, required): &(Vec<Family>, bool),
     ) -> Result<Assignment, AllocError> {
-        let (wanted, required) = svc.wanted_families();
         if ips.len() > 2 {
             return Err(AllocError::TooManyIps { count: ips.len() });
         }
@@ -1065,11 +1325,11 @@ impl Allocator {
                 ip: *ip,
                 family: Family::of(ip),
                 policy: svc.family_policy,
-                wanted,
+                wanted: wanted.clone(),
             });
         }
         if mode == Mode::Request
-            && required
+            && *required
             && let Some(family) = wanted
                 .iter()
                 .find(|f| !ips.iter().any(|ip| Family::of(ip) == **f))
@@ -1079,13 +1339,12 @@ impl Allocator {
                 policy: svc.family_policy,
             });
         }
-        let ips = in_family_order(&wanted, ips);
-        let mut pools = Vec::with_capacity(ips.len());
-        for ip in &ips {
-            pools.push(
-                self.containing(&[*ip])
-                    .ok_or(AllocError::NotAllowed { ip: *ip })?,
-            );
+        let ips = in_family_order(wanted, ips);
+        let mut pools = [0; 2];
+        for (ip, pool) in ips.iter().zip(&mut pools) {
+            *pool = self
+                .containing(&[*ip])
+                .ok_or(AllocError::NotAllowed { ip: *ip })?;
         }
         let preferred = preferred.and_then(|name| self.index(name));
         let pool = match (mode, preferred) {
@@ -1124,11 +1383,12 @@ impl Allocator {
         }
         for ip in &ips {
             if let Some(u) = self.used.get(ip) {
-                compatible(u, svc).map_err(|(other, reason)| AllocError::Conflict {
-                    ip: *ip,
-                    other,
-                    reason,
-                })?;
+                self.compatible(u, svc)
+                    .map_err(|(other, reason)| AllocError::Conflict {
+                        ip: *ip,
+                        other,
+                        reason,
+                    })?;
             }
         }
         Ok(self.hold(svc, pool, ips))
@@ -1141,9 +1401,10 @@ impl Allocator {
         svc: &LbService,
         ips: &[IpAddr],
         hint: Option<&str>,
+        families: &(Vec<Family>, bool),
     ) -> Result<Assignment, AllocError> {
         let requested = requested_pool(svc).filter(|name| self.index(name).is_some());
-        let assignment = self.claim(svc, ips, Mode::Restore, requested.or(hint))?;
+        let assignment = self.claim(svc, ips, Mode::Restore, requested.or(hint), families)?;
         match requested {
             Some(name) if name != assignment.pool => {
                 self.unhold(&svc.key);
@@ -1164,8 +1425,9 @@ impl Allocator {
         svc: &LbService,
         ips: &[IpAddr],
         hint: Option<&str>,
+        families: &(Vec<Family>, bool),
     ) -> Option<Assignment> {
-        let (wanted, required) = svc.wanted_families();
+        let (wanted, required) = families;
         let kept: Vec<IpAddr> = ips
             .iter()
             .copied()
@@ -1174,13 +1436,15 @@ impl Allocator {
         if kept.is_empty() {
             return None;
         }
-        let assignment = self.keep(svc, &kept, hint).ok()?;
+        let assignment = self.keep(svc, &kept, hint, families).ok()?;
         if assignment.ips.len() == wanted.len() {
             return Some(assignment);
         }
-        let pool = self.services[&svc.key].pool;
+        let pool = self
+            .held(self.find(&svc.key).expect("invariant: kept above"))
+            .pool;
         let mut all = assignment.ips;
-        for &family in &wanted {
+        for &family in wanted {
             if all.iter().any(|ip| Family::of(ip) == family) {
                 continue;
             }
@@ -1191,7 +1455,7 @@ impl Allocator {
             {
                 Some(ip) => all.push(ip),
                 // RequireDualStack: both from one pool, so start over (possibly elsewhere).
-                None if required => {
+                None if *required => {
                     self.unhold(&svc.key);
                     return None;
                 }
@@ -1200,54 +1464,57 @@ impl Allocator {
             }
         }
         self.unhold(&svc.key);
-        Some(self.hold(svc, pool, in_family_order(&wanted, &all)))
+        Some(self.hold(svc, pool, in_family_order(wanted, &all)))
     }
 
     /// New addresses from the annotated pool, or from the automatic pools.
-    fn fresh(&mut self, svc: &LbService) -> Result<Assignment, AllocError> {
-        let (wanted, required) = svc.wanted_families();
-        let needed: Vec<Family> = if required {
-            wanted.clone()
-        } else {
-            vec![wanted[0]]
-        };
+    fn fresh(
+        &mut self,
+        svc: &LbService,
+        (wanted, required): &(Vec<Family>, bool),
+    ) -> Result<Assignment, AllocError> {
+        let required = *required;
         if let Some(pool) = requested_pool(svc).and_then(|name| self.index(name)) {
             self.not_allowed(pool, svc)?;
-            let name = self.pools[pool].pool.name.clone();
-            return match self.try_pool(pool, svc, &wanted, required) {
+            return match self.try_pool(pool, svc, wanted, required) {
                 Ok(ips) => Ok(self.hold(svc, pool, ips)),
                 Err(Miss::Lacks(family)) => Err(AllocError::PoolLacksFamily {
-                    pool: name,
+                    pool: self.pools[pool].pool.name.clone(),
                     family,
                     policy: svc.family_policy,
                 }),
                 Err(Miss::Exhausted(family)) => Err(AllocError::PoolExhausted {
-                    pool: name,
+                    pool: self.pools[pool].pool.name.clone(),
                     family: (wanted.len() > 1).then_some(family),
                 }),
             };
         }
-        // A missing annotated pool falls back to automatic pools (OCP 4.10 docs, 26.6.2).
-        let candidates: Vec<usize> = self
-            .pinned
-            .iter()
-            .copied()
-            .filter(|&p| self.pools[p].rejects(svc).is_none())
-            .chain(self.open.iter().copied())
-            .collect();
-        let mut exhausted = false;
-        for &pool in &candidates {
-            match self.try_pool(pool, svc, &wanted, required) {
+        // A missing annotated pool falls back to automatic pools (OCP 4.10 docs, 26.6.2): the
+        // pinned pools that select the Service, then the open ones.
+        let (mut candidates, mut exhausted) = (0, false);
+        for i in 0..self.pinned.len() + self.open.len() {
+            let pool = match self.pinned.get(i) {
+                Some(&pool) if self.pools[pool].rejects(svc).is_some() => continue,
+                Some(&pool) => pool,
+                None => self.open[i - self.pinned.len()],
+            };
+            candidates += 1;
+            match self.try_pool(pool, svc, wanted, required) {
                 Ok(ips) => return Ok(self.hold(svc, pool, ips)),
                 Err(Miss::Lacks(_)) => {}
                 Err(Miss::Exhausted(_)) => exhausted = true,
             }
         }
-        if candidates.is_empty() || exhausted {
+        if candidates == 0 || exhausted {
             Err(AllocError::NoAvailableIps)
         } else {
+            let families = if required {
+                wanted.clone()
+            } else {
+                vec![wanted[0]]
+            };
             Err(AllocError::NoPoolWithFamilies {
-                families: needed,
+                families,
                 policy: svc.family_policy,
             })
         }
@@ -1301,9 +1568,11 @@ impl Allocator {
                     .iter()
                     .any(|p| group.port_ips.get(p) == Some(&all));
                 if !hopeless {
-                    let shareable = group.ips.values().find(|ip| {
-                        let u = &self.used[*ip];
-                        svc.ports.iter().all(|p| !u.ports.contains_key(p))
+                    let shareable = group.ips.values().find(|ip| match &self.used[*ip].holders {
+                        Holders::Shared(shared) => {
+                            svc.ports.iter().all(|p| !shared.ports.contains_key(p))
+                        }
+                        Holders::Sole(_) => false,
                     });
                     if let Some(ip) = shareable {
                         return Some(*ip);
@@ -1328,29 +1597,35 @@ impl Allocator {
 
     /// Records an assignment whose addresses have been checked.
     fn hold(&mut self, svc: &LbService, pool: usize, ips: Vec<IpAddr>) -> Assignment {
+        let slot = self.free_slots.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
         for &ip in &ips {
-            self.attach(svc, pool, ip);
+            self.attach(svc, slot, pool, ip);
         }
         self.pools[pool].services += 1;
         let assignment = Assignment {
             pool: self.pools[pool].pool.name.clone(),
             ips,
         };
+        debug_assert!(
+            self.find(&svc.key).is_none(),
+            "invariant: a service is unheld before held"
+        );
         let held = Held {
             svc: svc.clone(),
             assignment: assignment.clone(),
             pool,
         };
-        let previous = self.services.insert(svc.key.clone(), held);
-        debug_assert!(
-            previous.is_none(),
-            "invariant: a service is unheld before it is held"
-        );
+        self.slots[slot] = Some(Box::new(held));
+        self.index_key(slot);
         assignment
     }
 
-    fn attach(&mut self, svc: &LbService, pool: usize, ip: IpAddr) {
+    fn attach(&mut self, svc: &LbService, slot: Slot, pool: usize, ip: IpAddr) {
         let family = Family::of(&ip);
+        let sharing = sharing_key(svc);
         let u = match self.used.entry(ip) {
             Entry::Occupied(entry) => entry.into_mut(),
             Entry::Vacant(entry) => {
@@ -1360,46 +1635,52 @@ impl Allocator {
                     .expect("invariant: a claimed address is usable in its pool");
                 space.take(ordinal);
                 space.in_use += 1;
-                let sharing = sharing_key(svc).map(str::to_string);
-                if let Some(key) = &sharing {
-                    let group_key = GroupKey {
-                        pool,
-                        family,
-                        sharing_key: key.clone(),
-                        backend_key: svc.backend_key.clone(),
-                    };
-                    self.groups
-                        .entry(group_key)
-                        .or_default()
-                        .ips
-                        .insert(ordinal, ip);
-                }
+                let holders = match sharing {
+                    None => Holders::Sole(slot),
+                    Some(key) => {
+                        let group_key = GroupKey {
+                            pool,
+                            family,
+                            sharing_key: key.to_string(),
+                            backend_key: svc.backend_key.clone(),
+                        };
+                        self.groups
+                            .entry(group_key)
+                            .or_default()
+                            .ips
+                            .insert(ordinal, ip);
+                        Holders::Shared(Box::new(Shared {
+                            key: key.to_string(),
+                            backend: svc.backend_key.clone(),
+                            holders: Vec::new(),
+                            ports: BTreeMap::new(),
+                        }))
+                    }
+                };
                 entry.insert(IpUse {
                     pool,
                     ordinal,
-                    sharing_key: sharing,
-                    backend_key: svc.backend_key.clone(),
-                    holders: BTreeSet::new(),
-                    ports: BTreeMap::new(),
+                    holders,
                 })
             }
         };
-        u.holders.insert(svc.key.clone());
+        let Holders::Shared(shared) = &mut u.holders else {
+            return;
+        };
+        shared.holders.push(slot);
         let mut added = Vec::new();
         for port in &svc.ports {
-            if !u.ports.contains_key(port) {
-                u.ports.insert(*port, svc.key.clone());
+            if let btree_map::Entry::Vacant(entry) = shared.ports.entry(*port) {
+                entry.insert(slot);
                 added.push(*port);
             }
         }
-        if let Some(key) = &u.sharing_key
-            && !added.is_empty()
-        {
+        if !added.is_empty() {
             let group_key = GroupKey {
                 pool: u.pool,
                 family,
-                sharing_key: key.clone(),
-                backend_key: u.backend_key.clone(),
+                sharing_key: shared.key.clone(),
+                backend_key: shared.backend.clone(),
             };
             let group = self
                 .groups
@@ -1412,53 +1693,62 @@ impl Allocator {
     }
 
     /// Removes an assignment, freeing addresses nobody else holds.
-    fn unhold(&mut self, key: &ServiceKey) -> Option<Held> {
-        let held = self.services.remove(key)?;
+    fn unhold(&mut self, key: &ServiceKey) -> Option<Box<Held>> {
+        let slot = self.unindex_key(key)?;
+        let held = self.slots[slot]
+            .take()
+            .expect("invariant: a held service has a slot");
+        self.free_slots.push(slot);
         for &ip in &held.assignment.ips {
-            self.detach(key, &held.svc.ports, ip);
+            self.detach(slot, &held.svc.ports, ip);
         }
         self.pools[held.pool].services -= 1;
         Some(held)
     }
 
-    fn detach(&mut self, key: &ServiceKey, ports: &[Port], ip: IpAddr) {
+    fn detach(&mut self, slot: Slot, ports: &[Port], ip: IpAddr) {
         let family = Family::of(&ip);
         let Some(u) = self.used.get_mut(&ip) else {
             return;
         };
-        u.holders.remove(key);
-        let mut removed = Vec::new();
-        for port in ports {
-            if u.ports.get(port) == Some(key) {
-                u.ports.remove(port);
-                removed.push(*port);
+        let now_free = match &mut u.holders {
+            Holders::Sole(holder) => {
+                debug_assert_eq!(*holder, slot, "invariant: only holders detach");
+                true
             }
-        }
-        let now_free = u.holders.is_empty();
-        if let Some(sharing) = &u.sharing_key {
-            let group_key = GroupKey {
-                pool: u.pool,
-                family,
-                sharing_key: sharing.clone(),
-                backend_key: u.backend_key.clone(),
-            };
-            if let Some(group) = self.groups.get_mut(&group_key) {
-                for port in removed {
-                    if let Some(count) = group.port_ips.get_mut(&port) {
-                        *count -= 1;
-                        if *count == 0 {
-                            group.port_ips.remove(&port);
+            Holders::Shared(shared) => {
+                shared.holders.retain(|&h| h != slot);
+                let group_key = GroupKey {
+                    pool: u.pool,
+                    family,
+                    sharing_key: shared.key.clone(),
+                    backend_key: shared.backend.clone(),
+                };
+                let group = self
+                    .groups
+                    .get_mut(&group_key)
+                    .expect("invariant: shared address has a group");
+                for port in ports {
+                    if shared.ports.get(port) == Some(&slot) {
+                        shared.ports.remove(port);
+                        if let Some(count) = group.port_ips.get_mut(port) {
+                            *count -= 1;
+                            if *count == 0 {
+                                group.port_ips.remove(port);
+                            }
                         }
                     }
                 }
+                let now_free = shared.holders.is_empty();
                 if now_free {
                     group.ips.remove(&u.ordinal);
+                    if group.ips.is_empty() {
+                        self.groups.remove(&group_key);
+                    }
                 }
-                if group.ips.is_empty() {
-                    self.groups.remove(&group_key);
-                }
+                now_free
             }
-        }
+        };
         if now_free {
             let u = self.used.remove(&ip).expect("invariant: looked up above");
             let space = self.pools[u.pool].space_mut(family);
@@ -1474,40 +1764,47 @@ impl Allocator {
             }
         }
     }
-}
 
-/// Upstream `checkSharing`: whether a Service may join the holders of an address.
-fn compatible(u: &IpUse, svc: &LbService) -> Result<(), (ServiceKey, SharingConflict)> {
-    let Some(other) = u.holders.iter().find(|k| **k != svc.key) else {
-        return Ok(());
-    };
-    let conflict = |reason| Err((other.clone(), reason));
-    let Some(theirs) = u.sharing_key.as_deref() else {
-        return conflict(SharingConflict::NotShared);
-    };
-    let Some(ours) = sharing_key(svc) else {
-        return conflict(SharingConflict::NoSharingKey);
-    };
-    if ours != theirs {
-        return conflict(SharingConflict::DifferentKey {
-            ours: ours.to_string(),
-            theirs: theirs.to_string(),
-        });
-    }
-    if u.backend_key != svc.backend_key {
-        return conflict(SharingConflict::DifferentBackends);
-    }
-    for port in &svc.ports {
-        if let Some(holder) = u.ports.get(port).filter(|h| **h != svc.key) {
-            return Err((holder.clone(), SharingConflict::PortsOverlap(*port)));
+    /// Upstream `checkSharing`: whether a Service may join the holders of an address. The other
+    /// Service named is the smallest key, so messages do not depend on history.
+    fn compatible(&self, u: &IpUse, svc: &LbService) -> Result<(), (ServiceKey, SharingConflict)> {
+        let shared = match &u.holders {
+            Holders::Sole(slot) => {
+                return Err((self.key(*slot).clone(), SharingConflict::NotShared));
+            }
+            Holders::Shared(shared) => shared,
+        };
+        let Some(other) = shared.holders.iter().map(|&s| self.key(s)).min() else {
+            return Ok(());
+        };
+        let conflict = |reason| Err((other.clone(), reason));
+        let Some(ours) = sharing_key(svc) else {
+            return conflict(SharingConflict::NoSharingKey);
+        };
+        if ours != shared.key {
+            return conflict(SharingConflict::DifferentKey {
+                ours: ours.to_string(),
+                theirs: shared.key.clone(),
+            });
         }
+        if shared.backend != svc.backend_key {
+            return conflict(SharingConflict::DifferentBackends);
+        }
+        for port in &svc.ports {
+            if let Some(&holder) = shared.ports.get(port) {
+                return Err((
+                    self.key(holder).clone(),
+                    SharingConflict::PortsOverlap(*port),
+                ));
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
+    use std::collections::{BTreeMap, BTreeSet};
 
     use super::*;
     use crate::core::{config::ServiceAllocation, selector::LabelSelector, service::Protocol};
