@@ -2762,7 +2762,7 @@ mod tests {
         got(&mut a, &svc("a"));
         got(&mut a, &svc("b").pool("later"));
         let renamed = pool("renamed", &["203.0.113.1-203.0.113.10"]);
-        assert!(a.set_pools(&[renamed.clone()]).is_empty());
+        assert!(a.set_pools(std::slice::from_ref(&renamed)).is_empty());
         assert_eq!(a.assignment(&key("a")).unwrap().pool, "renamed");
         assert_eq!(a.assignment(&key("b")).unwrap().ips, [ip("203.0.113.2")]);
         // The annotated pool now exists: b must move there.
