@@ -46,6 +46,61 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show what the controller would allocate for the Services in manifests (a dry run).
     Plan(PlanArgs),
+    /// Run the controller: assign LoadBalancer addresses through the Kubernetes API.
+    Controller(ControllerArgs),
+}
+
+/// How to reach the cluster.
+#[derive(Debug, Args)]
+pub struct KubeArgs {
+    /// Kubeconfig file (default: in-cluster service account, `$KUBECONFIG`, `~/.kube/config`).
+    #[arg(long, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context.
+    #[arg(long, env = "METALLB_KUBE_CONTEXT")]
+    pub context: Option<String>,
+}
+
+/// `metallb controller`.
+#[derive(Debug, Args)]
+pub struct ControllerArgs {
+    /// Cluster access.
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// Namespace of the metallb.io configuration objects and of the leader Lease.
+    #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
+    pub namespace: String,
+    /// Only handle Services with this `spec.loadBalancerClass` (none: Services without a class).
+    #[arg(long, env = "METALLB_LB_CLASS")]
+    pub lb_class: Option<String>,
+    /// Identity in the Lease and in events (default: `$POD_NAME`, else `<hostname>-<pid>`).
+    #[arg(long, env = "METALLB_IDENTITY")]
+    pub identity: Option<String>,
+    /// Elect a leader through a Lease, so more replicas can stand by.
+    #[arg(long, env = "METALLB_LEADER_ELECT", default_value_t = true, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+    /// Name of the Lease.
+    #[arg(long, env = "METALLB_LEASE_NAME", default_value = "metallb-controller")]
+    pub lease_name: String,
+    /// How long a Lease is valid without renewal (Go duration: `15s`, `500ms`).
+    #[arg(long, default_value = "15s", value_parser = parse_duration)]
+    pub lease_duration: std::time::Duration,
+    /// How long the leader tries to renew before it gives up.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub renew_deadline: std::time::Duration,
+    /// Pause between acquire and renew attempts.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub retry_period: std::time::Duration,
+    /// Sustained Service writes per second.
+    #[arg(long, env = "METALLB_STATUS_QPS", default_value_t = 200.0)]
+    pub status_qps: f64,
+    /// Service writes allowed in a burst.
+    #[arg(long, env = "METALLB_STATUS_BURST", default_value_t = 400)]
+    pub status_burst: u32,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    crate::config::peer::parse_go_duration(text).map_err(|e| e.to_string())
 }
 
 /// `metallb validate`.

@@ -7,13 +7,17 @@
 //!   input.
 //! - [`manifest`]: reading multi-document YAML from files, directories and stdin.
 //! - [`plan`]: the dry run of the controller's allocation.
+//! - [`controller`]: `metallb controller`, allocation through the Kubernetes API.
+//! - [`k8s`]: client, Lease leader election and the status writer shared by the components.
 //! - [`cli`], [`cmd`], [`telemetry`]: the command-line edge.
 
 pub mod api;
 pub mod cli;
 pub mod cmd;
 pub mod config;
+pub mod controller;
 pub mod core;
+pub mod k8s;
 pub mod manifest;
 pub mod plan;
 pub mod telemetry;

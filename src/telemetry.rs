@@ -10,6 +10,6 @@ pub fn init(args: &CommonArgs) {
     let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
     let _ = match args.log_format {
         LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
 }

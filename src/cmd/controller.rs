@@ -1,0 +1,63 @@
+//! `metallb controller`: build the runtime and the client, run until SIGTERM/SIGINT.
+
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+
+use crate::{
+    cli::ControllerArgs,
+    controller::{self, ControllerConfig},
+    k8s,
+};
+
+/// Runs the controller until a signal (exit 0, Lease released) or lost leadership (exit 1).
+pub fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    runtime.block_on(async {
+        let client = k8s::client(
+            args.kube.kubeconfig.as_deref(),
+            args.kube.context.as_deref(),
+        )
+        .await?;
+        let identity = args.identity.clone().unwrap_or_else(k8s::default_identity);
+        let mut config = ControllerConfig::new(&args.namespace, identity);
+        config.lb_class = args.lb_class.clone();
+        config.writer.qps = args.status_qps;
+        config.writer.burst = args.status_burst;
+        match &mut config.lease {
+            Some(lease) if args.leader_elect => {
+                lease.name = args.lease_name.clone();
+                lease.lease_duration = args.lease_duration;
+                lease.renew_deadline = args.renew_deadline;
+                lease.retry_period = args.retry_period;
+            }
+            _ => config.lease = None,
+        }
+        match controller::run(client, config, shutdown_signal()).await {
+            Ok(()) => Ok(ExitCode::SUCCESS),
+            Err(e) => {
+                tracing::error!(error = %e, "controller stopped");
+                eprintln!("error: {:#}", anyhow::Error::from(e));
+                Ok(ExitCode::from(1))
+            }
+        }
+    })
+}
+
+/// SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

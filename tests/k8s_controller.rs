@@ -1,0 +1,357 @@
+//! `metallb controller` against a real kube-apiserver (gated by `METALLB_K8S=1`, see
+//! `tests/support`): the seed's behaviours through the API, events, release on delete, config
+//! changes without restart, and the last good config kept when a new one is invalid.
+
+mod support;
+
+use std::{
+    process::{Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::core::v1::Service;
+use kube::{
+    Api,
+    api::{DeleteParams, Patch, PatchParams, PostParams},
+};
+use metallb::api::ip_address_pool::IPAddressPool;
+use serde_json::{Value, json};
+use support::{Cluster, METALLB_NAMESPACE, controller as ctl, eventually};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn pool(name: &str, addresses: &[&str]) -> IPAddressPool {
+    serde_json::from_value(json!({
+        "apiVersion": "metallb.io/v1beta1",
+        "kind": "IPAddressPool",
+        "metadata": {"name": name, "namespace": METALLB_NAMESPACE},
+        "spec": {"addresses": addresses},
+    }))
+    .unwrap()
+}
+
+/// The seed's allocation behaviours applied through the API get exactly what `metallb plan`
+/// predicts, from the real binary: addresses in status, the pool annotation, `IPAllocated` and
+/// `AllocationFailed` events with the seed's wording, and the JSON log line.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seed_behaviours_through_the_api_match_the_plan() {
+    let Some(cluster) =
+        Cluster::start_or_skip("seed_behaviours_through_the_api_match_the_plan").await
+    else {
+        return;
+    };
+    let client = cluster.client.clone();
+    let manifest = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/samples/seed-behaviours.yaml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let skipped = support::create_yaml(&client, &text, None).await.unwrap();
+    assert!(
+        skipped.is_empty(),
+        "kinds the cluster does not serve: {skipped:?}"
+    );
+
+    let plan = Command::new(env!("CARGO_BIN_EXE_metallb"))
+        .args(["plan", "-o", "json", "-f"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    let plan: Value = serde_json::from_slice(&plan.stdout).expect("plan JSON");
+
+    let log_path = cluster.dir.join("controller.log");
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_metallb"))
+        .args([
+            "controller",
+            "--log-format",
+            "json",
+            "--log-level",
+            "info",
+            "--kubeconfig",
+        ])
+        .arg(&cluster.kubeconfig)
+        .args([
+            "--lease-duration",
+            "3s",
+            "--renew-deadline",
+            "2s",
+            "--retry-period",
+            "250ms",
+        ])
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    for svc in plan["services"].as_array().unwrap() {
+        let name = svc["name"].as_str().unwrap();
+        let want: Vec<String> = svc["ips"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        if let Some(error) = svc["error"].as_str() {
+            eventually(&format!("AllocationFailed event for {name}"), WAIT, || {
+                let client = client.clone();
+                async move {
+                    ctl::events(&client, "default", "Service", name)
+                        .await
+                        .into_iter()
+                        .find(|(reason, note)| reason == "AllocationFailed" && note == error)
+                }
+            })
+            .await;
+            assert!(
+                ctl::ips(&services, name).await.is_empty(),
+                "{name} has no address"
+            );
+        } else {
+            let got = eventually(&format!("{name} gets {want:?}"), WAIT, || {
+                let services = services.clone();
+                let want = want.clone();
+                async move {
+                    let got = ctl::ips(&services, name).await;
+                    (got == want).then_some(got)
+                }
+            })
+            .await;
+            let obj = services.get(name).await.unwrap();
+            let annotations = obj.metadata.annotations.unwrap_or_default();
+            assert_eq!(
+                annotations
+                    .get("metallb.io/ip-allocated-from-pool")
+                    .map(String::as_str),
+                svc["pool"].as_str(),
+                "{name}: pool annotation"
+            );
+            let events = eventually(&format!("IPAllocated event for {name}"), WAIT, || {
+                let client = client.clone();
+                async move {
+                    let e = ctl::events(&client, "default", "Service", name).await;
+                    e.iter().any(|(r, _)| r == "IPAllocated").then_some(e)
+                }
+            })
+            .await;
+            let quoted: Vec<String> = got.iter().map(|ip| format!("{ip:?}")).collect();
+            let note = format!("Assigned IP [{}]", quoted.join(" "));
+            assert!(
+                events.iter().any(|(_, n)| *n == note),
+                "{name}: {events:?} has {note}"
+            );
+        }
+    }
+    eprintln!(
+        "seed behaviours converged in {:.2}s",
+        started.elapsed().as_secs_f64()
+    );
+    // The example that must fail, worded as the seed words it.
+    let failed = ctl::events(&client, "default", "Service", "invalid-request").await;
+    assert!(failed.contains(&(
+        "AllocationFailed".to_string(),
+        "Failed to allocate IP for \"default/invalid-request\": \"4.3.2.1\" is not allowed in config".to_string()
+    )));
+    assert!(
+        ctl::ips(&services, "plain").await.is_empty(),
+        "ClusterIP Services are left alone"
+    );
+
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "controller exits 0 on SIGTERM: {status}");
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    let line = log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|l| l["event"] == "ipAllocated" && l["service"] == "default/a-any")
+        .unwrap_or_else(|| panic!("no ipAllocated log line:\n{log}"));
+    assert_eq!(line["msg"], "IP address assigned by controller");
+    assert_eq!(line["ip"], "203.0.113.1");
+}
+
+/// A one-address pool: the second Service fails, and gets the address once the first is
+/// deleted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_service_frees_its_ip_for_the_next() {
+    let Some(cluster) =
+        Cluster::start_or_skip("deleting_a_service_frees_its_ip_for_the_next").await
+    else {
+        return;
+    };
+    let client = cluster.client.clone();
+    let pools: Api<IPAddressPool> = Api::namespaced(client.clone(), METALLB_NAMESPACE);
+    pools
+        .create(&PostParams::default(), &pool("one", &["10.9.0.1/32"]))
+        .await
+        .unwrap();
+    let controller = ctl::spawn(&client, ctl::config("c1"));
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    services
+        .create(
+            &PostParams::default(),
+            &ctl::lb_service("a", json!({}), json!({})),
+        )
+        .await
+        .unwrap();
+    eventually("a gets 10.9.0.1", WAIT, || {
+        let s = services.clone();
+        async move { (ctl::ips(&s, "a").await == ["10.9.0.1"]).then_some(()) }
+    })
+    .await;
+    services
+        .create(
+            &PostParams::default(),
+            &ctl::lb_service("b", json!({}), json!({})),
+        )
+        .await
+        .unwrap();
+    eventually("b fails: pool full", WAIT, || {
+        let client = client.clone();
+        async move {
+            ctl::events(&client, "default", "Service", "b")
+                .await
+                .into_iter()
+                .find(|(r, n)| {
+                    r == "AllocationFailed"
+                        && n.starts_with("Failed to allocate IP for \"default/b\"")
+                })
+        }
+    })
+    .await;
+    let deleted = Instant::now();
+    services
+        .delete("a", &DeleteParams::default())
+        .await
+        .unwrap();
+    eventually("b gets 10.9.0.1 after a is deleted", WAIT, || {
+        let s = services.clone();
+        async move { (ctl::ips(&s, "b").await == ["10.9.0.1"]).then_some(()) }
+    })
+    .await;
+    eprintln!(
+        "freed address reused {:.0} ms after the delete",
+        deleted.elapsed().as_secs_f64() * 1000.0
+    );
+    controller.abort();
+}
+
+/// No config → nothing; a pool appears → allocated; an invalid pool is reported (event) and the
+/// last good config stays in force; a changed pool moves the Services — all without restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn config_changes_take_effect_without_restart() {
+    let Some(cluster) = Cluster::start_or_skip("config_changes_take_effect_without_restart").await
+    else {
+        return;
+    };
+    let client = cluster.client.clone();
+    let controller = ctl::spawn(&client, ctl::config("c1"));
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let pools: Api<IPAddressPool> = Api::namespaced(client.clone(), METALLB_NAMESPACE);
+    services
+        .create(
+            &PostParams::default(),
+            &ctl::lb_service("s1", json!({}), json!({})),
+        )
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(
+        ctl::ips(&services, "s1").await.is_empty(),
+        "no pool, no address"
+    );
+
+    pools
+        .create(&PostParams::default(), &pool("p1", &["10.1.0.0/30"]))
+        .await
+        .unwrap();
+    eventually("s1 gets 10.1.0.0 once p1 exists", WAIT, || {
+        let s = services.clone();
+        async move { (ctl::ips(&s, "s1").await == ["10.1.0.0"]).then_some(()) }
+    })
+    .await;
+
+    // Overlaps p1: the whole config is invalid; p1 stays in force.
+    pools
+        .create(&PostParams::default(), &pool("bad", &["10.1.0.0/31"]))
+        .await
+        .unwrap();
+    // Problems are reported in name order, so the overlap lands on p1 ("bad" < "p1").
+    let event = eventually("InvalidConfig event on IPAddressPool/p1", WAIT, || {
+        let client = client.clone();
+        async move {
+            ctl::events(&client, METALLB_NAMESPACE, "IPAddressPool", "p1")
+                .await
+                .into_iter()
+                .find(|(r, _)| r == "InvalidConfig")
+        }
+    })
+    .await;
+    eprintln!("invalid config event: {}", event.1);
+    services
+        .create(
+            &PostParams::default(),
+            &ctl::lb_service("s2", json!({}), json!({})),
+        )
+        .await
+        .unwrap();
+    eventually("s2 gets 10.1.0.1 from the last good config", WAIT, || {
+        let s = services.clone();
+        async move { (ctl::ips(&s, "s2").await == ["10.1.0.1"]).then_some(()) }
+    })
+    .await;
+
+    pools.delete("bad", &DeleteParams::default()).await.unwrap();
+    let changed = Instant::now();
+    pools
+        .patch(
+            "p1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"addresses": ["10.2.0.0/30"]}})),
+        )
+        .await
+        .unwrap();
+    eventually("s1, s2 move into the changed pool", WAIT, || {
+        let s = services.clone();
+        async move {
+            let (a, b) = (ctl::ips(&s, "s1").await, ctl::ips(&s, "s2").await);
+            (a.len() == 1
+                && b.len() == 1
+                && a[0].starts_with("10.2.0.")
+                && b[0].starts_with("10.2.0.")
+                && a != b)
+                .then_some(())
+        }
+    })
+    .await;
+    eprintln!(
+        "pool change applied in {:.0} ms",
+        changed.elapsed().as_secs_f64() * 1000.0
+    );
+
+    // A Service that stops being a LoadBalancer loses its address and annotation.
+    services
+        .patch(
+            "s2",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"type": "ClusterIP"}})),
+        )
+        .await
+        .unwrap();
+    eventually("s2 cleared", WAIT, || {
+        let s = services.clone();
+        async move {
+            let svc = s.get("s2").await.ok()?;
+            let annotated = svc
+                .metadata
+                .annotations
+                .clone()
+                .unwrap_or_default()
+                .contains_key("metallb.io/ip-allocated-from-pool");
+            (ctl::service_ips(&svc).is_empty() && !annotated).then_some(())
+        }
+    })
+    .await;
+    controller.abort();
+}
