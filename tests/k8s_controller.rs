@@ -57,6 +57,12 @@ async fn seed_behaviours_through_the_api_match_the_plan() {
         .unwrap();
     let plan: Value = serde_json::from_slice(&plan.stdout).expect("plan JSON");
 
+    // The binary runs as ServiceAccount metallb-system/controller with deploy/rbac's rules only.
+    let rbac = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rbac/controller.yaml"),
+    )
+    .unwrap();
+    support::create_yaml(&client, &rbac, None).await.unwrap();
     let log_path = cluster.dir.join("controller.log");
     let started = Instant::now();
     let mut child = Command::new(env!("CARGO_BIN_EXE_metallb"))
@@ -68,19 +74,20 @@ async fn seed_behaviours_through_the_api_match_the_plan() {
             "info",
             "--kubeconfig",
         ])
-        .arg(&cluster.kubeconfig)
+        .arg(cluster.kubeconfig_as("controller"))
         .args([
             "--lease-duration",
-            "3s",
+            "6s",
             "--renew-deadline",
-            "2s",
+            "4s",
             "--retry-period",
-            "250ms",
+            "500ms",
         ])
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&log_path).unwrap())
         .spawn()
         .unwrap();
+    let _log_on_failure = support::LogOnPanic(log_path.clone());
 
     let services: Api<Service> = Api::namespaced(client.clone(), "default");
     for svc in plan["services"].as_array().unwrap() {

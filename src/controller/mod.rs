@@ -221,9 +221,21 @@ pub async fn serve(
         ),
     };
     let kinds = tasks.len();
-    drop(tx);
 
-    let (writer, handle) = status::writer(client.clone(), config.writer.clone(), leader);
+    let (acks_tx, mut acks_rx) = mpsc::unbounded_channel();
+    let (writer, handle) =
+        status::writer(client.clone(), config.writer.clone(), leader, Some(acks_tx));
+    tasks.push(
+        async move {
+            while let Some(written) = acks_rx.recv().await {
+                if tx.send(Input::Written(written)).is_err() {
+                    break;
+                }
+            }
+        }
+        .map(|()| "acks")
+        .boxed(),
+    );
     if let Some(stats) = stats {
         let _ = stats.send(handle.stats.clone());
     }
@@ -281,6 +293,30 @@ where
     stream.for_each_concurrent(4, f).await;
 }
 
+/// A write sent to the status writer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Sent {
+    desired: Desired,
+    seq: u64,
+    /// `None` while in flight; then the resourceVersion the write produced.
+    written: Option<u64>,
+}
+
+impl Sent {
+    /// Whether the store's copy (at `observed_version`) may not show this write yet.
+    fn pending(&self, observed_version: Option<&str>) -> bool {
+        match (
+            self.written,
+            observed_version.and_then(|v| v.parse::<u64>().ok()),
+        ) {
+            (None, _) => true,
+            // etcd resourceVersions grow; an older copy predates our write.
+            (Some(written), Some(observed)) => observed < written,
+            (Some(_), None) => false,
+        }
+    }
+}
+
 // === impl Reconciler ===
 
 /// The single owner of the allocator.
@@ -296,9 +332,9 @@ struct Reconciler {
     reported: Option<Vec<ConfigError>>,
     /// Services whose allocation failed, with the message last reported.
     failed: BTreeMap<ServiceKey, String>,
-    /// What was last sent per Service, with the resourceVersion it was computed from: the
-    /// store may not show our write yet, and sending it again would be a wasted request.
-    sent: HashMap<ServiceKey, (Desired, Option<String>)>,
+    /// What was last sent per Service: until the store shows the result of that write (or
+    /// something newer), sending the same again would be a wasted request.
+    sent: HashMap<ServiceKey, Sent>,
     seq: u64,
     first_pass_done: bool,
 }
@@ -332,6 +368,18 @@ impl Reconciler {
                         dirty.insert(key);
                     }
                     Input::Changed(_, _) => full = true,
+                    Input::Written(w) => {
+                        if let Some(sent) = self.sent.get_mut(&w.key)
+                            && sent.seq == w.seq
+                        {
+                            match w.resource_version.and_then(|v| v.parse().ok()) {
+                                Some(v) => sent.written = Some(v),
+                                None => {
+                                    self.sent.remove(&w.key);
+                                }
+                            }
+                        }
+                    }
                     Input::Synced(kind) => {
                         if !self.synced.insert(kind) {
                             // A re-list: anything of this kind may have changed.
@@ -524,9 +572,10 @@ impl Reconciler {
             self.sent.remove(key);
             return;
         }
-        let version = svc.metadata.resource_version.clone();
-        let sent = (desired.clone(), version);
-        if self.sent.get(key) == Some(&sent) {
+        if let Some(sent) = self.sent.get(key)
+            && sent.desired == desired
+            && sent.pending(svc.metadata.resource_version.as_deref())
+        {
             return;
         }
         let ingress = (observed.ips != desired.ips).then(|| desired.ips.clone());
@@ -557,7 +606,14 @@ impl Reconciler {
             ingress,
             pool,
         });
-        self.sent.insert(key.clone(), sent);
+        self.sent.insert(
+            key.clone(),
+            Sent {
+                desired,
+                seq: self.seq,
+                written: None,
+            },
+        );
     }
 
     fn event(&self, svc: &Service, type_: EventType, reason: &str, action: &str, note: String) {

@@ -31,6 +31,8 @@ pub enum Input {
     Changed(Kind, ServiceKey),
     /// A full list of `kind` has been read into its store.
     Synced(Kind),
+    /// The status writer finished a write.
+    Written(crate::k8s::status::Written),
 }
 
 /// The kinds the controller watches.

@@ -57,6 +57,18 @@ pub struct ServiceWrite {
     pub pool: Option<Option<String>>,
 }
 
+/// A finished write: the key, its `seq`, and the Service's resourceVersion after it (`None`
+/// when the write was dropped, e.g. the Service is gone).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Written {
+    /// Which Service.
+    pub key: ServiceKey,
+    /// The write's sequence number.
+    pub seq: u64,
+    /// resourceVersion returned by the last request of the write.
+    pub resource_version: Option<String>,
+}
+
 /// Writer settings.
 #[derive(Clone, Debug)]
 pub struct WriterConfig {
@@ -101,13 +113,16 @@ pub struct StatusWriter {
     rx: mpsc::UnboundedReceiver<ServiceWrite>,
     leader: watch::Receiver<bool>,
     stats: Arc<WriterStats>,
+    acks: Option<mpsc::UnboundedSender<Written>>,
 }
 
-/// A writer and its handle; run [`StatusWriter::run`] in the component's task set.
+/// A writer and its handle; run [`StatusWriter::run`] in the component's task set. Finished
+/// writes are reported on `acks`.
 pub fn writer(
     client: Client,
     config: WriterConfig,
     leader: watch::Receiver<bool>,
+    acks: Option<mpsc::UnboundedSender<Written>>,
 ) -> (StatusWriter, StatusHandle) {
     let (tx, rx) = mpsc::unbounded_channel();
     let stats = Arc::new(WriterStats::default());
@@ -118,6 +133,7 @@ pub fn writer(
             rx,
             leader,
             stats: stats.clone(),
+            acks,
         },
         StatusHandle { tx, stats },
     )
@@ -125,7 +141,7 @@ pub fn writer(
 
 /// Outcome of one write.
 enum Outcome {
-    Done,
+    Done(u64, Option<String>),
     Retry(ServiceWrite),
 }
 
@@ -179,11 +195,16 @@ impl StatusWriter {
                 },
                 Some((key, outcome)) = running.next(), if !running.is_empty() => {
                     in_flight.remove(&key);
-                    if let Outcome::Retry(write) = outcome {
-                        retries.push(async move {
+                    match outcome {
+                        Outcome::Retry(write) => retries.push(async move {
                             tokio::time::sleep(Duration::from_secs(1)).await;
                             write
-                        });
+                        }),
+                        Outcome::Done(seq, resource_version) => {
+                            if let Some(acks) = &self.acks {
+                                let _ = acks.send(Written { key, seq, resource_version });
+                            }
+                        }
                     }
                 }
                 Some(write) = retries.next(), if !retries.is_empty() => queue(&mut pending, write),
@@ -225,6 +246,7 @@ async fn apply(
     let api: Api<Service> = Api::namespaced(client, &write.key.namespace);
     let params = PatchParams::apply(field_manager).force();
     let name = write.key.name.clone();
+    let mut version = None;
     if let Some(ips) = &write.ingress {
         let ingress: Vec<_> = ips
             .iter()
@@ -242,8 +264,9 @@ async fn apply(
             "status": {"loadBalancer": load_balancer},
         });
         match api.patch_status(&name, &params, &Patch::Apply(body)).await {
-            Ok(_) => {
+            Ok(svc) => {
                 stats.requests.fetch_add(1, Ordering::Relaxed);
+                version = svc.metadata.resource_version;
                 write.ingress = None;
             }
             Err(e) => return failed(stats, write, e),
@@ -259,13 +282,14 @@ async fn apply(
         }
         let body = json!({"apiVersion": "v1", "kind": "Service", "metadata": metadata});
         match api.patch(&name, &params, &Patch::Apply(body)).await {
-            Ok(_) => {
+            Ok(svc) => {
                 stats.requests.fetch_add(1, Ordering::Relaxed);
+                version = svc.metadata.resource_version;
             }
             Err(e) => return failed(stats, write, e),
         }
     }
-    Outcome::Done
+    Outcome::Done(write.seq, version)
 }
 
 fn failed(stats: &WriterStats, write: ServiceWrite, error: kube::Error) -> Outcome {
@@ -273,7 +297,7 @@ fn failed(stats: &WriterStats, write: ServiceWrite, error: kube::Error) -> Outco
     match &error {
         kube::Error::Api(e) if e.code == 404 || e.code == 409 || e.code == 422 => {
             tracing::debug!(service = %write.key, error = %error, "status write dropped");
-            Outcome::Done
+            Outcome::Done(write.seq, None)
         }
         _ => {
             tracing::warn!(service = %write.key, error = %error, "status write failed, retrying");

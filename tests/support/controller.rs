@@ -15,8 +15,8 @@ use super::METALLB_NAMESPACE;
 pub fn config(identity: &str) -> ControllerConfig {
     let mut config = ControllerConfig::new(METALLB_NAMESPACE, identity);
     if let Some(lease) = &mut config.lease {
-        lease.lease_duration = Duration::from_secs(3);
-        lease.renew_deadline = Duration::from_secs(2);
+        lease.lease_duration = Duration::from_secs(4);
+        lease.renew_deadline = Duration::from_secs(3);
         lease.retry_period = Duration::from_millis(250);
     }
     config

@@ -64,6 +64,9 @@ pub struct Cluster {
 
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
+/// ServiceAccounts of `metallb-system` that get a token (see [`Cluster::kubeconfig_as`]).
+pub const SERVICE_ACCOUNTS: [&str; 2] = ["controller", "speaker"];
+
 /// Options of [`Cluster::start_with`].
 #[derive(Clone, Debug, Default)]
 pub struct ClusterOptions {
@@ -135,11 +138,16 @@ impl Cluster {
             sans.push(format!("IP:{ip}"));
         }
         certs(&dir, &sans)?;
-        std::fs::write(
-            dir.join("tokens.csv"),
-            format!("{token},admin,admin-uid,\"system:masters\"\n"),
-        )
-        .map_err(|e| e.to_string())?;
+        // The admin first; then one token per MetalLB ServiceAccount, so a component can run
+        // with exactly the rights deploy/rbac/ gives it.
+        let mut tokens = format!("{token},admin,admin-uid,\"system:masters\"\n");
+        for sa in SERVICE_ACCOUNTS {
+            tokens.push_str(&format!(
+                "{},system:serviceaccount:{METALLB_NAMESPACE}:{sa},{sa}-uid,\"system:serviceaccounts,system:serviceaccounts:{METALLB_NAMESPACE},system:authenticated\"\n",
+                random_hex(16)
+            ));
+        }
+        std::fs::write(dir.join("tokens.csv"), tokens).map_err(|e| e.to_string())?;
 
         let [etcd_client, etcd_peer, api_port] = free_ports::<3>();
         let mut cluster = Cluster {
@@ -278,6 +286,25 @@ impl Cluster {
                 &self.dir.join("ca.crt"),
                 token,
             ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// A kubeconfig authenticating as ServiceAccount `metallb-system/<sa>` (one of
+    /// [`SERVICE_ACCOUNTS`]): only the RBAC rules bound to it apply.
+    pub fn kubeconfig_as(&self, sa: &str) -> PathBuf {
+        let tokens = std::fs::read_to_string(self.dir.join("tokens.csv")).unwrap();
+        let user = format!("system:serviceaccount:{METALLB_NAMESPACE}:{sa}");
+        let token = tokens
+            .lines()
+            .find(|l| l.split(',').nth(1) == Some(user.as_str()))
+            .and_then(|l| l.split(',').next())
+            .unwrap_or_else(|| panic!("no token for {user}"));
+        let path = self.dir.join(format!("kubeconfig-{sa}"));
+        std::fs::write(
+            &path,
+            kubeconfig_yaml(&self.server, &self.dir.join("ca.crt"), token),
         )
         .unwrap();
         path
@@ -668,6 +695,17 @@ pub async fn create_yaml(
             })?;
     }
     Ok(skipped)
+}
+
+/// Prints a log file when dropped during a panic (a failing test shows what the component said).
+pub struct LogOnPanic(pub PathBuf);
+
+impl Drop for LogOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("{}", tail(&self.0));
+        }
+    }
 }
 
 /// Polls `check` every 50 ms until it returns `Some`, or panics after `timeout` with `what`.
