@@ -23,5 +23,8 @@ struct FrrConf<'a> {
 
 /// Renders a whole `frr.conf`.
 pub fn render(config: &FrrConfig) -> Result<String, RenderError> {
-    FrrConf { c: config }.render().map_err(RenderError)
+    let mut text = FrrConf { c: config }.render().map_err(RenderError)?;
+    // askama drops the template's final newline (as Jinja does); FRR files end with one.
+    text.push('\n');
+    Ok(text)
 }
