@@ -540,12 +540,9 @@ fn list_entries(
     let mut rules: Vec<String> = Vec::new();
     for cidr in cidrs {
         let rule = if len > cidr.prefix_len() {
-            // FRR drops `le` when it equals the family width after a `ge` (it is implied).
-            if len == family.bits() {
-                format!("permit {cidr} ge {len}")
-            } else {
-                format!("permit {cidr} ge {len} le {len}")
-            }
+            // `ge L le L`: exactly length L. FRR prints it as given, also for L = 32/128
+            // (measured on 8.4.4); `ge` alone would also admit longer prefixes below 32/128.
+            format!("permit {cidr} ge {len} le {len}")
         } else {
             // L equal to the CIDR length: exact match. Shorter than the CIDR cannot pass
             // validation, but would mean the CIDR's supernet: match that exactly.
