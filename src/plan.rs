@@ -263,9 +263,12 @@ fn announced_services(resources: &Resources, plan: &Plan) -> Vec<AnnouncedServic
                 key: ServiceKey::new(&s.namespace, &s.name),
                 labels: object.metadata.labels.clone().unwrap_or_default(),
                 pool,
-                ips: s.ips.iter().filter_map(|ip| ip.parse::<IpAddr>().ok()).collect(),
-                traffic_policy_local: spec
-                    .and_then(|sp| sp.external_traffic_policy.as_deref())
+                ips: s
+                    .ips
+                    .iter()
+                    .filter_map(|ip| ip.parse::<IpAddr>().ok())
+                    .collect(),
+                traffic_policy_local: spec.and_then(|sp| sp.external_traffic_policy.as_deref())
                     == Some("Local"),
                 endpoints: endpoints(&resources.endpoint_slices, &s.namespace, &s.name),
             })

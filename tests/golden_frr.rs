@@ -84,7 +84,11 @@ fn render_case(path: &Path) -> String {
 #[test]
 fn rendered_frr_conf_matches_golden_files() {
     let cases = cases();
-    assert!(cases.len() >= 20, "expected at least 20 cases, found {}", cases.len());
+    assert!(
+        cases.len() >= 20,
+        "expected at least 20 cases, found {}",
+        cases.len()
+    );
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
     let mut failures = Vec::new();
     for case in &cases {

@@ -181,7 +181,7 @@ pub fn peer_families(peer: &Peer) -> Vec<Family> {
 /// the node and its `peers` list names the peer (both empty = all).
 pub fn advertisement_applies(adv: &BgpAdvertisement, node: &Node, peer: &Peer) -> bool {
     any_matches(&adv.node_selectors, &node.labels)
-        && (adv.peers.is_empty() || adv.peers.iter().any(|p| *p == peer.name))
+        && (adv.peers.is_empty() || adv.peers.contains(&peer.name))
 }
 
 /// Whether the node announces the service at all, and if not, why.
@@ -483,10 +483,7 @@ mod tests {
             nodes: ["n2".to_string()].into(),
             without_node: false,
         });
-        assert_eq!(
-            should_announce(&n1, &local),
-            Err(Silence::NoLocalEndpoints)
-        );
+        assert_eq!(should_announce(&n1, &local), Err(Silence::NoLocalEndpoints));
         assert_eq!(should_announce(&Node::named("n2"), &local), Ok(()));
 
         let mut cluster = svc("c", "p", &["10.1.0.6"]);

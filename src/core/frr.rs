@@ -316,7 +316,11 @@ pub fn build(
         let mut neighbors = Vec::new();
         for peer in &peers {
             let id = neighbor_id(peer);
-            for route in routes_of.get(peer.name.as_str()).copied().unwrap_or_default() {
+            for route in routes_of
+                .get(peer.name.as_str())
+                .copied()
+                .unwrap_or_default()
+            {
                 let net = route.prefix;
                 networks[family_index(Family::of(&net.addr()))].insert((
                     ip_to_u128(net.network()),
@@ -388,10 +392,7 @@ pub fn build(
         routers.push(Router {
             asn,
             vrf,
-            router_id: peers
-                .iter()
-                .find_map(|p| p.router_id)
-                .or(facts.router_id),
+            router_id: peers.iter().find_map(|p| p.router_id).or(facts.router_id),
             neighbors,
             address_families,
         });
@@ -485,7 +486,10 @@ fn neighbor(peer: &Peer, facts: &NodeFacts) -> Neighbor {
         ebgp_multihop: peer.ebgp_multihop,
         // As upstream: only a single-hop, single-family IPv6 eBGP session, whose link-local
         // next hop would otherwise fail FRR's connected check.
-        disable_connected_check: ipv6 && ebgp && !peer.ebgp_multihop && !peer.dual_stack_address_family,
+        disable_connected_check: ipv6
+            && ebgp
+            && !peer.ebgp_multihop
+            && !peer.dual_stack_address_family,
         update_source: peer.source_address,
         timers,
         connect_time: peer.connect_time.map(|d| d.as_secs()),
@@ -818,10 +822,7 @@ mod tests {
             "debug".parse::<LogLevel>().unwrap().log_stdout(),
             Some("log stdout")
         );
-        assert_eq!(
-            LogLevel::Warn.log_stdout(),
-            Some("log stdout warnings")
-        );
+        assert_eq!(LogLevel::Warn.log_stdout(), Some("log stdout warnings"));
         assert_eq!(LogLevel::None.log_stdout(), None);
         assert!("verbose".parse::<LogLevel>().is_err());
     }
