@@ -166,6 +166,82 @@ fn golden_files_are_canonical_in_live_frr() {
     assert!(status.success(), "frr-golden-check.sh failed");
 }
 
+fn metallb(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_metallb"))
+        .args(args)
+        .output()
+        .expect("metallb runs")
+}
+
+/// `metallb plan -o frr --node` prints exactly what the golden file holds.
+#[test]
+fn plan_prints_the_nodes_frr_conf() {
+    let case = golden_dir().join("21-service-selectors.yaml");
+    let out = metallb(&[
+        "plan",
+        "-f",
+        case.to_str().unwrap(),
+        "--node",
+        "node1",
+        "-o",
+        "frr",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let expected = fs::read_to_string(case.with_extension("conf")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+
+    let out = metallb(&["plan", "-f", case.to_str().unwrap(), "-o", "frr"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--node"));
+}
+
+/// `-o json` lists every node of the manifests plus `--node`, with per-peer prefixes, next
+/// to the unchanged `services` and `pools`.
+#[test]
+fn plan_json_lists_node_announcements() {
+    let case = golden_dir().join("22-advertisement-peers.yaml");
+    let out = metallb(&[
+        "plan",
+        "-f",
+        case.to_str().unwrap(),
+        "--node",
+        "node9",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(plan["services"].is_array() && plan["pools"].is_array());
+    let nodes = plan["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0]["name"], "node9");
+    let peers: Vec<&str> = nodes[0]["bgp"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["peer"].as_str().unwrap())
+        .collect();
+    assert_eq!(peers, ["lonely", "upstream-a", "upstream-b"]);
+    assert_eq!(nodes[0]["bgp"][0]["prefixes"], serde_json::json!([]));
+    assert_eq!(
+        nodes[0]["bgp"][1]["prefixes"][1],
+        serde_json::json!({"prefix": "203.0.113.10/32", "localPref": null, "communities": ["64500:10"]})
+    );
+
+    // Nodes of the manifests are listed without asking, in name order.
+    let case = golden_dir().join("14-peer-node-selector.yaml");
+    let out = metallb(&["plan", "-f", case.to_str().unwrap(), "-o", "json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["node1", "node2"]);
+    assert_eq!(plan["nodes"][1]["bgp"].as_array().unwrap().len(), 2);
+}
+
 /// A small line diff: lines only in one side, with their line numbers.
 fn diff(expected: &str, rendered: &str) -> String {
     let e: Vec<&str> = expected.lines().collect();

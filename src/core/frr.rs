@@ -772,7 +772,134 @@ impl fmt::Display for LogLevel {
 
 #[cfg(test)]
 mod tests {
+    use std::net::IpAddr;
+
     use super::*;
+    use crate::core::{
+        address::IpRange,
+        bgp::{AnnouncedService, announce},
+        service::ServiceKey,
+    };
+
+    fn config(ads: Vec<BgpAdvertisement>) -> Config {
+        let pool = Pool {
+            name: "gold".into(),
+            ranges: vec![IpRange::parse("203.0.113.0/24").unwrap()],
+            auto_assign: true,
+            bgp_advertisements: ads,
+            ..Default::default()
+        };
+        let peer = Peer {
+            name: "r".into(),
+            my_asn: 64500,
+            asn: PeerAsn::Number(64501),
+            local_asn: None,
+            address: PeerAddress::Ip("10.77.0.1".parse().unwrap()),
+            source_address: None,
+            port: None,
+            hold_time: None,
+            keepalive_time: None,
+            connect_time: None,
+            router_id: None,
+            password: None,
+            bfd_profile: None,
+            graceful_restart: false,
+            node_selectors: Vec::new(),
+            ebgp_multihop: false,
+            vrf: None,
+            dual_stack_address_family: false,
+        };
+        Config {
+            pools: [("gold".to_string(), pool)].into(),
+            peers: [("r".to_string(), peer)].into(),
+            bfd_profiles: BTreeMap::new(),
+        }
+    }
+
+    fn services(ips: &[&str]) -> Vec<AnnouncedService> {
+        ips.iter()
+            .map(|ip| AnnouncedService {
+                key: ServiceKey::new("default", *ip),
+                pool: "gold".into(),
+                ips: vec![ip.parse::<IpAddr>().unwrap()],
+                ..Default::default()
+            })
+            .collect()
+    }
+
+    fn frr(config: &Config, ips: &[&str]) -> FrrConfig {
+        let node = Node::named("n1");
+        let announcement = announce(config, &node, &services(ips));
+        build(config, &node, &announcement, &NodeFacts::default())
+    }
+
+    /// The design claim of the module docs: a Service more or less changes `network` lines and
+    /// nothing else.
+    #[test]
+    fn service_churn_only_changes_network_lines() {
+        let cfg = config(vec![BgpAdvertisement {
+            local_pref: Some(100),
+            communities: [Community::Standard(64500, 1), Community::Large(1, 2, 3)].into(),
+            ..Default::default()
+        }]);
+        let one = frr(&cfg, &["203.0.113.10"]);
+        let mut three = frr(&cfg, &["203.0.113.10", "203.0.113.11", "203.0.113.12"]);
+        assert_eq!(three.routers[0].address_families[0].networks.len(), 3);
+        three.routers[0].address_families[0].networks =
+            one.routers[0].address_families[0].networks.clone();
+        assert_eq!(one, three);
+        let none = frr(&cfg, &[]);
+        assert_eq!(none.route_maps, one.route_maps);
+        assert_eq!(none.prefix_lists_v4, one.prefix_lists_v4);
+    }
+
+    /// Fixed per-purpose seq ranges: giving an advertisement a community adds one entry and
+    /// leaves every other entry's number alone.
+    #[test]
+    fn adding_an_attribute_renumbers_nothing() {
+        let plain = frr(
+            &config(vec![BgpAdvertisement::default()]),
+            &["203.0.113.10"],
+        );
+        let with_community = frr(
+            &config(vec![BgpAdvertisement {
+                communities: [Community::Standard(64500, 1)].into(),
+                ..Default::default()
+            }]),
+            &["203.0.113.10"],
+        );
+        let seqs =
+            |c: &FrrConfig| -> Vec<u32> { c.route_maps[1].entries.iter().map(|e| e.seq).collect() };
+        assert_eq!(seqs(&plain), [SEQ_PERMIT, SEQ_DENY]);
+        assert_eq!(seqs(&with_community), [SEQ_COMMUNITY, SEQ_PERMIT, SEQ_DENY]);
+    }
+
+    /// A serviceSelectors list numbers entries by pool position: one more service adds one
+    /// entry and keeps the others' seq.
+    #[test]
+    fn selected_prefixes_keep_their_seq() {
+        let cfg = config(vec![BgpAdvertisement {
+            source: "BGPAdvertisement/web".into(),
+            service_selectors: vec![crate::core::selector::LabelSelector::default()],
+            ..Default::default()
+        }]);
+        let entries = |ips: &[&str]| frr(&cfg, ips).prefix_lists_v4[0].entries.clone();
+        assert_eq!(
+            entries(&[]),
+            [PrefixListEntry {
+                seq: 1,
+                rule: "deny any".into()
+            }]
+        );
+        let two = entries(&["203.0.113.10", "203.0.113.200"]);
+        assert_eq!(two.iter().map(|e| e.seq).collect::<Vec<_>>(), [11, 201]);
+        let three = entries(&["203.0.113.10", "203.0.113.20", "203.0.113.200"]);
+        assert_eq!(
+            three.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [11, 21, 201]
+        );
+        assert_eq!(frr(&cfg, &[]).prefix_lists_v4[0].name, "gold_web_ipv4");
+    }
 
     #[test]
     fn communities_print_as_frr_does() {
