@@ -59,6 +59,9 @@ pub const SEQ_COMMUNITY: u32 = 20000;
 /// First route-map seq of the `set large-community` entries.
 pub const SEQ_LARGE_COMMUNITY: u32 = 30000;
 /// First route-map seq of the permit entries.
+///
+/// Each range holds 10,000 seqs, two per (pool, advertisement) pair (IPv4, IPv6), so the
+/// numbering is collision-free up to 5,000 such pairs in one configuration.
 pub const SEQ_PERMIT: u32 = 40000;
 /// Seq of the final deny entry of every outbound route-map.
 pub const SEQ_DENY: u32 = 65535;
@@ -290,7 +293,8 @@ pub fn build(
         .collect();
     let ads = advertisements(config);
 
-    // Prefixes per advertisement with serviceSelectors (their lists are per prefix).
+    // The prefixes each advertisement produced on this node; only the per-prefix lists of
+    // advertisements with serviceSelectors read it.
     let mut selected: BTreeMap<&AdvertisementRef, BTreeSet<IpNet>> = BTreeMap::new();
     for route in announcement.bgp.iter().flat_map(|p| &p.prefixes) {
         for r in &route.advertisements {
