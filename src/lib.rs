@@ -5,6 +5,7 @@
 //! - [`core`]: the pure domain (addresses, config model, allocator); no Kubernetes, no I/O.
 //! - [`config`]: API objects → validated core config (the webhook logic), Services → allocator
 //!   input.
+//! - [`frr`]: rendering the FRR configuration model into `frr.conf`.
 //! - [`manifest`]: reading multi-document YAML from files, directories and stdin.
 //! - [`plan`]: the dry run of the controller's allocation.
 //! - [`controller`]: `metallb controller`, allocation through the Kubernetes API.
@@ -17,6 +18,7 @@ pub mod cmd;
 pub mod config;
 pub mod controller;
 pub mod core;
+pub mod frr;
 pub mod k8s;
 pub mod manifest;
 pub mod plan;
