@@ -107,6 +107,7 @@ fn every_crd_is_a_valid_v1_custom_resource_definition() {
             "BGPAdvertisement",
             "BGPPeer",
             "Community",
+            "ConfigurationState",
             "IPAddressPool",
             "L2Advertisement",
             "MetalLB"

@@ -14,7 +14,7 @@ use kube::{
     Api,
     api::{DeleteParams, Patch, PatchParams, PostParams},
 };
-use metallb::api::ip_address_pool::IPAddressPool;
+use metallb::api::{configuration_state::ConfigurationState, ip_address_pool::IPAddressPool};
 use serde_json::{Value, json};
 use support::{Cluster, METALLB_NAMESPACE, controller as ctl, eventually};
 
@@ -50,7 +50,8 @@ async fn seed_behaviours_through_the_api_match_the_plan() {
         "kinds the cluster does not serve: {skipped:?}"
     );
 
-    let plan = Command::new(env!("CARGO_BIN_EXE_metallb"))
+    let bin = support::metallb_bin(&cluster.dir);
+    let plan = Command::new(&bin)
         .args(["plan", "-o", "json", "-f"])
         .arg(&manifest)
         .output()
@@ -65,7 +66,7 @@ async fn seed_behaviours_through_the_api_match_the_plan() {
     support::create_yaml(&client, &rbac, None).await.unwrap();
     let log_path = cluster.dir.join("controller.log");
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_metallb"))
+    let mut child = Command::new(&bin)
         .args([
             "controller",
             "--log-format",
@@ -296,6 +297,16 @@ async fn config_changes_take_effect_without_restart() {
     })
     .await;
     eprintln!("invalid config event: {}", event.1);
+    let states: Api<ConfigurationState> = Api::namespaced(client.clone(), METALLB_NAMESPACE);
+    let summary = eventually("ConfigurationState controller is Invalid", WAIT, || {
+        let states = states.clone();
+        async move {
+            let status = states.get_opt("controller").await.ok()??.status?;
+            (status.result.as_deref() == Some("Invalid")).then_some(status.error_summary?)
+        }
+    })
+    .await;
+    assert!(summary.contains("overlaps"), "{summary}");
     services
         .create(
             &PostParams::default(),
@@ -310,6 +321,14 @@ async fn config_changes_take_effect_without_restart() {
     .await;
 
     pools.delete("bad", &DeleteParams::default()).await.unwrap();
+    eventually("ConfigurationState controller is Valid again", WAIT, || {
+        let states = states.clone();
+        async move {
+            let status = states.get_opt("controller").await.ok()??.status?;
+            (status.result.as_deref() == Some("Valid")).then_some(())
+        }
+    })
+    .await;
     let changed = Instant::now();
     pools
         .patch(

@@ -5,8 +5,8 @@ use kube::core::crd::{CustomResourceExt, MergeError, merge_crds};
 
 use super::{
     address_pool, bfd_profile::BFDProfile, bgp_advertisement::BGPAdvertisement, bgp_peer,
-    community::Community, ip_address_pool::IPAddressPool, l2_advertisement::L2Advertisement,
-    metallb::MetalLB,
+    community::Community, configuration_state::ConfigurationState, ip_address_pool::IPAddressPool,
+    l2_advertisement::L2Advertisement, metallb::MetalLB,
 };
 
 /// All CRDs, sorted by name, multi-version kinds merged with their stored version.
@@ -29,6 +29,7 @@ pub fn all() -> Result<Vec<CustomResourceDefinition>, MergeError> {
             "v1beta2",
         )?,
         Community::crd(),
+        ConfigurationState::crd(),
         IPAddressPool::crd(),
         L2Advertisement::crd(),
         MetalLB::crd(),

@@ -15,6 +15,7 @@ pub mod bfd_profile;
 pub mod bgp_advertisement;
 pub mod bgp_peer;
 pub mod community;
+pub mod configuration_state;
 pub mod crd;
 pub mod ip_address_pool;
 pub mod l2_advertisement;

@@ -54,6 +54,7 @@ use crate::{
     config::ConfigError,
     core::{allocator::Allocator, config::Config, service::ServiceKey},
     k8s::{
+        config_state,
         leader::{LeaderElector, LeaseConfig},
         status::{self, ServiceWrite, StatusHandle, WriterConfig},
     },
@@ -128,6 +129,8 @@ pub struct Context {
     pub status: StatusHandle,
     /// Events to publish.
     pub events: mpsc::UnboundedSender<(ObjectReference, Event)>,
+    /// The ConfigurationState `controller` to publish.
+    pub config_state: tokio_watch::Sender<Option<config_state::State>>,
 }
 
 /// Runs one replica until `shutdown` completes (then releases the Lease) or leadership is lost.
@@ -243,7 +246,7 @@ pub async fn serve(
 
     let (events_tx, events_rx) = mpsc::unbounded_channel();
     let recorder = Recorder::new(
-        client,
+        client.clone(),
         Reporter {
             controller: CONTROLLER_NAME.into(),
             instance: Some(config.identity.clone()),
@@ -255,11 +258,25 @@ pub async fn serve(
             .boxed(),
     );
 
+    let (state_tx, state_rx) = tokio_watch::channel(None);
+    tasks.push(
+        config_state::publish(
+            client.clone(),
+            config.namespace.clone(),
+            "controller".into(),
+            "controller",
+            FIELD_MANAGER.into(),
+            state_rx,
+        )
+        .map(|()| "configuration state")
+        .boxed(),
+    );
     let ctx = Arc::new(Context {
         config,
         stores,
         status: handle,
         events: events_tx,
+        config_state: state_tx,
     });
     let reconciler = Reconciler::new(ctx, kinds);
     tasks.push(reconciler.run(rx).map(|()| "reconciler").boxed());
@@ -430,6 +447,9 @@ impl Reconciler {
         match validate::build(&resources, &self.ctx.config.namespace) {
             Ok(config) => {
                 self.reported = None;
+                self.ctx
+                    .config_state
+                    .send_replace(Some(config_state::State::Valid));
                 if self.config.as_ref() == Some(&config) {
                     return false;
                 }
@@ -457,6 +477,10 @@ impl Reconciler {
             }
             Err(errors) => {
                 if self.reported.as_ref() != Some(&errors) {
+                    let summary: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                    self.ctx
+                        .config_state
+                        .send_replace(Some(config_state::State::Invalid(summary.join("\n"))));
                     for (reference, event) in
                         validate::report(&errors, &self.ctx.config.namespace, self.config.is_some())
                     {

@@ -1,6 +1,7 @@
 //! Kubernetes plumbing shared by the components: building a client, Lease leader election and
 //! the leader-gated, rate-limited status writer.
 
+pub mod config_state;
 pub mod leader;
 pub mod status;
 

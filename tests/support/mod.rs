@@ -697,6 +697,27 @@ pub async fn create_yaml(
     Ok(skipped)
 }
 
+/// A private copy of the `metallb` binary (or `$METALLB_BIN`) in `dir`. Another build in a
+/// shared target directory may replace `target/debug/metallb` with a different branch's binary
+/// at any time; a copy made now, and checked to have the `controller` subcommand, cannot change
+/// under the test.
+pub fn metallb_bin(dir: &Path) -> PathBuf {
+    let source =
+        std::env::var("METALLB_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_metallb").to_string());
+    let copy = dir.join("metallb");
+    std::fs::copy(&source, &copy).unwrap_or_else(|e| panic!("copy {source}: {e}"));
+    let ok = Command::new(&copy)
+        .args(["controller", "--help"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{source} has no `controller` subcommand: a concurrent build in a shared target dir \
+         replaced it; re-run, or set METALLB_BIN"
+    );
+    copy
+}
+
 /// Prints a log file when dropped during a panic (a failing test shows what the component said).
 pub struct LogOnPanic(pub PathBuf);
 
