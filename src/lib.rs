@@ -7,6 +7,7 @@
 //!   input.
 //! - [`manifest`]: reading multi-document YAML from files, directories and stdin.
 //! - [`plan`]: the dry run of the controller's allocation.
+//! - [`frr`]: driving FRR (vtysh status, applying frr.conf, the apply loop).
 //! - [`cli`], [`cmd`], [`telemetry`]: the command-line edge.
 
 pub mod api;
@@ -14,6 +15,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod core;
+pub mod frr;
 pub mod manifest;
 pub mod plan;
 pub mod telemetry;

@@ -1,0 +1,268 @@
+//! The apply loop: one task owns the [`Applier`]; producers set the desired frr.conf, the task
+//! applies the latest one, and everybody can watch the outcome.
+//!
+//! ```text
+//!  producers ── set(text) ──► watch<Option<text>> ──► apply task ──► Applier ──► FRR
+//!                              (latest wins)          │ debounce, one apply at a time,
+//!                                                     │ retry with backoff on failure
+//!  status readers ◄────────── watch<ApplyStatus> ◄────┘
+//! ```
+//!
+//! Guarantees:
+//! - **Coalescing.** The first change after idle arms a timer of `debounce`; every change until
+//!   it fires only replaces the pending text, then the latest text is applied once. The window
+//!   starts at the first change, so a steady stream of changes still gets applied every
+//!   `debounce` (upstream re-arms on each change and can starve).
+//! - **One apply in flight.** The task applies sequentially; changes that arrive meanwhile wait
+//!   for the next round.
+//! - **Last good stays running.** A failed apply is rolled back by the [`Applier`]; the status
+//!   keeps the last good hash as `applied_hash` and reports the failure in `last`.
+//! - **Retry.** A failure is retried with exponential backoff (`retry_initial` doubling up to
+//!   `retry_max`) until it succeeds or a new text arrives.
+//! - **Skip.** A text equal to the last applied one runs nothing (counted as `unchanged`).
+
+use std::{
+    sync::Arc,
+    time::{Duration, Instant, SystemTime},
+};
+
+use serde::Serialize;
+use tokio::{sync::watch, task::JoinHandle};
+use tracing::{Instrument as _, info, info_span, warn};
+
+use super::{
+    apply::{Applier, ApplyPath, Step, config_hash},
+    conf::DeltaStats,
+};
+
+/// Timing of the loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct LoopConfig {
+    /// How long to collect changes before applying the latest.
+    pub debounce: Duration,
+    /// First retry delay after a failure.
+    pub retry_initial: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+}
+
+impl Default for LoopConfig {
+    fn default() -> Self {
+        Self {
+            debounce: Duration::from_millis(100),
+            retry_initial: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What the loop has done so far.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ApplyStatus {
+    /// Hash of the latest desired text.
+    pub desired_hash: Option<String>,
+    /// Hash of the text FRR runs (the last successful apply).
+    pub applied_hash: Option<String>,
+    /// The latest attempt.
+    pub last: Option<Attempt>,
+    /// Successful applies that changed FRR.
+    pub applies: u64,
+    /// Failed attempts.
+    pub failures: u64,
+    /// Attempts skipped because the text was already applied.
+    pub unchanged: u64,
+}
+
+/// One attempt of the loop.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    /// When it finished.
+    pub at: SystemTime,
+    /// How long it took.
+    pub duration: Duration,
+    /// Hash of the text it applied.
+    pub hash: String,
+    /// The path that ran (`None` when it failed).
+    pub path: Option<ApplyPath>,
+    /// The failed step.
+    pub failed_step: Option<Step>,
+    /// The error, as text.
+    pub error: Option<String>,
+    /// Why frr-reload.py ran instead of the incremental path.
+    pub fallback_reason: Option<String>,
+    /// What the incremental batch changed.
+    #[serde(skip)]
+    pub stats: DeltaStats,
+    /// 0 for the first attempt of this text, then 1, 2, ... for retries.
+    pub retry: u32,
+}
+
+impl Attempt {
+    /// True when the attempt succeeded.
+    pub fn ok(&self) -> bool {
+        self.error.is_none()
+    }
+}
+
+/// The producer side and the task of a running loop.
+#[derive(Debug)]
+pub struct ApplyHandle {
+    desired: watch::Sender<Option<Arc<str>>>,
+    status: watch::Receiver<ApplyStatus>,
+    task: JoinHandle<Applier>,
+}
+
+/// Starts the loop on the current tokio runtime.
+pub fn spawn(applier: Applier, cfg: LoopConfig) -> ApplyHandle {
+    let (desired, desired_rx) = watch::channel(None);
+    let (status_tx, status) = watch::channel(ApplyStatus::default());
+    let span = info_span!(
+        "frr_apply",
+        pathspace = applier.config().pathspace.as_deref()
+    );
+    let task = tokio::spawn(run(applier, cfg, desired_rx, status_tx).instrument(span));
+    ApplyHandle {
+        desired,
+        status,
+        task,
+    }
+}
+
+impl ApplyHandle {
+    /// Sets the desired configuration; the latest one wins.
+    pub fn set(&self, text: impl Into<Arc<str>>) {
+        self.desired.send_replace(Some(text.into()));
+    }
+
+    /// A receiver of the status.
+    pub fn status(&self) -> watch::Receiver<ApplyStatus> {
+        self.status.clone()
+    }
+
+    /// Waits until the status satisfies `pred` or `timeout` passes; returns the last status.
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        mut pred: impl FnMut(&ApplyStatus) -> bool,
+    ) -> Result<ApplyStatus, ApplyStatus> {
+        let mut rx = self.status.clone();
+        let res = tokio::time::timeout(timeout, rx.wait_for(|s| pred(s))).await;
+        match res {
+            Ok(Ok(s)) => Ok(s.clone()),
+            _ => Err(self.status.borrow().clone()),
+        }
+    }
+
+    /// Stops the loop after the apply in flight (a pending text is not applied) and returns
+    /// the applier.
+    pub async fn shutdown(self) -> Result<Applier, tokio::task::JoinError> {
+        drop(self.desired);
+        self.task.await
+    }
+}
+
+/// A text that failed, and when to try it again.
+struct Retry {
+    hash: String,
+    /// Number of the next attempt (1 = first retry).
+    attempt: u32,
+    delay: Duration,
+}
+
+async fn run(
+    mut applier: Applier,
+    cfg: LoopConfig,
+    mut desired: watch::Receiver<Option<Arc<str>>>,
+    status: watch::Sender<ApplyStatus>,
+) -> Applier {
+    let mut retry: Option<Retry> = None;
+    loop {
+        let woke = match &retry {
+            None => desired.changed().await.is_ok(),
+            Some(r) => tokio::select! {
+                changed = desired.changed() => changed.is_ok(),
+                () = tokio::time::sleep(r.delay) => true,
+            },
+        };
+        if !woke {
+            break;
+        }
+        tokio::time::sleep(cfg.debounce).await;
+        if desired.has_changed().is_err() {
+            // The producer is gone: shutting down, do not start another apply.
+            break;
+        }
+        let Some(text) = desired.borrow_and_update().clone() else {
+            continue;
+        };
+        let hash = config_hash(&text);
+        status.send_modify(|s| s.desired_hash = Some(hash.clone()));
+        let attempt_no = match &retry {
+            Some(r) if r.hash == hash => r.attempt,
+            _ => 0,
+        };
+        let started = Instant::now();
+        let result = applier.apply(&text).await;
+        let now = SystemTime::now();
+        match result {
+            Ok(report) => {
+                retry = None;
+                if report.path != ApplyPath::Unchanged {
+                    info!(path = ?report.path, hash = %report.hash,
+                          ms = report.duration.as_millis() as u64,
+                          reason = report.fallback_reason.as_deref().unwrap_or(""),
+                          "frr: applied");
+                }
+                status.send_modify(|s| {
+                    if report.path == ApplyPath::Unchanged {
+                        s.unchanged += 1;
+                    } else {
+                        s.applies += 1;
+                    }
+                    s.applied_hash = Some(report.hash.clone());
+                    s.last = Some(Attempt {
+                        at: now,
+                        duration: report.duration,
+                        hash: report.hash.clone(),
+                        path: Some(report.path),
+                        failed_step: None,
+                        error: None,
+                        fallback_reason: report.fallback_reason.clone(),
+                        stats: report.stats,
+                        retry: attempt_no,
+                    });
+                });
+            }
+            Err(e) => {
+                let delay = match &retry {
+                    Some(r) if attempt_no > 0 => (r.delay * 2).min(cfg.retry_max),
+                    _ => cfg.retry_initial,
+                };
+                warn!(error = %e, step = ?e.step(), hash = %hash,
+                      retry_in_ms = delay.as_millis() as u64, "frr: apply failed");
+                status.send_modify(|s| {
+                    s.failures += 1;
+                    s.last = Some(Attempt {
+                        at: now,
+                        duration: started.elapsed(),
+                        hash: hash.clone(),
+                        path: None,
+                        failed_step: Some(e.step()),
+                        error: Some(e.to_string()),
+                        fallback_reason: None,
+                        stats: DeltaStats::default(),
+                        retry: attempt_no,
+                    });
+                });
+                retry = Some(Retry {
+                    hash,
+                    attempt: attempt_no + 1,
+                    delay,
+                });
+            }
+        }
+    }
+    applier
+}
