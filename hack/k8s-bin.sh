@@ -75,33 +75,39 @@ export GOFLAGS="-mod=readonly -buildvcs=false"
 export CGO_ENABLED=0
 export GOMAXPROCS=$JOBS
 
-TIME=()
-if [[ -x /usr/bin/time ]]; then
-  TIME=(/usr/bin/time -f 'k8s-bin:   %C: %e s wall, max RSS %M KiB')
-fi
+timed() { # <label> <command...>: run, and report wall time and peak RSS if /usr/bin/time exists
+  local label=$1
+  shift
+  if [[ -x /usr/bin/time ]]; then
+    /usr/bin/time -f "k8s-bin:   $label: %e s wall, max RSS %M KiB" "$@"
+  else
+    "$@"
+  fi
+}
 
 start=$(date +%s)
 rm -f "$OUT/stamp"
 
 # etcd
 (cd "$HACK/etcd" &&
-  "${TIME[@]}" nice -n "$NICE" go build -p "$JOBS" -trimpath -ldflags="-s -w" \
+  timed "go build etcd" nice -n "$NICE" go build -p "$JOBS" -trimpath -ldflags="-s -w" \
     -o "$OUT/etcd.tmp" .)
 mv -f "$OUT/etcd.tmp" "$OUT/etcd"
 
 # kube-apiserver. The -X flags are what upstream's hack/lib/version.sh sets;
 # without them the binary reports v0.0.0-master. buildDate is the release's
-# module timestamp, so the build stays reproducible.
+# module timestamp, so the build stays reproducible; the proxy does not give
+# the release's commit hash, so gitCommit is left empty.
 k8s_date=$(cd "$HACK/k8s" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes)
 k8s_minor=${K8S_VERSION#v1.}
 k8s_minor=${k8s_minor%%.*}
 ldflags="-s -w"
 for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor"
-  ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$k8s_date"
+  ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$k8s_date -X $pkg.gitCommit="
 done
 (cd "$HACK/k8s" &&
-  "${TIME[@]}" nice -n "$NICE" go build -p "$JOBS" -trimpath -ldflags="$ldflags" \
+  timed "go build kube-apiserver" nice -n "$NICE" go build -p "$JOBS" -trimpath -ldflags="$ldflags" \
     -o "$OUT/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
 mv -f "$OUT/kube-apiserver.tmp" "$OUT/kube-apiserver"
 

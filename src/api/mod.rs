@@ -6,6 +6,10 @@
 //! (OpenAPI ranges and patterns, CEL `x-kubernetes-validations`) so that a cluster rejects simple
 //! mistakes even when no webhook is reachable. Cross-object rules live in [`crate::config`].
 
+// kube's `printcolumn(name = .., type_ = .., json_path = ..)` repeats keys across columns by
+// design; clippy's `duplicated_attributes` (1.95) mistakes each repeated `type_` for a duplicate.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod address_pool;
 pub mod bfd_profile;
 pub mod bgp_advertisement;

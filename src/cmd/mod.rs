@@ -47,3 +47,10 @@ pub(crate) fn load(
     let (resources, errors) = Resources::from_documents(&docs);
     Ok((resources, errors, sources.len()))
 }
+
+/// Drops repeated problems, keeping the first of each and the order they were found in (decode
+/// problems first, then the config build's, which are already sorted by object and field).
+pub(crate) fn dedup(errors: &mut Vec<ConfigError>) {
+    let mut seen = std::collections::BTreeSet::new();
+    errors.retain(|e| seen.insert(e.clone()));
+}

@@ -34,8 +34,7 @@ pub(super) fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn report_invalid(errors: &mut Vec<config::ConfigError>) -> ExitCode {
-    errors.sort();
-    errors.dedup();
+    super::dedup(errors);
     for error in errors.iter() {
         println!("{error}");
     }

@@ -16,8 +16,7 @@ pub(super) fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     if let Err(mut build_errors) = config::build(&resources, &options) {
         errors.append(&mut build_errors);
     }
-    errors.sort();
-    errors.dedup();
+    super::dedup(&mut errors);
     if errors.is_empty() {
         println!("valid: {} in {files} file(s)", summary(&resources));
         Ok(ExitCode::SUCCESS)

@@ -2,19 +2,17 @@
 //! field paths, per-object and cross-object validation (the logic the admission webhooks and
 //! `metallb validate` share), and resolution of both API styles into one model.
 
+pub mod advertisement;
+pub mod bfd;
+pub mod build;
+pub mod community;
 pub mod error;
+pub mod peer;
+pub mod pool;
 pub mod resources;
+pub mod selector;
 pub mod service;
 
+pub use build::{BuildOptions, build};
 pub use error::ConfigError;
 pub use resources::Resources;
-#[derive(Default)]
-pub struct BuildOptions {
-    pub namespace: Option<String>,
-}
-pub fn build(
-    _r: &Resources,
-    _o: &BuildOptions,
-) -> Result<crate::core::config::Config, Vec<ConfigError>> {
-    Ok(Default::default())
-}

@@ -164,7 +164,7 @@ fn decode<T: DeserializeOwned>(
         map.entry("spec").or_insert_with(|| serde_json::json!({}));
     }
     let mut unknown = Vec::new();
-    let mut record = |path: serde_ignored::Path<'_>| unknown.push(path.to_string());
+    let mut record = |path: serde_ignored::Path<'_>| unknown.push(field_path(&path));
     let deserializer = serde_ignored::Deserializer::new(&value, &mut record);
     let decoded: Result<T, _> = serde_path_to_error::deserialize(deserializer);
     match decoded {
@@ -184,6 +184,23 @@ fn decode<T: DeserializeOwned>(
             .map(|p| ConfigError::new(kind, &name, p, "unknown field"))
             .collect()),
         Ok(v) => Ok(v),
+    }
+}
+
+/// An ignored field's path in the same form as every other field path (`spec.list[0].key`):
+/// serde_ignored's own Display writes `spec.list.0.key` and a `?` for each `Option`.
+fn field_path(path: &serde_ignored::Path<'_>) -> String {
+    use serde_ignored::Path;
+    match path {
+        Path::Root => String::new(),
+        Path::Seq { parent, index } => format!("{}[{index}]", field_path(parent)),
+        Path::Map { parent, key } => match field_path(parent) {
+            prefix if prefix.is_empty() => key.clone(),
+            prefix => format!("{prefix}.{key}"),
+        },
+        Path::Some { parent }
+        | Path::NewtypeStruct { parent }
+        | Path::NewtypeVariant { parent } => field_path(parent),
     }
 }
 
@@ -250,6 +267,17 @@ mod tests {
                 "spec.autoAsign",
                 "unknown field"
             )]
+        );
+    }
+
+    #[test]
+    fn nested_unknown_field_paths_use_brackets() {
+        let (_, errors) = load(
+            "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p}\nspec: {addresses: [10.0.0.0/24], serviceAllocation: {serviceSelectors: [{matchExpressions: [{key: a, operator: In, valuez: [b]}]}]}}\n",
+        );
+        assert_eq!(
+            errors[0].field,
+            "spec.serviceAllocation.serviceSelectors[0].matchExpressions[0].valuez"
         );
     }
 
