@@ -46,6 +46,41 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show what the controller would allocate for the Services in manifests (a dry run).
     Plan(PlanArgs),
+    /// Run the BGP speaker for one node without Kubernetes: render the node's frr.conf from
+    /// manifests in a directory and keep FRR in sync with it.
+    Speaker(SpeakerArgs),
+}
+
+/// `metallb speaker`.
+#[derive(Debug, Args)]
+pub struct SpeakerArgs {
+    /// The node this speaker runs for.
+    #[arg(long, env = "METALLB_NODE_NAME")]
+    pub node_name: String,
+    /// Directory of YAML manifests (metallb.io resources, Services, Nodes); re-read when a file
+    /// in it changes and on SIGHUP.
+    #[arg(long, env = "METALLB_MANIFESTS", required_unless_present = "frr_conf_file")]
+    pub manifests: Option<PathBuf>,
+    /// Apply this already rendered frr.conf instead of rendering manifests (testing and
+    /// debugging the apply path); re-read when it changes and on SIGHUP.
+    #[arg(long, conflicts_with = "manifests")]
+    pub frr_conf_file: Option<PathBuf>,
+    /// FRR pathspace (`vtysh -N`); none for the default instance.
+    #[arg(long, env = "METALLB_FRR_PATHSPACE")]
+    pub frr_pathspace: Option<String>,
+    /// Milliseconds to collect changes before applying the latest configuration.
+    #[arg(long, env = "METALLB_BGP_DEBOUNCE_MS", default_value_t = 100)]
+    pub debounce_ms: u64,
+    /// Milliseconds between checks of the manifests for changes.
+    #[arg(long, env = "METALLB_POLL_MS", default_value_t = 100)]
+    pub poll_ms: u64,
+    /// Directory for the rendered frr.conf and `status.json` (default:
+    /// /run/metallb/<pathspace or "default">).
+    #[arg(long, env = "METALLB_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Only handle Services with this `spec.loadBalancerClass` (none: Services without a class).
+    #[arg(long, env = "METALLB_LB_CLASS")]
+    pub lb_class: Option<String>,
 }
 
 /// `metallb validate`.

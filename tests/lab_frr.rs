@@ -400,3 +400,129 @@ async fn fifty_configs_in_one_debounce_window_make_one_apply() {
     assert_eq!(h.status().borrow().applies, 2);
     h.shutdown().await.unwrap();
 }
+
+/// Reads the speaker's status.json (None while it does not exist or is being replaced).
+fn read_status(path: &std::path::Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+async fn wait_status(
+    path: &std::path::Path,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = read_status(path)
+            && pred(&s)
+        {
+            return s;
+        }
+        assert!(
+            start.elapsed() < LONG,
+            "{what}: status is {:#?}",
+            read_status(path)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Kills the speaker if the test fails half-way.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &child.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speaker_binary_follows_its_input_and_stops_on_sigterm() {
+    if !lab::enabled("speaker_binary_follows_its_input_and_stops_on_sigterm") {
+        return;
+    }
+    let _serial = LAB_LOCK.lock().await;
+    let lab = Lab::up("mlt-speaker-");
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("frr.conf");
+    let state = lab.state_dir("node1");
+    let status = state.join("status.json");
+    std::fs::write(&conf, lab::base_conf()).unwrap();
+    let mut child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_metallb"))
+            .args(["--log-level", "info", "speaker", "--node-name", "node1"])
+            .arg("--frr-conf-file")
+            .arg(&conf)
+            .args(["--frr-pathspace", &lab.ns("node1")])
+            .args(["--debounce-ms", "50", "--poll-ms", "50"])
+            .arg("--state-dir")
+            .arg(&state)
+            .spawn()
+            .unwrap(),
+    );
+    let router = lab.vtysh("router");
+    let every = Duration::from_millis(50);
+    lab::wait_route(&router, "198.51.100.10/32", Some(NODE1_V4), LONG, every)
+        .await
+        .unwrap();
+    wait_status(&status, "first apply", |s| s["applies"] == 1).await;
+
+    // A new service in the file: announced through the incremental path.
+    std::fs::write(
+        &conf,
+        lab::conf_with_services(&["198.51.100.77/32".to_string()], true),
+    )
+    .unwrap();
+    lab::wait_route(&router, "198.51.100.77/32", Some(NODE1_V4), LONG, every)
+        .await
+        .unwrap();
+    let s = wait_status(&status, "second apply", |s| s["applies"] == 2).await;
+    assert_eq!(s["last"]["path"], "incremental", "{s:#?}");
+
+    // A broken file: reported, FRR keeps the service.
+    std::fs::write(&conf, "router bgp 64500\n neighbor 10.77.0.1 bfdx\nexit\n").unwrap();
+    let s = wait_status(&status, "failure", |s| s["failures"].as_u64() >= Some(1)).await;
+    assert_eq!(s["last"]["failedStep"], "validate", "{s:#?}");
+    let running = lab.vtysh("node1").running_config().await.unwrap();
+    assert!(running.contains("network 198.51.100.77/32"));
+
+    // Back to the service file, then SIGHUP: the same text again runs nothing.
+    std::fs::write(
+        &conf,
+        lab::conf_with_services(&["198.51.100.77/32".to_string()], true),
+    )
+    .unwrap();
+    let s = wait_status(&status, "good again", |s| s["last"]["error"].is_null()).await;
+    let unchanged = s["unchanged"].as_u64().unwrap();
+    assert_eq!(s["applies"], 2, "{s:#?}");
+    signal(&child, "HUP");
+    wait_status(&status, "SIGHUP", |s| {
+        s["unchanged"].as_u64() == Some(unchanged + 1)
+    })
+    .await;
+
+    // SIGTERM: a clean exit.
+    signal(&child, "TERM");
+    let start = Instant::now();
+    let code = loop {
+        if let Some(code) = child.0.try_wait().unwrap() {
+            break code;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "speaker did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(code.success(), "{code:?}");
+}

@@ -212,6 +212,8 @@ pub struct ApplyReport {
     pub fallback_reason: Option<String>,
     /// A `--test` diff FRR keeps showing although it accepted everything (non-canonical render).
     pub residual: Option<String>,
+    /// Wall time of each step (`write`, `validate`, `batch`, `verify`, `persist`, `reload`).
+    pub steps: Vec<(&'static str, Duration)>,
 }
 
 /// Short, stable hash of a configuration text (hex SHA-256, first 16 characters).
@@ -236,6 +238,8 @@ pub struct Applier {
     last: Option<Applied>,
     /// What ran before the first successful apply: the rollback target until then.
     baseline: Option<Applied>,
+    /// Step timings of the apply in progress.
+    steps: std::sync::Mutex<Vec<(&'static str, Duration)>>,
 }
 
 impl Applier {
@@ -249,6 +253,7 @@ impl Applier {
             vtysh,
             last: None,
             baseline: None,
+            steps: Default::default(),
         }
     }
 
@@ -285,55 +290,66 @@ impl Applier {
                 stats: DeltaStats::default(),
                 fallback_reason: None,
                 residual: None,
+                steps: Vec::new(),
             });
         }
+        self.steps.lock().expect("invariant: steps lock").clear();
         let file = self.config_path();
+        let t = Instant::now();
         write_atomic(&file, text)?;
-        self.check_syntax(&file).await?;
+        self.mark("write", t);
 
         let new_conf = Conf::parse(text);
-        let fallback: Option<String>;
-        if !self.cfg.incremental {
-            fallback = Some("incremental path disabled".to_string());
-        } else if let Some(last) = &self.last {
-            match (&last.conf, &new_conf) {
-                (None, _) => fallback = Some("previous text not parsable".into()),
-                (_, Err(e)) => fallback = Some(format!("new text not parsable: {e}")),
-                (Some(old), Ok(new)) => {
-                    let delta = conf::delta(old, new);
-                    if delta.is_incremental() {
-                        match self.incremental(&file, &delta.batch, &last.residual).await {
-                            Ok(()) => {
-                                let residual = last.residual.clone();
-                                self.remember(text, new_conf.ok(), residual.clone());
-                                let report = ApplyReport {
-                                    path: ApplyPath::Incremental,
-                                    hash,
-                                    duration: start.elapsed(),
-                                    stats: delta.stats,
-                                    fallback_reason: None,
-                                    residual: (!residual.is_empty()).then_some(residual),
-                                };
-                                debug!(?report, "frr: incremental apply done");
-                                return Ok(report);
-                            }
-                            Err(IncrementalMiss::Left(why)) => fallback = Some(why),
-                            Err(IncrementalMiss::Process(source)) => {
-                                let rollback = self.rollback().await;
-                                return Err(ApplyError::IncrementalApply { source, rollback });
-                            }
+        let fallback: String = match (&self.last, &new_conf) {
+            _ if !self.cfg.incremental => "incremental path disabled".into(),
+            (None, _) => "first apply".into(),
+            (Some(Applied { conf: None, .. }), _) => "previous text not parsable".into(),
+            (_, Err(e)) => format!("new text not parsable: {e}"),
+            (
+                Some(Applied {
+                    conf: Some(old),
+                    residual,
+                    ..
+                }),
+                Ok(new),
+            ) => {
+                let delta = conf::delta(old, new);
+                if delta.is_incremental() {
+                    let residual = residual.clone();
+                    match self.incremental(&file, &delta.batch, &residual).await {
+                        Ok(()) => {
+                            self.remember(text, new_conf.ok(), residual.clone());
+                            let report = ApplyReport {
+                                path: ApplyPath::Incremental,
+                                hash,
+                                duration: start.elapsed(),
+                                stats: delta.stats,
+                                fallback_reason: None,
+                                residual: (!residual.is_empty()).then_some(residual),
+                                steps: self.take_steps(),
+                            };
+                            debug!(?report, "frr: incremental apply done");
+                            return Ok(report);
                         }
-                    } else {
-                        fallback = Some(format!("structural: {}", delta.structural.join("; ")));
+                        Err(IncrementalMiss::Rejected(output)) => {
+                            return Err(ApplyError::Validate { output });
+                        }
+                        Err(IncrementalMiss::Left(why)) => why,
+                        Err(IncrementalMiss::Process(source)) => {
+                            let rollback = self.rollback().await;
+                            return Err(ApplyError::IncrementalApply { source, rollback });
+                        }
                     }
+                } else {
+                    format!("structural: {}", delta.structural.join("; "))
                 }
             }
-        } else {
-            fallback = Some("first apply".into());
-        }
+        };
 
-        let reason = fallback.unwrap_or_default();
-        info!(reason = %reason, "frr: applying with frr-reload.py");
+        info!(reason = %fallback, "frr: applying with frr-reload.py");
+        let t = Instant::now();
+        self.check_syntax(&file).await?;
+        self.mark("validate", t);
         let residual = self.reload(&file).await?;
         self.remember(text, new_conf.ok(), residual.clone());
         Ok(ApplyReport {
@@ -341,9 +357,21 @@ impl Applier {
             hash,
             duration: start.elapsed(),
             stats: DeltaStats::default(),
-            fallback_reason: Some(reason),
+            fallback_reason: Some(fallback),
             residual: (!residual.is_empty()).then_some(residual),
+            steps: self.take_steps(),
         })
+    }
+
+    fn mark(&self, step: &'static str, since: Instant) {
+        self.steps
+            .lock()
+            .expect("invariant: steps lock")
+            .push((step, since.elapsed()));
+    }
+
+    fn take_steps(&self) -> Vec<(&'static str, Duration)> {
+        std::mem::take(&mut *self.steps.lock().expect("invariant: steps lock"))
     }
 
     fn remember(&mut self, text: &str, conf: Option<Conf>, residual: String) {
@@ -371,6 +399,10 @@ impl Applier {
     }
 
     /// One batch with `vtysh -f`, then `--test` must show nothing but the accepted residual.
+    ///
+    /// Only the batch is syntax-checked (`vtysh -C`): every other line of the file is the last
+    /// applied text, which FRR already accepted, and the `--test` afterwards parses the whole
+    /// file again. That saves one full parse (70 ms at 5,000 lines) before the change.
     async fn incremental(
         &self,
         file: &Path,
@@ -382,11 +414,22 @@ impl Applier {
             let delta_file = self.cfg.dir.join("frr-delta.conf");
             write_atomic(&delta_file, batch)
                 .map_err(|e| IncrementalMiss::Left(format!("cannot write the batch: {e}")))?;
+            let t = Instant::now();
+            match self.check_syntax(&delta_file).await {
+                Ok(()) => {}
+                Err(ApplyError::Validate { output }) => {
+                    return Err(IncrementalMiss::Rejected(output));
+                }
+                Err(e) => return Err(IncrementalMiss::Left(e.to_string())),
+            }
+            self.mark("validate", t);
+            let t = Instant::now();
             let out = self
                 .vtysh
                 .raw(&["-f", &delta_file.to_string_lossy()])
                 .await
                 .map_err(IncrementalMiss::Process)?;
+            self.mark("batch", t);
             if !out.success() {
                 // Some line failed; the rest was applied. The check below decides.
                 warn!(code = ?out.code, output = %out.text(), "frr: incremental batch reported errors");
@@ -397,13 +440,17 @@ impl Applier {
                 ));
             }
         }
+        let t = Instant::now();
         let test = self.test(file).await.map_err(IncrementalMiss::Process)?;
+        self.mark("verify", t);
         if test.success() && test.stdout.trim() == residual.trim() {
             if self.cfg.persist && !batch.is_empty() {
                 // FRR's own frr.conf must follow, or a daemon restart brings back old lines.
+                let t = Instant::now();
                 if let Err(e) = self.vtysh.command("write memory").await {
                     warn!(error = %e, "frr: write memory failed after incremental apply");
                 }
+                self.mark("persist", t);
             }
             return Ok(());
         }
@@ -446,7 +493,9 @@ impl Applier {
                 }
             }
         }
+        let t = Instant::now();
         let out = self.frr_reload(&["--reload", "--stdout"], file).await;
+        self.mark("reload", t);
         let out = match out {
             Ok(out) => out,
             Err(e) => {
@@ -457,7 +506,10 @@ impl Applier {
                 });
             }
         };
-        let post = match self.test(file).await {
+        let t = Instant::now();
+        let post = self.test(file).await;
+        self.mark("verify", t);
+        let post = match post {
             Ok(post) => post,
             Err(source) => {
                 let rollback = self.rollback().await;
@@ -538,6 +590,8 @@ impl Applier {
 }
 
 enum IncrementalMiss {
+    /// FRR's parser rejects a line of the batch; nothing was applied.
+    Rejected(String),
     /// Something is left after the batch: fall back to frr-reload.py.
     Left(String),
     /// The batch or the check could not run at all.
