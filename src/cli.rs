@@ -59,7 +59,11 @@ pub struct SpeakerArgs {
     pub node_name: String,
     /// Directory of YAML manifests (metallb.io resources, Services, Nodes); re-read when a file
     /// in it changes and on SIGHUP.
-    #[arg(long, env = "METALLB_MANIFESTS", required_unless_present = "frr_conf_file")]
+    #[arg(
+        long,
+        env = "METALLB_MANIFESTS",
+        required_unless_present = "frr_conf_file"
+    )]
     pub manifests: Option<PathBuf>,
     /// Apply this already rendered frr.conf instead of rendering manifests (testing and
     /// debugging the apply path); re-read when it changes and on SIGHUP.

@@ -266,3 +266,171 @@ async fn run(
     }
     applier
 }
+
+#[cfg(test)]
+mod tests {
+    use std::{os::unix::fs::PermissionsExt as _, path::Path};
+
+    use super::*;
+    use crate::frr::apply::ApplierConfig;
+
+    /// A fake vtysh and frr-reload.py that log their calls; vtysh's syntax check rejects any
+    /// file containing `bad`, and `show running-config` prints a header.
+    fn fakes(dir: &Path) -> ApplierConfig {
+        let log = dir.join("calls.log");
+        let vtysh = format!(
+            "#!/bin/sh\necho \"vtysh $*\" >> {log}\nfor a; do last=$a; done\n\
+             case \"$*\" in *-C*) grep -q bad \"$last\" && {{ echo '% Unknown command: bad' >&2; exit 2; }};; esac\n\
+             case \"$*\" in *running-config*) echo 'frr version 8.4.4';; esac\nexit 0\n",
+            log = log.display()
+        );
+        let reload = format!(
+            "#!/bin/sh\necho \"frr-reload $*\" >> {}\nexit 0\n",
+            log.display()
+        );
+        let bin = dir.join("bin");
+        std::fs::create_dir_all(&bin).unwrap();
+        for (name, body) in [("vtysh", vtysh), ("frr-reload.py", reload)] {
+            let p = bin.join(name);
+            std::fs::write(&p, body).unwrap();
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        let mut cfg = ApplierConfig::new(Some("fake".into()), dir.join("state"));
+        cfg.vtysh = bin.join("vtysh");
+        cfg.frr_reload = bin.join("frr-reload.py");
+        cfg
+    }
+
+    fn calls(dir: &Path) -> Vec<String> {
+        std::fs::read_to_string(dir.join("calls.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(String::from)
+            .collect()
+    }
+
+    fn conf(networks: &[&str]) -> String {
+        let mut s = String::from(
+            "router bgp 64500\n neighbor 10.0.0.1 remote-as 64501\n !\n address-family ipv4 unicast\n",
+        );
+        for n in networks {
+            s.push_str(&format!("  network {n}\n"));
+        }
+        s.push_str("  neighbor 10.0.0.1 activate\n exit-address-family\nexit\n!\n");
+        s
+    }
+
+    #[tokio::test]
+    async fn burst_is_one_apply_of_the_latest() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = spawn(
+            Applier::new(fakes(dir.path())),
+            LoopConfig {
+                debounce: Duration::from_millis(200),
+                ..LoopConfig::default()
+            },
+        );
+        let texts: Vec<String> = (0..50)
+            .map(|i| conf(&[&format!("192.0.2.{i}/32")]))
+            .collect();
+        for t in &texts {
+            h.set(t.clone());
+        }
+        let want = config_hash(texts.last().unwrap());
+        let s = h
+            .wait_for(Duration::from_secs(10), |s| {
+                s.applied_hash.as_deref() == Some(&want)
+            })
+            .await
+            .unwrap();
+        assert_eq!((s.applies, s.failures), (1, 0));
+        assert_eq!(s.last.unwrap().path, Some(ApplyPath::Reload));
+        let reloads = calls(dir.path())
+            .iter()
+            .filter(|c| c.contains("--reload"))
+            .count();
+        assert_eq!(reloads, 1);
+
+        // Then one more service: the incremental path, one vtysh -f with just that line.
+        let next = conf(&["192.0.2.49/32", "198.51.100.1/32"]);
+        h.set(next.clone());
+        let want = config_hash(&next);
+        let s = h
+            .wait_for(Duration::from_secs(10), |s| {
+                s.applied_hash.as_deref() == Some(&want)
+            })
+            .await
+            .unwrap();
+        let last = s.last.unwrap();
+        assert_eq!(last.path, Some(ApplyPath::Incremental));
+        assert_eq!(last.stats.networks_added, 1);
+        let batch = std::fs::read_to_string(dir.path().join("state/frr-delta.conf")).unwrap();
+        assert_eq!(
+            batch,
+            "router bgp 64500\n address-family ipv4 unicast\n  network 198.51.100.1/32\n exit-address-family\nexit\n"
+        );
+
+        // The same text again runs no process.
+        let before = calls(dir.path()).len();
+        h.set(next);
+        h.wait_for(Duration::from_secs(10), |s| s.unchanged == 1)
+            .await
+            .unwrap();
+        assert_eq!(calls(dir.path()).len(), before);
+        h.shutdown().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn failure_keeps_the_last_good_and_retries_with_backoff() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = spawn(
+            Applier::new(fakes(dir.path())),
+            LoopConfig {
+                debounce: Duration::from_millis(10),
+                retry_initial: Duration::from_millis(50),
+                retry_max: Duration::from_millis(200),
+            },
+        );
+        let good = conf(&["192.0.2.1/32"]);
+        h.set(good.clone());
+        let good_hash = config_hash(&good);
+        h.wait_for(Duration::from_secs(10), |s| {
+            s.applied_hash.as_deref() == Some(&good_hash)
+        })
+        .await
+        .unwrap();
+        let bad = conf(&["192.0.2.1/32"]).replace("exit\n!\n", " bad line\nexit\n!\n");
+        h.set(bad.clone());
+        let s = h
+            .wait_for(Duration::from_secs(10), |s| s.failures >= 4)
+            .await
+            .unwrap();
+        let last = s.last.unwrap();
+        assert_eq!(last.failed_step, Some(Step::Validate));
+        assert!(last.error.unwrap().contains("Unknown command"));
+        assert!(last.retry >= 3);
+        assert_eq!(s.applied_hash.as_deref(), Some(good_hash.as_str()));
+        // Backoff: 50, 100, 200, 200 ms between the attempts, not a busy loop.
+        let started = Instant::now();
+        let n = s.failures;
+        h.wait_for(Duration::from_secs(10), |s| s.failures >= n + 2)
+            .await
+            .unwrap();
+        assert!(started.elapsed() >= Duration::from_millis(300));
+        // A good text stops the retries.
+        h.set(good);
+        let s = h
+            .wait_for(Duration::from_secs(10), |s| {
+                s.last.as_ref().is_some_and(|a| a.ok())
+            })
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(h.status().borrow().failures, s.failures);
+        let applier = h.shutdown().await.unwrap();
+        assert_eq!(
+            applier.last_applied(),
+            Some(conf(&["192.0.2.1/32"]).as_str())
+        );
+    }
+}
