@@ -41,7 +41,8 @@ pub struct ServicePlan {
     pub error: Option<String>,
 }
 
-/// Usage of one pool.
+/// Usage of one pool, in the units of the IPAddressPool status (counts above the largest
+/// signed 64-bit number, as in a /64, are capped there, as upstream does).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PoolPlan {
@@ -51,16 +52,16 @@ pub struct PoolPlan {
     pub addresses: Vec<String>,
     /// IPv4 addresses in use.
     #[serde(rename = "assignedIPv4")]
-    pub assigned_ipv4: u128,
+    pub assigned_ipv4: i64,
     /// IPv6 addresses in use.
     #[serde(rename = "assignedIPv6")]
-    pub assigned_ipv6: u128,
+    pub assigned_ipv6: i64,
     /// IPv4 addresses free.
     #[serde(rename = "availableIPv4")]
-    pub available_ipv4: u128,
+    pub available_ipv4: i64,
     /// IPv6 addresses free.
     #[serde(rename = "availableIPv6")]
-    pub available_ipv6: u128,
+    pub available_ipv6: i64,
 }
 
 /// Plans allocation for every LoadBalancer Service of `resources` under `config`.
@@ -151,10 +152,10 @@ pub fn plan(resources: &Resources, config: &Config, lb_class: Option<&str>) -> P
             PoolPlan {
                 name: pool.name.clone(),
                 addresses: pool.ranges.iter().map(ToString::to_string).collect(),
-                assigned_ipv4: stats.assigned_v4,
-                assigned_ipv6: stats.assigned_v6,
-                available_ipv4: stats.total_v4 - stats.assigned_v4,
-                available_ipv6: stats.total_v6 - stats.assigned_v6,
+                assigned_ipv4: stats.ipv4.assigned_i64(),
+                assigned_ipv6: stats.ipv6.assigned_i64(),
+                available_ipv4: stats.ipv4.available_i64(),
+                available_ipv6: stats.ipv6.available_i64(),
             }
         })
         .collect();
