@@ -121,7 +121,8 @@ async fn poll_pair(router: &Vtysh, present: &str, absent: &str, start: Instant) 
     }
 }
 
-async fn plain_reload(ns: &str, file: &Path) {
+async fn plain_reload(ns: &str, file: &Path) -> Duration {
+    let start = Instant::now();
     let out = run_process(
         Path::new("/usr/lib/frr/frr-reload.py"),
         &["-N", ns, "--reload", "--stdout", &file.to_string_lossy()],
@@ -130,6 +131,7 @@ async fn plain_reload(ns: &str, file: &Path) {
     .await
     .unwrap();
     assert!(out.success(), "frr-reload.py failed: {}", out.text());
+    start.elapsed()
 }
 
 struct Figures {
@@ -141,6 +143,7 @@ struct Figures {
     ours_batch: Vec<Duration>,
     ours_churn: Vec<Duration>,
     reload_churn: Vec<Duration>,
+    reload_done: Vec<Duration>,
 }
 
 async fn run() {
@@ -177,6 +180,7 @@ async fn run() {
             ours_batch: vec![],
             ours_churn: vec![],
             reload_churn: vec![],
+            reload_done: vec![],
         };
         for rep in 0..REPS {
             // (a) ours: incremental apply of "one more prefix".
@@ -212,12 +216,13 @@ async fn run() {
             let file = dir.join("bench-reload.conf");
             write_atomic(&file, &lab::conf_with_services(&with_extra, false)).unwrap();
             let start = Instant::now();
-            let ((), seen) =
+            let (done, seen) =
                 tokio::join!(plain_reload(&ns, &file), poll(&router, &extra, true, start));
             f.reload_route.push(seen);
+            f.reload_done.push(done);
             write_atomic(&file, &base).unwrap();
             let start = Instant::now();
-            let ((), gone) = tokio::join!(
+            let (_, gone) = tokio::join!(
                 plain_reload(&ns, &file),
                 poll(&router, &extra, false, start)
             );
@@ -259,7 +264,7 @@ async fn run() {
             let file = dir.join("bench-reload.conf");
             write_atomic(&file, &text).unwrap();
             let start = Instant::now();
-            let ((), seen) = tokio::join!(
+            let (_, seen) = tokio::join!(
                 plain_reload(&ns, &file),
                 poll_pair(&router, fresh.last().unwrap(), &base_prefixes[99], start)
             );
@@ -297,6 +302,7 @@ async fn run() {
         "frr-reload withdraw",
         "ratio"
     );
+    // (frr-reload "done" = the frr-reload.py process finished: pass 2 and `write` included.)
     for (n, f) in &table {
         let ours = median(f.ours_route.clone());
         let theirs = median(f.reload_route.clone());
@@ -312,6 +318,13 @@ async fn run() {
         );
     }
     println!("(medians of {REPS}; ratio = frr-reload add→router / ours add→router)");
+    for (n, f) in &table {
+        println!(
+            "n={n}: frr-reload.py run for one added prefix took {} (median); ours, verify and write included, {}",
+            ms(median(f.reload_done.clone())),
+            ms(median(f.ours_done.clone()))
+        );
+    }
     println!();
     println!(
         "{:>6}  {:>22}  {:>24}  {:>26}  {:>8}",
