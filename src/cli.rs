@@ -75,6 +75,10 @@ pub struct SpeakerArgs {
     /// Milliseconds to collect changes before applying the latest configuration.
     #[arg(long, env = "METALLB_BGP_DEBOUNCE_MS", default_value_t = 100)]
     pub debounce_ms: u64,
+    /// Seconds between checks, while idle, that FRR still runs the applied configuration
+    /// (`frr-reload.py --test`); a drift is reloaded. 0 turns the check off.
+    #[arg(long, env = "METALLB_FRR_RESYNC_SECS", default_value_t = 60)]
+    pub frr_resync_secs: u64,
     /// Milliseconds between checks of the manifests for changes.
     #[arg(long, env = "METALLB_POLL_MS", default_value_t = 100)]
     pub poll_ms: u64,

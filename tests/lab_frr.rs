@@ -35,6 +35,7 @@ fn fast_loop() -> LoopConfig {
         debounce: Duration::from_millis(20),
         retry_initial: Duration::from_millis(300),
         retry_max: Duration::from_secs(5),
+        resync: None,
     }
 }
 
@@ -398,6 +399,61 @@ async fn fifty_configs_in_one_debounce_window_make_one_apply() {
     // Nothing else was applied afterwards.
     tokio::time::sleep(Duration::from_millis(600)).await;
     assert_eq!(h.status().borrow().applies, 2);
+    h.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_change_on_frr_is_detected_and_undone() {
+    if !lab::enabled("manual_change_on_frr_is_detected_and_undone") {
+        return;
+    }
+    let _serial = LAB_LOCK.lock().await;
+    let lab = Lab::up("mlt-drift-");
+    let h = start_loop(
+        &lab,
+        LoopConfig {
+            resync: Some(Duration::from_millis(500)),
+            ..fast_loop()
+        },
+    );
+    bring_up_base(&lab, &h).await;
+    let router = lab.vtysh("router");
+    // Someone removes the service by hand on node1.
+    lab.vtysh("node1")
+        .raw(&[
+            "-c",
+            "configure",
+            "-c",
+            "router bgp 64500",
+            "-c",
+            "address-family ipv4 unicast",
+            "-c",
+            "no network 198.51.100.10/32",
+        ])
+        .await
+        .unwrap();
+    lab::wait_no_route(&router, "198.51.100.10/32", LONG)
+        .await
+        .unwrap();
+    // The next drift check reloads the applied config: the route is back.
+    let s = h.wait_for(LONG, |s| s.resyncs >= 1).await.unwrap();
+    let last = s.last.unwrap();
+    assert!(last.ok(), "{last:?}");
+    assert!(
+        last.fallback_reason
+            .unwrap()
+            .contains("network 198.51.100.10/32"),
+        "the drift names the missing line"
+    );
+    lab::wait_route(
+        &router,
+        "198.51.100.10/32",
+        Some(NODE1_V4),
+        LONG,
+        Duration::from_millis(50),
+    )
+    .await
+    .unwrap();
     h.shutdown().await.unwrap();
 }
 

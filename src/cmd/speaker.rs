@@ -90,6 +90,7 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
         applier,
         LoopConfig {
             debounce: Duration::from_millis(args.debounce_ms),
+            resync: (args.frr_resync_secs > 0).then(|| Duration::from_secs(args.frr_resync_secs)),
             ..LoopConfig::default()
         },
     );

@@ -536,6 +536,45 @@ impl Applier {
         Err(ApplyError::Reload { output, rollback })
     }
 
+    /// Checks that FRR still runs the last applied text (`frr-reload.py --test` shows nothing
+    /// beyond the accepted residual) and re-applies it with frr-reload.py if not: a daemon
+    /// restart from an old file, or someone's manual `vtysh` change. `Ok(None)` when nothing
+    /// was applied yet or nothing drifted.
+    pub async fn resync(&mut self) -> Result<Option<ApplyReport>, ApplyError> {
+        let Some(last) = self.last.clone() else {
+            return Ok(None);
+        };
+        let start = Instant::now();
+        self.steps.lock().expect("invariant: steps lock").clear();
+        let file = self.cfg.dir.join("frr-applied.conf");
+        write_atomic(&file, &last.text)?;
+        let t = Instant::now();
+        let test = self
+            .test(&file)
+            .await
+            .map_err(|source| ApplyError::Verify {
+                source,
+                rollback: Rollback::NotNeeded,
+            })?;
+        self.mark("verify", t);
+        if test.success() && test.stdout.trim() == last.residual.trim() {
+            return Ok(None);
+        }
+        let drift = first_lines(&test.stdout, 6);
+        warn!(diff = %drift, "frr: running configuration drifted from the applied one; reloading");
+        let residual = self.reload(&file).await?;
+        self.remember(&last.text, last.conf.clone(), residual.clone());
+        Ok(Some(ApplyReport {
+            path: ApplyPath::Reload,
+            hash: config_hash(&last.text),
+            duration: start.elapsed(),
+            stats: DeltaStats::default(),
+            fallback_reason: Some(format!("drift: {drift}")),
+            residual: (!residual.is_empty()).then_some(residual),
+            steps: self.take_steps(),
+        }))
+    }
+
     /// Re-applies the last good text (or what ran before the first apply).
     async fn rollback(&mut self) -> Rollback {
         let Some(target) = self.last.clone().or_else(|| self.baseline.clone()) else {

@@ -20,6 +20,9 @@
 //! - **Retry.** A failure is retried with exponential backoff (`retry_initial` doubling up to
 //!   `retry_max`) until it succeeds or a new text arrives.
 //! - **Skip.** A text equal to the last applied one runs nothing (counted as `unchanged`).
+//! - **Drift.** While idle, every `resync` the loop checks with `frr-reload.py --test` that FRR
+//!   still runs the applied text, and reloads it if not (a daemon restarted from an old file, a
+//!   manual change); counted as `resyncs`.
 
 use std::{
     sync::Arc,
@@ -44,6 +47,9 @@ pub struct LoopConfig {
     pub retry_initial: Duration,
     /// Longest retry delay.
     pub retry_max: Duration,
+    /// How often to check, while idle, that FRR still runs the applied configuration
+    /// ([`Applier::resync`]); `None`: never.
+    pub resync: Option<Duration>,
 }
 
 impl Default for LoopConfig {
@@ -52,6 +58,7 @@ impl Default for LoopConfig {
             debounce: Duration::from_millis(100),
             retry_initial: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),
+            resync: Some(Duration::from_secs(60)),
         }
     }
 }
@@ -72,6 +79,8 @@ pub struct ApplyStatus {
     pub failures: u64,
     /// Attempts skipped because the text was already applied.
     pub unchanged: u64,
+    /// Drift checks that found FRR changed behind our back and re-applied the config.
+    pub resyncs: u64,
 }
 
 /// One attempt of the loop.
@@ -163,6 +172,64 @@ impl ApplyHandle {
     }
 }
 
+/// Why the loop woke up.
+enum Wake {
+    /// A new desired text, or a retry is due.
+    Apply,
+    /// Idle long enough: check for drift.
+    Resync,
+    /// The producer is gone.
+    Stop,
+}
+
+impl From<bool> for Wake {
+    fn from(open: bool) -> Self {
+        if open { Wake::Apply } else { Wake::Stop }
+    }
+}
+
+/// Runs a drift check and records a re-apply in the status.
+async fn resync(applier: &mut Applier, status: &watch::Sender<ApplyStatus>) {
+    match applier.resync().await {
+        Ok(None) => {}
+        Ok(Some(report)) => {
+            info!(hash = %report.hash, reason = report.fallback_reason.as_deref().unwrap_or(""),
+                  "frr: re-applied after drift");
+            status.send_modify(|s| {
+                s.resyncs += 1;
+                s.last = Some(Attempt {
+                    at: SystemTime::now(),
+                    duration: report.duration,
+                    hash: report.hash.clone(),
+                    path: Some(report.path),
+                    failed_step: None,
+                    error: None,
+                    fallback_reason: report.fallback_reason.clone(),
+                    stats: report.stats,
+                    retry: 0,
+                });
+            });
+        }
+        Err(e) => {
+            warn!(error = %e, "frr: drift check failed");
+            status.send_modify(|s| {
+                s.failures += 1;
+                s.last = Some(Attempt {
+                    at: SystemTime::now(),
+                    duration: Duration::ZERO,
+                    hash: s.applied_hash.clone().unwrap_or_default(),
+                    path: None,
+                    failed_step: Some(e.step()),
+                    error: Some(e.to_string()),
+                    fallback_reason: None,
+                    stats: DeltaStats::default(),
+                    retry: 0,
+                });
+            });
+        }
+    }
+}
+
 /// A text that failed, and when to try it again.
 struct Retry {
     hash: String,
@@ -178,16 +245,25 @@ async fn run(
     status: watch::Sender<ApplyStatus>,
 ) -> Applier {
     let mut retry: Option<Retry> = None;
+    let resync_every = cfg.resync.unwrap_or(Duration::MAX);
     loop {
         let woke = match &retry {
-            None => desired.changed().await.is_ok(),
+            None => tokio::select! {
+                changed = desired.changed() => Wake::from(changed.is_ok()),
+                () = tokio::time::sleep(resync_every) => Wake::Resync,
+            },
             Some(r) => tokio::select! {
-                changed = desired.changed() => changed.is_ok(),
-                () = tokio::time::sleep(r.delay) => true,
+                changed = desired.changed() => Wake::from(changed.is_ok()),
+                () = tokio::time::sleep(r.delay) => Wake::Apply,
             },
         };
-        if !woke {
-            break;
+        match woke {
+            Wake::Stop => break,
+            Wake::Resync => {
+                resync(&mut applier, &status).await;
+                continue;
+            }
+            Wake::Apply => {}
         }
         tokio::time::sleep(cfg.debounce).await;
         if desired.has_changed().is_err() {
@@ -285,8 +361,10 @@ mod tests {
             log = log.display()
         );
         let reload = format!(
-            "#!/bin/sh\necho \"frr-reload $*\" >> {}\nexit 0\n",
-            log.display()
+            "#!/bin/sh\necho \"frr-reload $*\" >> {log}\n\
+             case \"$*\" in *--test*) [ -f {drift} ] && printf 'Lines To Add\\n============\\nip forwarding\\n';; esac\nexit 0\n",
+            log = log.display(),
+            drift = dir.join("drift").display()
         );
         let bin = dir.join("bin");
         std::fs::create_dir_all(&bin).unwrap();
@@ -389,6 +467,7 @@ mod tests {
                 debounce: Duration::from_millis(10),
                 retry_initial: Duration::from_millis(50),
                 retry_max: Duration::from_millis(200),
+                resync: None,
             },
         );
         let good = conf(&["192.0.2.1/32"]);
@@ -432,5 +511,44 @@ mod tests {
             applier.last_applied(),
             Some(conf(&["192.0.2.1/32"]).as_str())
         );
+    }
+
+    #[tokio::test]
+    async fn drift_is_detected_and_reapplied() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = spawn(
+            Applier::new(fakes(dir.path())),
+            LoopConfig {
+                debounce: Duration::from_millis(10),
+                resync: Some(Duration::from_millis(100)),
+                ..LoopConfig::default()
+            },
+        );
+        h.set(conf(&["192.0.2.1/32"]));
+        h.wait_for(Duration::from_secs(10), |s| s.applies == 1)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(h.status().borrow().resyncs, 0, "no drift yet");
+        let reloads = |d: &Path| calls(d).iter().filter(|c| c.contains("--reload")).count();
+        assert_eq!(reloads(dir.path()), 1);
+        // FRR now shows a diff against the applied text: the loop reloads it once; the diff
+        // stays (as a non-canonical residual would), so it is accepted and not reloaded again.
+        std::fs::write(dir.path().join("drift"), "").unwrap();
+        let s = h
+            .wait_for(Duration::from_secs(10), |s| s.resyncs == 1)
+            .await
+            .unwrap();
+        assert!(
+            s.last
+                .unwrap()
+                .fallback_reason
+                .unwrap()
+                .starts_with("drift: ")
+        );
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        assert_eq!(h.status().borrow().resyncs, 1);
+        assert_eq!(reloads(dir.path()), 2);
+        h.shutdown().await.unwrap();
     }
 }
