@@ -82,6 +82,17 @@ pub struct SpeakerArgs {
     /// Milliseconds between checks of the manifests for changes.
     #[arg(long, env = "METALLB_POLL_MS", default_value_t = 100)]
     pub poll_ms: u64,
+    /// MetalLB log level the FRR configuration is rendered for: all, debug, info, warn, error
+    /// or none.
+    #[arg(long, env = "METALLB_FRR_LOG_LEVEL", default_value = "info")]
+    pub frr_log_level: crate::core::frr::LogLevel,
+    /// Router ID for routers whose peers set none.
+    #[arg(long, env = "METALLB_ROUTER_ID")]
+    pub router_id: Option<std::net::Ipv4Addr>,
+    /// The `hostname` to render: the OS nodename FRR runs under (FRR 8.4 prints that whatever
+    /// the config says). Default: this host's nodename.
+    #[arg(long, env = "METALLB_FRR_HOSTNAME")]
+    pub frr_hostname: Option<String>,
     /// Directory for the rendered frr.conf and `status.json` (default:
     /// /run/metallb/<pathspace or "default">).
     #[arg(long, env = "METALLB_STATE_DIR")]
@@ -115,6 +126,17 @@ pub struct PlanArgs {
     /// Only handle Services with this `spec.loadBalancerClass` (none: Services without a class).
     #[arg(long, env = "METALLB_LB_CLASS")]
     pub lb_class: Option<String>,
+    /// Also plan BGP announcements for this node (a node without a Node object in the
+    /// manifests has no labels); `-o frr` prints its FRR configuration.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// MetalLB log level the FRR configuration is rendered for (`-o frr`): all, debug, info,
+    /// warn, error or none.
+    #[arg(long, default_value = "info")]
+    pub frr_log_level: crate::core::frr::LogLevel,
+    /// Router ID for routers whose peers set none (`-o frr`).
+    #[arg(long)]
+    pub router_id: Option<std::net::Ipv4Addr>,
 }
 
 /// Output of `metallb plan`.
@@ -124,4 +146,6 @@ pub enum PlanFormat {
     Text,
     /// One JSON object.
     Json,
+    /// The frr.conf the speaker on `--node` would apply.
+    Frr,
 }

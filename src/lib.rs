@@ -7,7 +7,7 @@
 //!   input.
 //! - [`manifest`]: reading multi-document YAML from files, directories and stdin.
 //! - [`plan`]: the dry run of the controller's allocation.
-//! - [`frr`]: driving FRR (vtysh status, applying frr.conf, the apply loop).
+//! - [`frr`]: FRR: rendering frr.conf, applying it (the apply loop), vtysh status.
 //! - [`cli`], [`cmd`], [`telemetry`]: the command-line edge.
 
 pub mod api;

@@ -10,7 +10,7 @@
 //! ```
 //!
 //! A render error keeps the previous configuration on FRR; it is logged and retried at the next
-//! change.
+//! change. Rendering is the same pipeline as `metallb plan -o frr --node NAME`.
 
 use std::{
     path::{Path, PathBuf},
@@ -25,11 +25,14 @@ use tracing::{error, info, warn};
 use crate::{
     cli::SpeakerArgs,
     config,
+    core::frr::NodeFacts,
     frr::{
         apply::{Applier, ApplierConfig, write_atomic},
         apply_loop::{self, ApplyStatus, LoopConfig},
+        render,
     },
-    manifest, plan,
+    manifest,
+    plan::{self, PlanOptions},
 };
 
 /// Why the node's frr.conf could not be produced.
@@ -41,11 +44,9 @@ pub enum SpeakerError {
     /// The configuration in the manifests is invalid.
     #[error("invalid configuration: {}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
     Invalid(Vec<config::ConfigError>),
-    /// This build has no frr.conf renderer yet.
-    #[error(
-        "rendering frr.conf from manifests is not available in this build (crate::frr::render)"
-    )]
-    RenderUnavailable,
+    /// The template failed.
+    #[error(transparent)]
+    Render(#[from] render::RenderError),
 }
 
 /// Where the desired frr.conf comes from.
@@ -105,7 +106,15 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
     let mut tick = tokio::time::interval(Duration::from_millis(args.poll_ms.max(10)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let node = args.node_name.clone();
-    info!(node = %node, state_dir = %state_dir.display(), "speaker: started");
+    let facts = NodeFacts {
+        hostname: args.frr_hostname.clone().unwrap_or_else(nodename),
+        log_level: args.frr_log_level,
+        router_id: args.router_id,
+        // Without Kubernetes there are no Secrets to read: peers with a Secret password get no
+        // password line (as in `metallb plan -o frr`).
+        passwords: Default::default(),
+    };
+    info!(node = %node, hostname = %facts.hostname, state_dir = %state_dir.display(), "speaker: started");
     let mut last_input: Option<Vec<(String, String)>> = None;
     loop {
         let forced = tokio::select! {
@@ -127,7 +136,7 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
         if !forced && last_input.as_ref() == Some(&input) {
             continue;
         }
-        match render(&source, &input, &node, args.lb_class.as_deref()) {
+        match render(&source, &input, &node, &facts, args.lb_class.as_deref()) {
             Ok(text) => handle.set(Arc::<str>::from(text)),
             Err(e) => {
                 error!(error = %e, "speaker: cannot render frr.conf; FRR keeps its configuration")
@@ -147,18 +156,21 @@ fn render(
     source: &Source,
     input: &[(String, String)],
     node: &str,
+    facts: &NodeFacts,
     lb_class: Option<&str>,
 ) -> Result<String, SpeakerError> {
     match source {
         Source::File(_) => Ok(input.first().map(|(_, t)| t.clone()).unwrap_or_default()),
-        Source::Manifests(_) => render_node(input, node, lb_class),
+        Source::Manifests(_) => render_node(input, node, facts, lb_class),
     }
 }
 
-/// Manifests → validated config → allocation plan → this node's frr.conf.
-fn render_node(
+/// Manifests → validated config → allocation plan → this node's frr.conf (the same pipeline as
+/// `metallb plan -o frr --node NODE`).
+pub fn render_node(
     input: &[(String, String)],
     node: &str,
+    facts: &NodeFacts,
     lb_class: Option<&str>,
 ) -> Result<String, SpeakerError> {
     let mut docs = Vec::new();
@@ -175,11 +187,20 @@ fn render_node(
             return Err(SpeakerError::Invalid(errors));
         }
     };
-    let _plan = plan::plan(&resources, &config, lb_class);
-    // The renderer (core::frr model + frr::render) lands from the `bgp` branch; this is the one
-    // call that turns the plan into text.
-    let _ = node;
-    Err(SpeakerError::RenderUnavailable)
+    let options = PlanOptions {
+        lb_class: lb_class.map(String::from),
+        nodes: vec![node.to_string()],
+    };
+    let plan = plan::plan(&resources, &config, &options);
+    let frr = plan::frr_config(&resources, &config, &plan, node, facts);
+    Ok(render::render(&frr)?)
+}
+
+/// The OS nodename (`uname -n`), which FRR prints as its hostname.
+fn nodename() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default()
 }
 
 /// Writes every status change to `path` (JSON), for operators and tests.
