@@ -514,8 +514,9 @@ async fn speaker_binary_follows_its_input_and_stops_on_sigterm() {
     let state = lab.state_dir("node1");
     let status = state.join("status.json");
     std::fs::write(&conf, lab::base_conf()).unwrap();
+    let bin_dir = tempfile::tempdir().unwrap();
     let mut child = Child(
-        std::process::Command::new(env!("CARGO_BIN_EXE_metallb"))
+        std::process::Command::new(metallb_bin(bin_dir.path()))
             .args(["--log-level", "info", "speaker", "--node-name", "node1"])
             .arg("--frr-conf-file")
             .arg(&conf)
@@ -581,4 +582,347 @@ async fn speaker_binary_follows_its_input_and_stops_on_sigterm() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
     assert!(code.success(), "{code:?}");
+}
+
+// === speakers rendering from manifests ===
+
+/// The lab's metallb.io objects: nodes node1 (rack a) and node2 (rack b), pool `lab`
+/// (198.51.100.0/24, 2001:db8:77::/120) advertised with community 64500:100, BFD profile `fast`
+/// on the IPv4 peer, and an IPv6 peer limited to `v6_peer_rack` when given.
+fn lab_manifests(v6_peer_rack: Option<&str>) -> String {
+    let selector = v6_peer_rack
+        .map(|r| format!("  nodeSelectors:\n  - matchLabels:\n      rack: {r}\n"))
+        .unwrap_or_default();
+    format!(
+        r#"apiVersion: v1
+kind: Node
+metadata:
+  name: node1
+  labels: {{rack: a}}
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: node2
+  labels: {{rack: b}}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: lab, namespace: metallb-system}}
+spec:
+  addresses: [198.51.100.0/24, "2001:db8:77::/120"]
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: lab, namespace: metallb-system}}
+spec:
+  ipAddressPools: [lab]
+  communities: ["64500:100"]
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: rack-a, namespace: metallb-system}}
+spec:
+  addresses: [203.0.113.0/24]
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: rack-a, namespace: metallb-system}}
+spec:
+  ipAddressPools: [rack-a]
+  nodeSelectors:
+  - matchLabels: {{rack: a}}
+---
+apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata: {{name: fast, namespace: metallb-system}}
+spec:
+  receiveInterval: 200
+  transmitInterval: 200
+  detectMultiplier: 5
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: router-v4, namespace: metallb-system}}
+spec:
+  myASN: 64500
+  peerASN: 64501
+  peerAddress: 10.77.0.1
+  bfdProfile: fast
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: router-v6, namespace: metallb-system}}
+spec:
+  myASN: 64500
+  peerASN: 64501
+  peerAddress: "fd00:77::1"
+{selector}"#
+    )
+}
+
+/// A LoadBalancer Service asking for `ips` (comma-separated), optionally ETP Local.
+fn service(name: &str, ips: &str, local: bool) -> String {
+    let dual = if ips.contains(':') && ips.contains('.') {
+        "  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4, IPv6]\n"
+    } else {
+        ""
+    };
+    let etp = if local {
+        "  externalTrafficPolicy: Local\n"
+    } else {
+        ""
+    };
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\n  \
+         annotations:\n    metallb.io/loadBalancerIPs: {ips}\nspec:\n  type: LoadBalancer\n\
+         {dual}{etp}  selector: {{app: {name}}}\n  ports: [{{port: 80}}]\n"
+    )
+}
+
+/// An EndpointSlice of `service` with one ready endpoint on `node`.
+fn endpoint_on(service: &str, node: &str) -> String {
+    format!(
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-x\n  \
+         namespace: default\n  labels:\n    kubernetes.io/service-name: {service}\n\
+         addressType: IPv4\nendpoints:\n- addresses: [\"10.244.0.5\"]\n  nodeName: {node}\n  \
+         conditions: {{ready: true, serving: true}}\n"
+    )
+}
+
+/// A private copy of the `metallb` binary in `dir`. Several worktrees may share one cargo
+/// target directory, and another branch's build can replace `target/debug/metallb` while these
+/// tests run; a copy taken now (and checked to have `speaker`) cannot change under them.
+fn metallb_bin(dir: &std::path::Path) -> std::path::PathBuf {
+    let copy = dir.join("metallb");
+    if !copy.exists() {
+        std::fs::copy(env!("CARGO_BIN_EXE_metallb"), &copy).unwrap();
+    }
+    let help = std::process::Command::new(&copy)
+        .args(["speaker", "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        help.status.success(),
+        "{} has no `speaker` subcommand: another build replaced it (shared target dir?); rerun",
+        env!("CARGO_BIN_EXE_metallb")
+    );
+    copy
+}
+
+fn spawn_speaker(lab: &Lab, node: &str, manifests: &std::path::Path) -> Child {
+    let bin_dir = lab.state_dir("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    Child(
+        std::process::Command::new(metallb_bin(&bin_dir))
+            .args(["--log-level", "info", "speaker", "--node-name", node])
+            .arg("--manifests")
+            .arg(manifests)
+            .args(["--frr-pathspace", &lab.ns(node)])
+            .args(["--debounce-ms", "50", "--poll-ms", "50"])
+            .arg("--state-dir")
+            .arg(lab.state_dir(node))
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Waits until the router's valid paths for `prefix` come exactly from `nexthops`.
+async fn wait_paths(router: &metallb::frr::vtysh::Vtysh, prefix: &str, nexthops: &[&str]) {
+    let afi = if prefix.contains(':') {
+        metallb::frr::vtysh::Afi::Ipv6
+    } else {
+        metallb::frr::vtysh::Afi::Ipv4
+    };
+    let want: std::collections::BTreeSet<&str> = nexthops.iter().copied().collect();
+    let start = Instant::now();
+    let mut got = std::collections::BTreeSet::new();
+    while start.elapsed() < LONG {
+        if let Ok(t) = router.bgp_routes("default", afi).await {
+            got = t
+                .routes
+                .get(prefix)
+                .into_iter()
+                .flatten()
+                .filter(|p| p.valid)
+                .filter_map(|p| p.nexthops.first().map(|n| n.ip.clone()))
+                .collect();
+            if got
+                .iter()
+                .map(String::as_str)
+                .collect::<std::collections::BTreeSet<_>>()
+                == want
+            {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{prefix}: paths via {got:?}, want {want:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speaker_from_manifests_announces_services_with_bfd_and_communities() {
+    if !lab::enabled("speaker_from_manifests_announces_services_with_bfd_and_communities") {
+        return;
+    }
+    let _serial = LAB_LOCK.lock().await;
+    let lab = Lab::up("mlt-mani-");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("00-lab.yaml"), lab_manifests(None)).unwrap();
+    std::fs::write(
+        dir.path().join("10-web.yaml"),
+        service("web", "198.51.100.10,2001:db8:77::10", false),
+    )
+    .unwrap();
+    let status = lab.state_dir("node1").join("status.json");
+    let _speaker = spawn_speaker(&lab, "node1", dir.path());
+    let router = lab.vtysh("router");
+    let every = Duration::from_millis(50);
+    lab::wait_route(&router, "198.51.100.10/32", Some(NODE1_V4), LONG, every)
+        .await
+        .unwrap();
+    lab::wait_route(&router, "2001:db8:77::10/128", Some(NODE1_V6), LONG, every)
+        .await
+        .unwrap();
+    // The community of the BGPAdvertisement.
+    let start = Instant::now();
+    loop {
+        let c = router
+            .bgp_prefix("default", "198.51.100.10/32")
+            .await
+            .unwrap()
+            .and_then(|p| p.best().and_then(|b| b.community.clone()))
+            .map(|c| c.string);
+        if c.as_deref() == Some("64500:100") {
+            break;
+        }
+        assert!(start.elapsed() < LONG, "community: {c:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // BFD with node1's profile: the router sees node1's intervals and multiplier.
+    let start = Instant::now();
+    loop {
+        let peers = router.bfd_peers("default").await.unwrap();
+        let p = peers.iter().find(|p| p.peer == NODE1_V4).cloned();
+        if let Some(p) = &p
+            && p.is_up()
+            && p.remote_detect_multiplier == 5
+            && p.remote_receive_interval == 200
+            && p.remote_transmit_interval == 200
+        {
+            break;
+        }
+        assert!(start.elapsed() < LONG, "BFD: {p:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let before = lab::wait_established(&router, NODE1_V4, LONG)
+        .await
+        .unwrap();
+
+    // A second Service appears, then goes: incremental both ways, no session reset.
+    let applies = wait_status(&status, "first apply", |s| s["applies"] == 1).await["applies"]
+        .as_u64()
+        .unwrap();
+    std::fs::write(
+        dir.path().join("20-api.yaml"),
+        service("api", "198.51.100.20", false),
+    )
+    .unwrap();
+    lab::wait_route(&router, "198.51.100.20/32", Some(NODE1_V4), LONG, every)
+        .await
+        .unwrap();
+    let s = wait_status(&status, "service added", |s| s["applies"] == applies + 1).await;
+    assert_eq!(s["last"]["path"], "incremental", "{s:#?}");
+    std::fs::remove_file(dir.path().join("20-api.yaml")).unwrap();
+    lab::wait_no_route(&router, "198.51.100.20/32", LONG)
+        .await
+        .unwrap();
+    let s = wait_status(&status, "service removed", |s| s["applies"] == applies + 2).await;
+    assert_eq!(s["last"]["path"], "incremental", "{s:#?}");
+    let after = lab::neighbor(&router, NODE1_V4).await;
+    assert_eq!(
+        after.connections_established,
+        before.connections_established
+    );
+
+    // An invalid manifest: reported in the log, FRR keeps the running config.
+    std::fs::write(
+        dir.path().join("30-bad.yaml"),
+        "kind: IPAddressPool\n: : :\n",
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lab::wait_route(&router, "198.51.100.10/32", Some(NODE1_V4), LONG, every)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_selectors_and_etp_local_pick_the_announcing_nodes() {
+    if !lab::enabled("node_selectors_and_etp_local_pick_the_announcing_nodes") {
+        return;
+    }
+    let _serial = LAB_LOCK.lock().await;
+    let lab = Lab::up("mlt-sel-");
+    let dir = tempfile::tempdir().unwrap();
+    // IPv6 peer only on rack b (node2); services: cluster-wide, ETP Local with its endpoint on
+    // node2, and one from the rack-a-only pool.
+    std::fs::write(dir.path().join("00-lab.yaml"), lab_manifests(Some("b"))).unwrap();
+    std::fs::write(
+        dir.path().join("10-svc.yaml"),
+        [
+            service("cluster", "198.51.100.10,2001:db8:77::10", false),
+            service("local", "198.51.100.11", true),
+            endpoint_on("local", "node2"),
+            service("racka", "203.0.113.10", false),
+        ]
+        .join("---\n"),
+    )
+    .unwrap();
+    let _s1 = spawn_speaker(&lab, "node1", dir.path());
+    let _s2 = spawn_speaker(&lab, "node2", dir.path());
+    let router = lab.vtysh("router");
+    lab::wait_established(&router, NODE1_V4, LONG)
+        .await
+        .unwrap();
+    lab::wait_established(&router, "10.77.0.12", LONG)
+        .await
+        .unwrap();
+    lab::wait_established(&router, "fd00:77::12", LONG)
+        .await
+        .unwrap();
+
+    wait_paths(&router, "198.51.100.10/32", &[NODE1_V4, "10.77.0.12"]).await;
+    wait_paths(&router, "198.51.100.11/32", &["10.77.0.12"]).await;
+    wait_paths(&router, "203.0.113.10/32", &[NODE1_V4]).await;
+    // Only node2 peers over IPv6 (the v6 BGPPeer selects rack b).
+    let n = router.bgp_neighbors("default").await.unwrap();
+    assert!(!n[NODE1_V6].is_established(), "{:?}", n[NODE1_V6].bgp_state);
+    let v6 = router
+        .bgp_routes("default", metallb::frr::vtysh::Afi::Ipv6)
+        .await
+        .unwrap();
+    let hops: Vec<&str> = v6
+        .routes
+        .get("2001:db8:77::10/128")
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.nexthops.first().map(|h| h.ip.as_str()))
+        .collect();
+    assert_eq!(hops, ["fd00:77::12"]);
+
+    // The endpoint moves to node1: the ETP Local route follows.
+    std::fs::write(
+        dir.path().join("10-svc.yaml"),
+        [
+            service("cluster", "198.51.100.10,2001:db8:77::10", false),
+            service("local", "198.51.100.11", true),
+            endpoint_on("local", "node1"),
+            service("racka", "203.0.113.10", false),
+        ]
+        .join("---\n"),
+    )
+    .unwrap();
+    wait_paths(&router, "198.51.100.11/32", &[NODE1_V4]).await;
 }

@@ -106,6 +106,7 @@ impl Drop for Lab {
         let ok = self.script("down");
         let _ = std::fs::remove_dir_all(format!("/run/metallb-lab/{}node1", self.prefix));
         let _ = std::fs::remove_dir_all(format!("/run/metallb-lab/{}node2", self.prefix));
+        let _ = std::fs::remove_dir_all(format!("/run/metallb-lab/{}bin", self.prefix));
         if !ok && !std::thread::panicking() {
             panic!("lab.sh down failed for prefix {}", self.prefix);
         }
