@@ -35,6 +35,9 @@ use crate::{
     plan::{self, PlanOptions},
 };
 
+/// How long an input must stay the same before it is rendered.
+const SETTLE: Duration = Duration::from_millis(10);
+
 /// Why the node's frr.conf could not be produced.
 #[derive(Debug, thiserror::Error)]
 pub enum SpeakerError {
@@ -134,6 +137,13 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
             }
         };
         if !forced && last_input.as_ref() == Some(&input) {
+            continue;
+        }
+        // A file caught half-written can still parse (a truncated list of Services), and
+        // rendering it would withdraw routes for a moment. Take a change only once it reads
+        // the same twice, SETTLE apart; writers that rename into place never hit this.
+        tokio::time::sleep(SETTLE).await;
+        if source.snapshot().ok().as_ref() != Some(&input) {
             continue;
         }
         match render(&source, &input, &node, &facts, args.lb_class.as_deref()) {

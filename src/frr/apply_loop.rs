@@ -288,7 +288,9 @@ async fn run(
                 if report.path != ApplyPath::Unchanged {
                     info!(path = ?report.path, hash = %report.hash,
                           ms = report.duration.as_millis() as u64,
-                          reason = report.fallback_reason.as_deref().unwrap_or(""),
+                          networks_added = report.stats.networks_added,
+                          networks_removed = report.stats.networks_removed,
+                          reason = report.fallback_reason.as_deref(),
                           "frr: applied");
                 }
                 status.send_modify(|s| {
