@@ -554,3 +554,82 @@ mod tests {
         assert_eq!(c.other, ["bfd\nexit", "ip nht resolve-via-default"]);
     }
 }
+
+#[cfg(test)]
+mod golden_tests {
+    //! The parser against every file the renderer produces (`tests/golden/frr/`).
+
+    use super::*;
+
+    fn goldens() -> Vec<(String, String)> {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/frr");
+        let mut out: Vec<(String, String)> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "conf"))
+            .map(|p| {
+                let text = std::fs::read_to_string(&p).unwrap();
+                (p.file_name().unwrap().to_string_lossy().into_owned(), text)
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
+    #[test]
+    fn every_rendered_file_parses_into_contexts() {
+        let files = goldens();
+        assert!(!files.is_empty());
+        for (name, text) in files {
+            let c = Conf::parse(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert!(delta(&c, &c).is_empty(), "{name}");
+            // Nothing of the file is lost: every non-separator line lands in some context.
+            let lines = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && *l != "!")
+                .count();
+            let counted = c.other.iter().map(|b| b.lines().count()).sum::<usize>()
+                + c.prefix_lists.len()
+                + c.route_maps
+                    .values()
+                    .map(|e| e.body.len() + 2)
+                    .sum::<usize>()
+                + c.routers
+                    .values()
+                    .map(|r| {
+                        2 + r.global.len()
+                            + r.families
+                                .values()
+                                .map(|f| 2 + f.networks.len() + f.other.len())
+                                .sum::<usize>()
+                    })
+                    .sum::<usize>();
+            assert_eq!(counted, lines, "{name}");
+        }
+    }
+
+    #[test]
+    fn withdrawing_every_service_of_a_rendered_file_is_incremental() {
+        for (name, text) in goldens() {
+            if !text.contains("  network ") {
+                continue;
+            }
+            let without: String = text
+                .lines()
+                .filter(|l| !l.trim_start().starts_with("network "))
+                .map(|l| format!("{l}\n"))
+                .collect();
+            let old = Conf::parse(&text).unwrap();
+            let d = delta(&old, &Conf::parse(&without).unwrap());
+            assert!(d.is_incremental(), "{name}: {:?}", d.structural);
+            assert_eq!(
+                d.stats.networks_removed,
+                text.matches("  network ").count(),
+                "{name}"
+            );
+            let back = delta(&Conf::parse(&without).unwrap(), &old);
+            assert!(back.is_incremental(), "{name}");
+        }
+    }
+}
