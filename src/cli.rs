@@ -48,6 +48,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Run the controller: assign LoadBalancer addresses through the Kubernetes API.
     Controller(ControllerArgs),
+    /// Run the BGP speaker for one node without Kubernetes: render the node's frr.conf from
+    /// manifests in a directory and keep FRR in sync with it.
+    Speaker(SpeakerArgs),
 }
 
 /// How to reach the cluster.
@@ -101,6 +104,57 @@ pub struct ControllerArgs {
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     crate::config::peer::parse_go_duration(text).map_err(|e| e.to_string())
+}
+
+/// `metallb speaker`.
+#[derive(Debug, Args)]
+pub struct SpeakerArgs {
+    /// The node this speaker runs for.
+    #[arg(long, env = "METALLB_NODE_NAME")]
+    pub node_name: String,
+    /// Directory of YAML manifests (metallb.io resources, Services, Nodes); re-read when a file
+    /// in it changes and on SIGHUP.
+    #[arg(
+        long,
+        env = "METALLB_MANIFESTS",
+        required_unless_present = "frr_conf_file"
+    )]
+    pub manifests: Option<PathBuf>,
+    /// Apply this already rendered frr.conf instead of rendering manifests (testing and
+    /// debugging the apply path); re-read when it changes and on SIGHUP.
+    #[arg(long, conflicts_with = "manifests")]
+    pub frr_conf_file: Option<PathBuf>,
+    /// FRR pathspace (`vtysh -N`); none for the default instance.
+    #[arg(long, env = "METALLB_FRR_PATHSPACE")]
+    pub frr_pathspace: Option<String>,
+    /// Milliseconds to collect changes before applying the latest configuration.
+    #[arg(long, env = "METALLB_BGP_DEBOUNCE_MS", default_value_t = 100)]
+    pub debounce_ms: u64,
+    /// Seconds between checks, while idle, that FRR still runs the applied configuration
+    /// (`frr-reload.py --test`); a drift is reloaded. 0 turns the check off.
+    #[arg(long, env = "METALLB_FRR_RESYNC_SECS", default_value_t = 60)]
+    pub frr_resync_secs: u64,
+    /// Milliseconds between checks of the manifests for changes.
+    #[arg(long, env = "METALLB_POLL_MS", default_value_t = 100)]
+    pub poll_ms: u64,
+    /// MetalLB log level the FRR configuration is rendered for: all, debug, info, warn, error
+    /// or none.
+    #[arg(long, env = "METALLB_FRR_LOG_LEVEL", default_value = "info")]
+    pub frr_log_level: crate::core::frr::LogLevel,
+    /// Router ID for routers whose peers set none.
+    #[arg(long, env = "METALLB_ROUTER_ID")]
+    pub router_id: Option<std::net::Ipv4Addr>,
+    /// The `hostname` to render: the OS nodename FRR runs under (FRR 8.4 prints that whatever
+    /// the config says). Default: this host's nodename.
+    #[arg(long, env = "METALLB_FRR_HOSTNAME")]
+    pub frr_hostname: Option<String>,
+    /// Directory for the rendered frr.conf and `status.json` (default:
+    /// /run/metallb/<pathspace or "default">).
+    #[arg(long, env = "METALLB_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Only handle Services with this `spec.loadBalancerClass` (none: Services without a class).
+    #[arg(long, env = "METALLB_LB_CLASS")]
+    pub lb_class: Option<String>,
 }
 
 /// `metallb validate`.

@@ -5,11 +5,11 @@
 //! - [`core`]: the pure domain (addresses, config model, allocator); no Kubernetes, no I/O.
 //! - [`config`]: API objects → validated core config (the webhook logic), Services → allocator
 //!   input.
-//! - [`frr`]: rendering the FRR configuration model into `frr.conf`.
 //! - [`manifest`]: reading multi-document YAML from files, directories and stdin.
 //! - [`plan`]: the dry run of the controller's allocation.
 //! - [`controller`]: `metallb controller`, allocation through the Kubernetes API.
 //! - [`k8s`]: client, Lease leader election and the status writer shared by the components.
+//! - [`frr`]: FRR: rendering frr.conf, applying it (the apply loop), vtysh status.
 //! - [`cli`], [`cmd`], [`telemetry`]: the command-line edge.
 
 pub mod api;

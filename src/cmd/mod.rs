@@ -2,6 +2,7 @@
 
 mod controller;
 mod plan;
+mod speaker;
 mod validate;
 
 use std::process::ExitCode;
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Controller(args) => controller::run(args),
+        Command::Speaker(args) => speaker::run(&args),
     }
 }
 
