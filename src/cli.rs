@@ -117,9 +117,20 @@ pub struct SpeakerArgs {
     #[arg(
         long,
         env = "METALLB_MANIFESTS",
-        required_unless_present = "frr_conf_file"
+        required_unless_present_any = ["frr_conf_file", "from_api"]
     )]
     pub manifests: Option<PathBuf>,
+    /// Read Services, EndpointSlices, Nodes, Namespaces and the metallb.io kinds from the
+    /// Kubernetes API (watches) instead of manifests. Only Services with addresses in their
+    /// status (given by `metallb controller`) are announced.
+    #[arg(long, env = "METALLB_FROM_API", conflicts_with_all = ["manifests", "frr_conf_file"])]
+    pub from_api: bool,
+    /// Cluster access (with `--from-api`).
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// Namespace of the metallb.io configuration objects (with `--from-api`).
+    #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
+    pub namespace: String,
     /// Apply this already rendered frr.conf instead of rendering manifests (testing and
     /// debugging the apply path); re-read when it changes and on SIGHUP.
     #[arg(long, conflicts_with = "manifests")]

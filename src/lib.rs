@@ -8,6 +8,7 @@
 //! - [`manifest`]: reading multi-document YAML from files, directories and stdin.
 //! - [`plan`]: the dry run of the controller's allocation.
 //! - [`controller`]: `metallb controller`, allocation through the Kubernetes API.
+//! - [`speaker`]: the speaker's Kubernetes API source.
 //! - [`k8s`]: client, Lease leader election and the status writer shared by the components.
 //! - [`frr`]: FRR: rendering frr.conf, applying it (the apply loop), vtysh status.
 //! - [`cli`], [`cmd`], [`telemetry`]: the command-line edge.
@@ -22,4 +23,5 @@ pub mod frr;
 pub mod k8s;
 pub mod manifest;
 pub mod plan;
+pub mod speaker;
 pub mod telemetry;

@@ -33,6 +33,7 @@ use crate::{
     },
     manifest,
     plan::{self, PlanOptions},
+    speaker::source::ApiSource,
 };
 
 /// How long an input must stay the same before it is rendered.
@@ -81,7 +82,8 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
     let source = match (&args.manifests, &args.frr_conf_file) {
         (_, Some(file)) => Source::File(file.clone()),
         (Some(dir), None) => Source::Manifests(dir.clone()),
-        (None, None) => anyhow::bail!("--manifests or --frr-conf-file is required"),
+        (None, None) if args.from_api => Source::Manifests(PathBuf::new()),
+        (None, None) => anyhow::bail!("--manifests, --frr-conf-file or --from-api is required"),
     };
     let state_dir = args.state_dir.clone().unwrap_or_else(|| {
         PathBuf::from("/run/metallb").join(args.frr_pathspace.as_deref().unwrap_or("default"))
@@ -119,40 +121,78 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
     };
     info!(node = %node, hostname = %facts.hostname, state_dir = %state_dir.display(), "speaker: started");
     let mut last_input: Option<Vec<(String, String)>> = None;
-    loop {
-        let forced = tokio::select! {
-            _ = tick.tick() => false,
-            _ = hup.recv() => { info!("speaker: SIGHUP, re-reading"); true }
-            _ = term.recv() => { info!("speaker: SIGTERM, stopping"); break }
-            _ = int.recv() => { info!("speaker: SIGINT, stopping"); break }
-        };
-        let input = match source.snapshot() {
-            Ok(input) => input,
-            Err(e) => {
-                if forced || last_input.is_some() {
-                    warn!(error = %e, "speaker: cannot read the input; FRR keeps its configuration");
+    if args.from_api {
+        let client = crate::k8s::client(
+            args.kube.kubeconfig.as_deref(),
+            args.kube.context.as_deref(),
+        )
+        .await?;
+        let mut source = ApiSource::new(client, &args.namespace);
+        let mut last: Option<String> = None;
+        loop {
+            tokio::select! {
+                () = source.changed() => {}
+                _ = term.recv() => { info!("speaker: SIGTERM, stopping"); break }
+                _ = int.recv() => { info!("speaker: SIGINT, stopping"); break }
+            }
+            let resources = source.resources();
+            let assigned = source.assigned();
+            match render_resources(
+                &resources,
+                Vec::new(),
+                &node,
+                &facts,
+                args.lb_class.as_deref(),
+                Some(&assigned),
+            ) {
+                Ok(text) => {
+                    if last.as_deref() != Some(text.as_str()) {
+                        handle.set(Arc::<str>::from(text.as_str()));
+                        last = Some(text);
+                    }
                 }
-                last_input = None;
+                Err(e) => {
+                    error!(error = %e, "speaker: cannot render frr.conf; FRR keeps its configuration")
+                }
+            }
+        }
+    }
+    if !args.from_api {
+        loop {
+            let forced = tokio::select! {
+                _ = tick.tick() => false,
+                _ = hup.recv() => { info!("speaker: SIGHUP, re-reading"); true }
+                _ = term.recv() => { info!("speaker: SIGTERM, stopping"); break }
+                _ = int.recv() => { info!("speaker: SIGINT, stopping"); break }
+            };
+            let input = match source.snapshot() {
+                Ok(input) => input,
+                Err(e) => {
+                    if forced || last_input.is_some() {
+                        warn!(error = %e, "speaker: cannot read the input; FRR keeps its configuration");
+                    }
+                    last_input = None;
+                    continue;
+                }
+            };
+            if !forced && last_input.as_ref() == Some(&input) {
                 continue;
             }
-        };
-        if !forced && last_input.as_ref() == Some(&input) {
-            continue;
-        }
-        // A file caught half-written can still parse (a truncated list of Services), and
-        // rendering it would withdraw routes for a moment. Take a change only once it reads
-        // the same twice, SETTLE apart; writers that rename into place never hit this.
-        tokio::time::sleep(SETTLE).await;
-        if source.snapshot().ok().as_ref() != Some(&input) {
-            continue;
-        }
-        match render(&source, &input, &node, &facts, args.lb_class.as_deref()) {
-            Ok(text) => handle.set(Arc::<str>::from(text)),
-            Err(e) => {
-                error!(error = %e, "speaker: cannot render frr.conf; FRR keeps its configuration")
+            // A file caught half-written can still parse (a truncated list of Services), and
+            // rendering it would withdraw routes for a moment. Take a change only once it reads
+            // the same twice, SETTLE apart; writers that rename into place never hit this.
+            tokio::time::sleep(SETTLE).await;
+            if source.snapshot().ok().as_ref() != Some(&input) {
+                continue;
             }
+            match render(&source, &input, &node, &facts, args.lb_class.as_deref()) {
+                Ok(text) => handle.set(Arc::<str>::from(text)),
+                Err(e) => {
+                    error!(error = %e, "speaker: cannot render frr.conf; FRR keeps its configuration")
+                }
+            }
+            last_input = Some(input);
         }
-        last_input = Some(input);
     }
     let status = handle.status();
     handle.shutdown().await?;
@@ -187,7 +227,22 @@ pub fn render_node(
     for (file, text) in input {
         docs.extend(manifest::parse(file, text)?);
     }
-    let (resources, mut errors) = config::Resources::from_documents(&docs);
+    let (resources, errors) = config::Resources::from_documents(&docs);
+    render_resources(&resources, errors, node, facts, lb_class, None)
+}
+
+/// Objects → validated config → allocation plan → this node's frr.conf. With `assigned` (the
+/// addresses in each Service's status, from the API), a Service whose planned addresses differ
+/// from what the controller assigned is not announced.
+pub fn render_resources(
+    resources: &config::Resources,
+    mut errors: Vec<config::ConfigError>,
+    node: &str,
+    facts: &NodeFacts,
+    lb_class: Option<&str>,
+    assigned: Option<&std::collections::BTreeMap<(String, String), crate::controller::Desired>>,
+) -> Result<String, SpeakerError> {
+    let resources = resources.clone();
     let built = config::build(&resources, &config::BuildOptions::default());
     let config = match built {
         Ok(config) if errors.is_empty() => config,
@@ -201,7 +256,21 @@ pub fn render_node(
         lb_class: lb_class.map(String::from),
         nodes: vec![node.to_string()],
     };
-    let plan = plan::plan(&resources, &config, &options);
+    let mut plan = plan::plan(&resources, &config, &options);
+    if let Some(assigned) = assigned {
+        plan.services.retain(|svc| {
+            assigned
+                .get(&(svc.namespace.clone(), svc.name.clone()))
+                .is_some_and(|d| {
+                    d.ips
+                        .iter()
+                        .map(ToString::to_string)
+                        .eq(svc.ips.iter().cloned())
+                })
+        });
+        // Announcements are recomputed from the filtered services by frr_config.
+        plan.nodes.clear();
+    }
     let frr = plan::frr_config(&resources, &config, &plan, node, facts);
     Ok(render::render(&frr)?)
 }

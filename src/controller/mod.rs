@@ -22,9 +22,9 @@
 //! restart with nothing to change writes nothing.
 
 mod allocate;
-mod dereference;
+pub(crate) mod dereference;
 mod validate;
-mod watch;
+pub(crate) mod watch;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -44,7 +44,7 @@ use kube::{
 };
 use tokio::sync::{mpsc, watch as tokio_watch};
 
-pub use self::allocate::Desired;
+pub use self::allocate::{Desired, observed};
 use self::{
     allocate::Converged,
     dereference::Stores,

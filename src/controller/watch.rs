@@ -44,6 +44,8 @@ pub enum Kind {
     Namespace,
     /// Nodes (node selectors in the config checks).
     Node,
+    /// EndpointSlices (the speaker: which nodes have endpoints).
+    EndpointSlice,
     /// Any `metallb.io` config kind in MetalLB's namespace.
     Config(&'static str),
 }

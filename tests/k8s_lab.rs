@@ -1,0 +1,213 @@
+//! End to end in network namespaces: a real kube-apiserver, `metallb controller`, and one
+//! `metallb speaker --from-api` per lab node driving that node's FRR; the router's BGP table
+//! shows each Service's address while it exists. Needs `METALLB_K8S=1` and `METALLB_LAB=1`
+//! (root, FRR from hack/setup.sh); otherwise it prints a skip note.
+//!
+//! The speakers run in the root namespace and drive their node's FRR through its pathspace
+//! (`vtysh -N`), as `tests/lab_frr.rs` does, so they reach the apiserver on 127.0.0.1.
+
+mod support;
+
+#[path = "support/lab.rs"]
+mod lab;
+
+use std::{
+    path::Path,
+    process::{Child, Command},
+    time::{Duration, Instant},
+};
+
+use k8s_openapi::api::core::v1::Service;
+use kube::{
+    Api,
+    api::{DeleteParams, PostParams},
+};
+use lab::Lab;
+use serde_json::json;
+use support::{Cluster, controller as ctl, eventually};
+
+const LONG: Duration = Duration::from_secs(60);
+const BENCH_SERVICES: usize = 100;
+
+/// Nodes, one pool advertised over BGP, and the router as peer (AS 64500 → 64501).
+const LAB_OBJECTS: &str = r#"
+apiVersion: v1
+kind: Node
+metadata: {name: node1}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: node2}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lab, namespace: metallb-system}
+spec:
+  addresses: [198.51.100.0/24]
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: lab, namespace: metallb-system}
+spec:
+  ipAddressPools: [lab]
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: router, namespace: metallb-system}
+spec:
+  myASN: 64500
+  peerASN: 64501
+  peerAddress: 10.77.0.1
+"#;
+
+/// Kills the child when dropped.
+struct Guard(Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.0.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn spawn_speaker(bin: &Path, cluster: &Cluster, lab: &Lab, node: &str) -> Guard {
+    let log = cluster.dir.join(format!("speaker-{node}.log"));
+    Guard(
+        Command::new(bin)
+            .args([
+                "--log-level",
+                "info",
+                "speaker",
+                "--from-api",
+                "--node-name",
+                node,
+            ])
+            .arg("--kubeconfig")
+            .arg(cluster.kubeconfig_as("speaker"))
+            .args(["--frr-pathspace", &lab.ns(node)])
+            .args(["--debounce-ms", "20"])
+            .arg("--state-dir")
+            .arg(lab.state_dir(node))
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+async fn has_route(router: &metallb::frr::vtysh::Vtysh, prefix: &str) -> bool {
+    router
+        .bgp_routes("default", metallb::frr::vtysh::Afi::Ipv4)
+        .await
+        .is_ok_and(|t| t.best(prefix).is_some())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_through_the_api_reaches_the_router_and_is_withdrawn() {
+    let name = "service_through_the_api_reaches_the_router_and_is_withdrawn";
+    if std::env::var("METALLB_K8S").as_deref() != Ok("1") || !lab::enabled(name) {
+        eprintln!("skipping {name}: needs METALLB_K8S=1 and METALLB_LAB=1");
+        return;
+    }
+    let cluster = Cluster::start().await;
+    let client = cluster.client.clone();
+    let lab = Lab::up("mlk-");
+    support::create_yaml(&client, LAB_OBJECTS, None)
+        .await
+        .unwrap();
+    let rbac = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rbac/speaker.yaml"),
+    )
+    .unwrap();
+    support::create_yaml(&client, &rbac, None).await.unwrap();
+    let controller = ctl::spawn(&client, ctl::config("lab-controller"));
+    let bin = support::metallb_bin(&cluster.dir);
+    let _logs = [
+        support::LogOnPanic(cluster.dir.join("speaker-node1.log")),
+        support::LogOnPanic(cluster.dir.join("speaker-node2.log")),
+    ];
+    let _speakers = [
+        spawn_speaker(&bin, &cluster, &lab, "node1"),
+        spawn_speaker(&bin, &cluster, &lab, "node2"),
+    ];
+    let router = lab.vtysh("router");
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+
+    // First Service: sessions come up, the prefix appears via both nodes.
+    let started = Instant::now();
+    services
+        .create(
+            &PostParams::default(),
+            &ctl::lb_service("web", json!({}), json!({})),
+        )
+        .await
+        .unwrap();
+    let ip = eventually("web gets an address", LONG, || {
+        let s = services.clone();
+        async move { ctl::ips(&s, "web").await.into_iter().next() }
+    })
+    .await;
+    let prefix = format!("{ip}/32");
+    let path = lab::wait_route(&router, &prefix, None, LONG, Duration::from_millis(50))
+        .await
+        .unwrap();
+    eprintln!(
+        "{prefix} at the router {:.1}s after the first Service was created (BGP sessions included), next hops {:?}",
+        started.elapsed().as_secs_f64(),
+        path.nexthop_ips().collect::<Vec<_>>()
+    );
+
+    // Deleted → withdrawn.
+    let deleted = Instant::now();
+    services
+        .delete("web", &DeleteParams::default())
+        .await
+        .unwrap();
+    lab::wait_no_route(&router, &prefix, LONG).await.unwrap();
+    eprintln!(
+        "{prefix} withdrawn {:.0} ms after the delete",
+        deleted.elapsed().as_secs_f64() * 1000.0
+    );
+
+    // Benchmark: Service created → its prefix in the router's table, one at a time.
+    let mut latencies = Vec::with_capacity(BENCH_SERVICES);
+    for i in 0..BENCH_SERVICES {
+        let ip = format!("198.51.100.{}", 100 + i);
+        let prefix = format!("{ip}/32");
+        let start = Instant::now();
+        services
+            .create(
+                &PostParams::default(),
+                &ctl::lb_service(
+                    &format!("bench-{i:03}"),
+                    json!({"metallb.io/loadBalancerIPs": ip}),
+                    json!({}),
+                ),
+            )
+            .await
+            .unwrap();
+        while !has_route(&router, &prefix).await {
+            assert!(start.elapsed() < LONG, "{prefix} never reached the router");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        latencies.push(start.elapsed());
+    }
+    latencies.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    eprintln!(
+        "Service created → prefix in the router's BGP table, {BENCH_SERVICES} Services: p50 {:.0} ms, p95 {:.0} ms, max {:.0} ms",
+        ms(latencies[BENCH_SERVICES / 2]),
+        ms(latencies[BENCH_SERVICES * 95 / 100]),
+        ms(*latencies.last().unwrap())
+    );
+    controller.abort();
+}
