@@ -48,6 +48,8 @@ pub enum Command {
     Plan(PlanArgs),
     /// Run the controller: assign LoadBalancer addresses through the Kubernetes API.
     Controller(ControllerArgs),
+    /// Server-side apply manifests to a cluster (what the lab demo uses instead of kubectl).
+    Apply(ApplyArgs),
     /// Run the BGP speaker for one node without Kubernetes: render the node's frr.conf from
     /// manifests in a directory and keep FRR in sync with it.
     Speaker(SpeakerArgs),
@@ -62,6 +64,20 @@ pub struct KubeArgs {
     /// Kubeconfig context.
     #[arg(long, env = "METALLB_KUBE_CONTEXT")]
     pub context: Option<String>,
+}
+
+/// `metallb apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// Cluster access.
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// Files or directories of YAML manifests; `-` reads stdin.
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
+    /// Namespace for namespaced objects that name none.
+    #[arg(short = 'n', long, default_value = "default")]
+    pub namespace: String,
 }
 
 /// `metallb controller`.

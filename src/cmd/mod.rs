@@ -1,5 +1,6 @@
 //! Subcommand handlers: the CLI edge, where errors become exit codes and messages.
 
+mod apply;
 mod controller;
 mod plan;
 mod speaker;
@@ -28,6 +29,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Controller(args) => controller::run(args),
+        Command::Apply(args) => apply::run(&args),
         Command::Speaker(args) => speaker::run(&args),
     }
 }
