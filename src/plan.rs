@@ -213,11 +213,25 @@ pub fn frr_config(
     facts: &NodeFacts,
 ) -> FrrConfig {
     let node = node(resources, node_name);
-    let announcement = match plan.nodes.iter().find(|n| n.name == node_name) {
-        Some(a) => a.clone(),
-        None => bgp::announce(config, &node, &announced_services(resources, plan)),
-    };
+    let announcement = announcement(resources, config, plan, node_name);
     frr::build(config, &node, &announcement, facts)
+}
+
+/// What the speaker on `node_name` announces after this plan.
+pub fn announcement(
+    resources: &Resources,
+    config: &Config,
+    plan: &Plan,
+    node_name: &str,
+) -> NodeAnnouncement {
+    match plan.nodes.iter().find(|n| n.name == node_name) {
+        Some(a) => a.clone(),
+        None => bgp::announce(
+            config,
+            &node(resources, node_name),
+            &announced_services(resources, plan),
+        ),
+    }
 }
 
 /// The speaker's view of a node: its labels and `NetworkUnavailable` condition from the Node

@@ -208,6 +208,14 @@ async fn deleting_a_service_frees_its_ip_for_the_next() {
         async move { (ctl::ips(&s, "a").await == ["10.9.0.1"]).then_some(()) }
     })
     .await;
+    eventually("pool 'one' status: 1 assigned, 0 available", WAIT, || {
+        let pools = pools.clone();
+        async move {
+            let status = pools.get("one").await.ok()?.status?;
+            (status.assigned_ipv4 == 1 && status.available_ipv4 == 0).then_some(())
+        }
+    })
+    .await;
     services
         .create(
             &PostParams::default(),

@@ -166,6 +166,22 @@ async fn service_through_the_api_reaches_the_router_and_is_withdrawn() {
         path.nexthop_ips().collect::<Vec<_>>()
     );
 
+    // Each node says once that it announces the Service.
+    for node in ["node1", "node2"] {
+        let note = format!("announcing from node \"{node}\" with protocol \"bgp\"");
+        eventually(&format!("nodeAssigned event from {node}"), LONG, || {
+            let client = client.clone();
+            let note = note.clone();
+            async move {
+                ctl::events(&client, "default", "Service", "web")
+                    .await
+                    .into_iter()
+                    .find(|(r, n)| r == "nodeAssigned" && *n == note)
+            }
+        })
+        .await;
+    }
+
     // Deleted → withdrawn.
     let deleted = Instant::now();
     services
@@ -208,6 +224,26 @@ async fn service_through_the_api_reaches_the_router_and_is_withdrawn() {
         ms(latencies[BENCH_SERVICES / 2]),
         ms(latencies[BENCH_SERVICES * 95 / 100]),
         ms(*latencies.last().unwrap())
+    );
+    // nodeAssigned only when the announcing set changes: 100 more Services later, the first
+    // bench Service still has one event per node, never repeated (no series).
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), "default");
+    let assigned: Vec<_> = events
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.reason.as_deref() == Some("nodeAssigned")
+                && e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some("bench-000")
+        })
+        .collect();
+    assert_eq!(assigned.len(), 2, "one nodeAssigned per node: {assigned:?}");
+    assert!(
+        assigned.iter().all(|e| e.series.is_none()),
+        "repeated nodeAssigned: {assigned:?}"
     );
     controller.abort();
 }

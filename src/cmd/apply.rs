@@ -27,8 +27,15 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
 
 async fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let sources = manifest::read_paths(&args.paths)?;
-    let client = k8s::client(args.kube.kubeconfig.as_deref(), args.kube.context.as_deref()).await?;
-    let discovery = Discovery::new(client.clone()).run().await.context("discovery failed")?;
+    let client = k8s::client(
+        args.kube.kubeconfig.as_deref(),
+        args.kube.context.as_deref(),
+    )
+    .await?;
+    let discovery = Discovery::new(client.clone())
+        .run()
+        .await
+        .context("discovery failed")?;
     let params = PatchParams::apply(FIELD_MANAGER).force();
     let mut failed = 0;
     for (file, text) in &sources {
@@ -52,7 +59,10 @@ async fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
                 .ok()
                 .and_then(|gvk| discovery.resolve_gvk(&gvk));
             let Some((resource, caps)) = resolved else {
-                eprintln!("{what}: skipped, {} is not served by this cluster", types.api_version);
+                eprintln!(
+                    "{what}: skipped, {} is not served by this cluster",
+                    types.api_version
+                );
                 continue;
             };
             let api: Api<DynamicObject> = if caps.scope == Scope::Namespaced {
@@ -74,5 +84,9 @@ async fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    Ok(if failed == 0 { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_INVALID) })
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(super::EXIT_INVALID)
+    })
 }

@@ -127,8 +127,16 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
             args.kube.context.as_deref(),
         )
         .await?;
+        let recorder = kube::runtime::events::Recorder::new(
+            client.clone(),
+            kube::runtime::events::Reporter {
+                controller: "metallb-speaker".into(),
+                instance: Some(node.clone()),
+            },
+        );
         let mut source = ApiSource::new(client, &args.namespace);
         let mut last: Option<String> = None;
+        let mut announced = std::collections::BTreeSet::new();
         loop {
             tokio::select! {
                 () = source.changed() => {}
@@ -145,10 +153,32 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
                 args.lb_class.as_deref(),
                 Some(&assigned),
             ) {
-                Ok(text) => {
+                Ok((text, announcement)) => {
                     if last.as_deref() != Some(text.as_str()) {
                         handle.set(Arc::<str>::from(text.as_str()));
                         last = Some(text);
+                    }
+                    let now = crate::speaker::announced_services(&announcement, &assigned);
+                    for (ns, name) in crate::speaker::newly_announced(&mut announced, now) {
+                        let Some(svc) = source.service(&ns, &name) else {
+                            continue;
+                        };
+                        info!(event = "serviceAnnounced", service = %format!("{ns}/{name}"), protocol = "bgp", "service has IP, announcing");
+                        let reference = kube::Resource::object_ref(&*svc, &());
+                        let recorder = recorder.clone();
+                        let note = format!("announcing from node \"{node}\" with protocol \"bgp\"");
+                        tokio::spawn(async move {
+                            let event = kube::runtime::events::Event {
+                                type_: kube::runtime::events::EventType::Normal,
+                                reason: crate::speaker::REASON_NODE_ASSIGNED.into(),
+                                note: Some(note),
+                                action: "Announce".into(),
+                                secondary: None,
+                            };
+                            if let Err(error) = recorder.publish(&event, &reference).await {
+                                warn!(%error, "speaker: nodeAssigned event not published");
+                            }
+                        });
                     }
                 }
                 Err(e) => {
@@ -228,7 +258,7 @@ pub fn render_node(
         docs.extend(manifest::parse(file, text)?);
     }
     let (resources, errors) = config::Resources::from_documents(&docs);
-    render_resources(&resources, errors, node, facts, lb_class, None)
+    render_resources(&resources, errors, node, facts, lb_class, None).map(|(text, _)| text)
 }
 
 /// Objects → validated config → allocation plan → this node's frr.conf. With `assigned` (the
@@ -241,7 +271,7 @@ pub fn render_resources(
     facts: &NodeFacts,
     lb_class: Option<&str>,
     assigned: Option<&std::collections::BTreeMap<(String, String), crate::controller::Desired>>,
-) -> Result<String, SpeakerError> {
+) -> Result<(String, crate::core::bgp::NodeAnnouncement), SpeakerError> {
     let resources = resources.clone();
     let built = config::build(&resources, &config::BuildOptions::default());
     let config = match built {
@@ -271,8 +301,9 @@ pub fn render_resources(
         // Announcements are recomputed from the filtered services by frr_config.
         plan.nodes.clear();
     }
-    let frr = plan::frr_config(&resources, &config, &plan, node, facts);
-    Ok(render::render(&frr)?)
+    let announcement = plan::announcement(&resources, &config, &plan, node);
+    let frr = crate::core::frr::build(&config, &plan::node(&resources, node), &announcement, facts);
+    Ok((render::render(&frr)?, announcement))
 }
 
 /// The OS nodename (`uname -n`), which FRR prints as its hostname.

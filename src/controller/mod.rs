@@ -51,11 +51,13 @@ use self::{
     watch::{Input, Kind},
 };
 use crate::{
+    api::ip_address_pool::IPAddressPoolStatus,
     config::ConfigError,
     core::{allocator::Allocator, config::Config, service::ServiceKey},
     k8s::{
         config_state,
         leader::{LeaderElector, LeaseConfig},
+        pool_status,
         status::{self, ServiceWrite, StatusHandle, WriterConfig},
     },
 };
@@ -131,6 +133,8 @@ pub struct Context {
     pub events: mpsc::UnboundedSender<(ObjectReference, Event)>,
     /// The ConfigurationState `controller` to publish.
     pub config_state: tokio_watch::Sender<Option<config_state::State>>,
+    /// IPAddressPool usage to publish, by pool name.
+    pub pool_status: tokio_watch::Sender<BTreeMap<String, IPAddressPoolStatus>>,
 }
 
 /// Runs one replica until `shutdown` completes (then releases the Lease) or leadership is lost.
@@ -271,12 +275,24 @@ pub async fn serve(
         .map(|()| "configuration state")
         .boxed(),
     );
+    let (pools_tx, pools_rx) = tokio_watch::channel(BTreeMap::new());
+    tasks.push(
+        pool_status::publish(
+            client.clone(),
+            config.namespace.clone(),
+            FIELD_MANAGER.into(),
+            pools_rx,
+        )
+        .map(|()| "pool status")
+        .boxed(),
+    );
     let ctx = Arc::new(Context {
         config,
         stores,
         status: handle,
         events: events_tx,
         config_state: state_tx,
+        pool_status: pools_tx,
     });
     let reconciler = Reconciler::new(ctx, kinds);
     tasks.push(reconciler.run(rx).map(|()| "reconciler").boxed());
@@ -422,22 +438,58 @@ impl Reconciler {
             if self.allocator.is_none() {
                 continue;
             }
-            if full {
-                self.full_pass();
-                if !self.first_pass_done {
-                    tracing::info!(
-                        services = self
-                            .allocator
-                            .as_ref()
-                            .map_or(0, |a| a.assignments().count()),
-                        "initial pass done"
-                    );
-                }
-                self.first_pass_done = true;
-            } else {
-                self.process(dirty);
-            }
+            self.pass(full, dirty);
         }
+    }
+
+    /// One pass (every Service, or just the dirty ones), then the pools' usage.
+    fn pass(&mut self, full: bool, dirty: BTreeSet<ServiceKey>) {
+        if full {
+            self.full_pass();
+            if !self.first_pass_done {
+                tracing::info!(
+                    services = self
+                        .allocator
+                        .as_ref()
+                        .map_or(0, |a| a.assignments().count()),
+                    "initial pass done"
+                );
+            }
+            self.first_pass_done = true;
+        } else {
+            self.process(dirty);
+        }
+        let Some(allocator) = self.allocator.as_ref() else {
+            return;
+        };
+        let stats: BTreeMap<String, IPAddressPoolStatus> = self
+            .ctx
+            .stores
+            .ip_address_pools
+            .state()
+            .iter()
+            .filter_map(|pool| {
+                let name = pool.metadata.name.clone()?;
+                let s = allocator.pool_stats(&name)?;
+                Some((
+                    name,
+                    IPAddressPoolStatus {
+                        assigned_ipv4: s.ipv4.assigned_i64(),
+                        assigned_ipv6: s.ipv6.assigned_i64(),
+                        available_ipv4: s.ipv4.available_i64(),
+                        available_ipv6: s.ipv6.available_i64(),
+                    },
+                ))
+            })
+            .collect();
+        self.ctx.pool_status.send_if_modified(|old| {
+            if *old == stats {
+                false
+            } else {
+                *old = stats;
+                true
+            }
+        });
     }
 
     /// Validates and builds the config from the stores. Returns whether a new valid config

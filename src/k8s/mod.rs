@@ -3,6 +3,7 @@
 
 pub mod config_state;
 pub mod leader;
+pub mod pool_status;
 pub mod status;
 
 use std::path::Path;

@@ -12,3 +12,43 @@
 //! ```
 
 pub mod source;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::{controller::Desired, core::bgp::NodeAnnouncement};
+
+/// Event reason when a node starts announcing a Service.
+pub const REASON_NODE_ASSIGNED: &str = "nodeAssigned";
+
+/// The Services (namespace, name) this node announces: those with an address inside one of
+/// the prefixes it sends to any peer.
+pub fn announced_services(
+    announcement: &NodeAnnouncement,
+    assigned: &BTreeMap<(String, String), Desired>,
+) -> BTreeSet<(String, String)> {
+    assigned
+        .iter()
+        .filter(|(_, d)| {
+            d.ips.iter().any(|ip| {
+                announcement
+                    .bgp
+                    .iter()
+                    .flat_map(|p| &p.prefixes)
+                    .any(|r| r.prefix.contains(ip))
+            })
+        })
+        .map(|(k, _)| k.clone())
+        .collect()
+}
+
+/// Updates `announced` to `now` and returns the Services that were not announced before: the
+/// ones that get a `nodeAssigned` event (only when this node joins a Service's announcing set,
+/// not on every reconcile as upstream does).
+pub fn newly_announced(
+    announced: &mut BTreeSet<(String, String)>,
+    now: BTreeSet<(String, String)>,
+) -> Vec<(String, String)> {
+    let new = now.difference(announced).cloned().collect();
+    *announced = now;
+    new
+}

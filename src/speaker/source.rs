@@ -149,6 +149,12 @@ impl ApiSource {
         resources
     }
 
+    /// One Service from the store.
+    pub fn service(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<Service>> {
+        self.stores
+            .service(&crate::core::service::ServiceKey::new(namespace, name))
+    }
+
     /// The addresses the controller gave each Service, to drop any the plan would compute
     /// differently (a Service whose address the current config no longer allows).
     pub fn assigned(&self) -> std::collections::BTreeMap<(String, String), Desired> {
