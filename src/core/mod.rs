@@ -9,6 +9,7 @@ pub mod address;
 pub mod allocator;
 pub mod community;
 pub mod config;
+pub mod l2;
 pub mod selector;
 pub mod service;
 
