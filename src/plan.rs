@@ -15,6 +15,7 @@ use crate::{
         config::Config,
         service::{LbService, ServiceKey},
     },
+    l2::cluster::{self as l2, L2Announcement},
 };
 
 /// The whole plan.
@@ -24,6 +25,17 @@ pub struct Plan {
     pub services: Vec<ServicePlan>,
     /// Every pool, by name, with its usage after allocation.
     pub pools: Vec<PoolPlan>,
+    /// Every Node of the manifests, by name, with what it announces.
+    pub nodes: Vec<NodePlan>,
+}
+
+/// What one node announces.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NodePlan {
+    /// Node name.
+    pub name: String,
+    /// Addresses it answers ARP/NDP for (every node is assumed to run a speaker).
+    pub l2: Vec<L2Announcement>,
 }
 
 /// What one Service gets.
@@ -124,7 +136,7 @@ pub fn plan(resources: &Resources, config: &Config, lb_class: Option<&str>) -> P
         results.insert(key.clone(), outcome);
     }
 
-    let services = results
+    let services: Vec<ServicePlan> = results
         .into_iter()
         .map(|(key, outcome)| match outcome {
             Ok((pool, ips)) => ServicePlan {
@@ -158,7 +170,31 @@ pub fn plan(resources: &Resources, config: &Config, lb_class: Option<&str>) -> P
             }
         })
         .collect();
-    Plan { services, pools }
+    let nodes = node_plans(resources, config, &services);
+    Plan {
+        services,
+        pools,
+        nodes,
+    }
+}
+
+/// The layer 2 owner of every allocated address, by node.
+fn node_plans(resources: &Resources, config: &Config, services: &[ServicePlan]) -> Vec<NodePlan> {
+    let assigned: BTreeMap<ServiceKey, (String, Vec<std::net::IpAddr>)> = services
+        .iter()
+        .filter_map(|s| {
+            let ips = s.ips.iter().filter_map(|ip| ip.parse().ok()).collect();
+            Some((
+                ServiceKey::new(&s.namespace, &s.name),
+                (s.pool.clone()?, ips),
+            ))
+        })
+        .collect();
+    let elections = l2::elect_all(resources, config, &assigned, None, false);
+    l2::announcements_by_node(resources, &elections)
+        .into_iter()
+        .map(|(name, l2)| NodePlan { name, l2 })
+        .collect()
 }
 
 fn ips(ips: &[std::net::IpAddr]) -> Vec<String> {

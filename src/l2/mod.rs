@@ -13,4 +13,7 @@
 //!                                         packet.rs
 //! ```
 
+pub mod announcer;
+pub mod cluster;
+pub mod interface;
 pub mod packet;
