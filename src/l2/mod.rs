@@ -16,4 +16,6 @@
 pub mod announcer;
 pub mod cluster;
 pub mod interface;
+pub mod membership;
 pub mod packet;
+pub mod speaker;
