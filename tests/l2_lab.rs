@@ -1,0 +1,116 @@
+//! The layer 2 speaker on real interfaces: two node namespaces and a client on one bridge
+//! (`tests/lab/l2.sh`), `metallb speaker-l2` in each node. Needs root; runs when
+//! `METALLB_LAB=1`, otherwise prints a skip note.
+//!
+//! What they prove:
+//! - the client resolves the IPv4 and IPv6 service addresses to the owner's MAC, and a TCP
+//!   connection reaches the listener on the owner;
+//! - the non-owner never answers (nothing from its MAC on the client's wire, zero counters);
+//! - killing the owner's speaker moves the client's neighbor entries to the other node.
+
+#[path = "support/l2lab.rs"]
+mod l2lab;
+
+use std::{
+    path::Path,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use l2lab::{Lab, VIP4, VIP6, mac};
+
+/// One lab at a time: timings are measured and the machine is small.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn lab(prefix: &str) -> Lab {
+    let mut lab = Lab::up(prefix, Path::new(env!("CARGO_BIN_EXE_metallb")));
+    lab.start_speaker("node1");
+    lab.start_speaker("node2");
+    // node2 owns 10.77.0.200 while both live (sha256 "node2#10.77.0.200" sorts first).
+    assert!(
+        lab.wait_announcing("node2", Duration::from_secs(10)),
+        "node2 never announced:\n{}",
+        lab.log("node2")
+    );
+    lab
+}
+
+#[test]
+fn client_resolves_to_the_owner_and_reaches_its_listener_and_the_other_node_stays_silent() {
+    if !l2lab::enabled("client_resolves_to_the_owner") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let lab = lab("l2t1-");
+    // Let the initial gratuitous burst (5 s) pass so that what we capture is answers.
+    std::thread::sleep(Duration::from_millis(5500));
+    let seen = lab.watch_answers(3.0, || {
+        for ip in [VIP4, VIP6] {
+            lab.flush(ip);
+            assert!(lab.ping(ip), "ping {ip}");
+        }
+    });
+    assert_eq!(lab.neigh(VIP4).as_deref(), Some(mac("node2")));
+    assert_eq!(lab.neigh(VIP6).as_deref(), Some(mac("node2")));
+    assert!(
+        seen.iter().any(|(k, ip, _)| k == "arp-reply" && ip == VIP4),
+        "no ARP reply captured: {seen:?}"
+    );
+    assert!(
+        seen.iter().any(|(k, ip, _)| k == "na" && ip == VIP6),
+        "no NA captured: {seen:?}"
+    );
+    assert!(
+        seen.iter().all(|(_, _, m)| m == mac("node2")),
+        "someone else answered: {seen:?}"
+    );
+    assert_eq!(lab.connect(VIP4), "node2");
+    assert_eq!(lab.connect(VIP6), "node2");
+
+    // Counters: the owner answered, the other node never did.
+    std::thread::sleep(Duration::from_millis(400));
+    let owner = lab.status("node2");
+    for ip in [VIP4, VIP6] {
+        let c = &owner["counters"][ip];
+        assert!(c["requestsReceived"].as_u64() >= Some(1), "{owner}");
+        assert!(c["responsesSent"].as_u64() >= Some(1), "{owner}");
+        assert!(c["gratuitousSent"].as_u64() >= Some(5), "{owner}");
+    }
+    let other = lab.status("node1");
+    assert_eq!(other["services"], serde_json::json!({}), "{other}");
+    assert_eq!(other["counters"], serde_json::json!({}), "{other}");
+    // nodeAssigned exactly once on the owner, never on the other node.
+    assert_eq!(lab.log("node2").matches("event=nodeAssigned").count(), 1);
+    assert_eq!(lab.log("node1").matches("event=nodeAssigned").count(), 0);
+}
+
+#[test]
+fn killing_the_owner_moves_the_clients_neighbor_entries() {
+    if !l2lab::enabled("killing_the_owner_moves_the_clients_neighbor_entries") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = lab("l2t2-");
+    for ip in [VIP4, VIP6] {
+        assert!(lab.ping(ip), "ping {ip}");
+        assert_eq!(lab.neigh(ip).as_deref(), Some(mac("node2")));
+    }
+    let killed = lab.kill_speaker("node2");
+    let v4 = lab.wait_neigh(VIP4, mac("node1"), killed, Duration::from_secs(10));
+    let v6 = lab.wait_neigh(VIP6, mac("node1"), killed, Duration::from_secs(10));
+    eprintln!("failover: kill → client entry at node1: IPv4 {v4:?}, IPv6 {v6:?}");
+    assert!(v4.is_some() && v6.is_some(), "no failover:\n{}", lab.log("node1"));
+    assert!(v4.unwrap() < Duration::from_secs(2), "IPv4 failover took {v4:?}");
+    assert_eq!(lab.connect(VIP4), "node1");
+    assert_eq!(lab.connect(VIP6), "node1");
+
+    // The owner comes back: it wins the election again and takes the address back at once.
+    let restarted = Instant::now();
+    lab.start_speaker("node2");
+    assert!(
+        lab.wait_neigh(VIP4, mac("node2"), restarted, Duration::from_secs(10)).is_some(),
+        "node2 did not take the address back:\n{}",
+        lab.log("node2")
+    );
+    assert_eq!(lab.connect(VIP4), "node2");
+}
