@@ -49,7 +49,7 @@ pub enum Command {
     /// Run the layer 2 speaker of one node from manifests: answer ARP/NDP for the Service
     /// addresses this node wins, fail over through SWIM membership with the other speakers.
     #[command(name = "speaker-l2")]
-    SpeakerL2(SpeakerL2Args),
+    SpeakerL2(Box<SpeakerL2Args>),
 }
 
 /// `metallb speaker-l2`.
@@ -91,8 +91,15 @@ pub struct SpeakerL2Args {
     /// Only handle Services with this `spec.loadBalancerClass`.
     #[arg(long, env = "METALLB_LB_CLASS")]
     pub lb_class: Option<String>,
+    /// Partition fence witness (host:port reachable over TCP, e.g. the API server): a speaker
+    /// that can reach neither its peers nor the witness withdraws every announcement.
+    #[arg(long, env = "METALLB_L2_FENCE_WITNESS")]
+    pub fence_witness: Option<std::net::SocketAddr>,
+    /// How long the witness may be unreachable before it counts as lost, in milliseconds.
+    #[arg(long, env = "METALLB_L2_FENCE_DEADLINE_MS", default_value_t = 1000)]
+    pub fence_deadline_ms: u64,
     /// Write the announced services and per-address counters here as JSON, about every
-    /// 250 ms.
+    /// 100 ms.
     #[arg(long)]
     pub status_file: Option<PathBuf>,
 }

@@ -99,8 +99,15 @@ fn killing_the_owner_moves_the_clients_neighbor_entries() {
     let v4 = lab.wait_neigh(VIP4, mac("node1"), killed, Duration::from_secs(10));
     let v6 = lab.wait_neigh(VIP6, mac("node1"), killed, Duration::from_secs(10));
     eprintln!("failover: kill → client entry at node1: IPv4 {v4:?}, IPv6 {v6:?}");
-    assert!(v4.is_some() && v6.is_some(), "no failover:\n{}", lab.log("node1"));
-    assert!(v4.unwrap() < Duration::from_secs(2), "IPv4 failover took {v4:?}");
+    assert!(
+        v4.is_some() && v6.is_some(),
+        "no failover:\n{}",
+        lab.log("node1")
+    );
+    assert!(
+        v4.unwrap() < Duration::from_secs(2),
+        "IPv4 failover took {v4:?}"
+    );
     assert_eq!(lab.connect(VIP4), "node1");
     assert_eq!(lab.connect(VIP6), "node1");
 
@@ -108,9 +115,87 @@ fn killing_the_owner_moves_the_clients_neighbor_entries() {
     let restarted = Instant::now();
     lab.start_speaker("node2");
     assert!(
-        lab.wait_neigh(VIP4, mac("node2"), restarted, Duration::from_secs(10)).is_some(),
+        lab.wait_neigh(VIP4, mac("node2"), restarted, Duration::from_secs(10))
+            .is_some(),
         "node2 did not take the address back:\n{}",
         lab.log("node2")
     );
     assert_eq!(lab.connect(VIP4), "node2");
+}
+
+/// The partition fence (`core::l2::FenceRule`): with the owner's links cut, the other node
+/// takes over at membership speed and the cut-off owner withdraws by
+/// `max(deadline, detection) + tick` = max(1000, 400) + 100 ms; after that at most one node
+/// announces. When the links come back, exactly one owner remains (the hash winner) and the
+/// client follows it.
+#[test]
+fn partition_leaves_at_most_one_announcer_after_the_bound() {
+    if !l2lab::enabled("partition_leaves_at_most_one_announcer_after_the_bound") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::up("l2t3-", Path::new(env!("CARGO_BIN_EXE_metallb")));
+    lab.speaker_args = lab.start_witness(1000);
+    lab.start_speaker("node1");
+    lab.start_speaker("node2");
+    assert!(
+        lab.wait_announcing("node2", Duration::from_secs(10)),
+        "{}",
+        lab.log("node2")
+    );
+    assert!(lab.ping(VIP4));
+    assert_eq!(lab.neigh(VIP4).as_deref(), Some(mac("node2")));
+
+    let bound = Duration::from_millis(1100);
+    // Status files are rewritten every 100 ms; allow that plus scheduling noise.
+    let slack = Duration::from_millis(500);
+    let cut = Instant::now();
+    lab.cut("node2");
+    let (mut takeover, mut fenced) = (None, None);
+    while cut.elapsed() < bound + slack + Duration::from_secs(1) {
+        if takeover.is_none() && lab.announcing("node1") {
+            takeover = Some(cut.elapsed());
+        }
+        if fenced.is_none() && !lab.announcing("node2") {
+            fenced = Some(cut.elapsed());
+        }
+        if let (Some(_), Some(f)) = (takeover, fenced)
+            && cut.elapsed() > f + Duration::from_millis(300)
+        {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    eprintln!(
+        "partition: node1 took over after {takeover:?}, cut-off node2 withdrew after {fenced:?} (bound {bound:?})"
+    );
+    let (takeover, fenced) = (
+        takeover.unwrap_or_else(|| panic!("node1 never took over:\n{}", lab.log("node1"))),
+        fenced.unwrap_or_else(|| panic!("node2 never fenced:\n{}", lab.log("node2"))),
+    );
+    assert!(takeover < Duration::from_secs(1), "takeover {takeover:?}");
+    assert!(fenced <= bound + slack, "node2 withdrew after {fenced:?}");
+    assert!(lab.log("node2").contains("event=fenced"));
+    // After the bound: one announcer, and it is what the client resolves to and reaches.
+    assert!(lab.announcing("node1") && !lab.announcing("node2"));
+    lab.flush(VIP4);
+    assert!(lab.ping(VIP4));
+    assert_eq!(lab.neigh(VIP4).as_deref(), Some(mac("node1")));
+    assert_eq!(lab.connect(VIP4), "node1");
+
+    // Heal: membership merges, node2 wins again, node1 withdraws; never two for long.
+    let healed = Instant::now();
+    lab.heal("node2");
+    assert!(
+        lab.wait_neigh(VIP4, mac("node2"), healed, Duration::from_secs(10))
+            .is_some(),
+        "after healing the client should follow node2:\n{}",
+        lab.log("node2")
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(lab.announcing("node2") && !lab.announcing("node1"));
+    eprintln!(
+        "partition healed: client back at node2 after {:?}",
+        healed.elapsed()
+    );
 }

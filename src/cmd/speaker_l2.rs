@@ -8,8 +8,10 @@ use super::{EXIT_INVALID, load};
 use crate::{
     cli::SpeakerL2Args,
     config,
+    core::l2::FenceRule,
     l2::{
         announcer::Announcer,
+        fence::{Fence, Witness},
         interface::{self, DEFAULT_EXCLUDED},
         membership::{Membership, Settings, Timing},
         speaker::{self, Options},
@@ -78,6 +80,20 @@ pub(super) fn run(args: &SpeakerL2Args) -> anyhow::Result<ExitCode> {
             (None, None)
         }
     };
+    let peers = args
+        .members
+        .iter()
+        .filter(|m| Some(**m) != args.member_bind)
+        .count();
+    let fence = args.fence_witness.map(|addr| {
+        let deadline = Duration::from_millis(args.fence_deadline_ms);
+        Fence {
+            rule: FenceRule { deadline },
+            // Four checks per deadline: one lost SYN does not fence.
+            witness: Witness::start(addr, deadline / 4),
+            configured_peers: peers,
+        }
+    });
     speaker::run(
         &Options {
             node: args.node_name.clone(),
@@ -90,6 +106,7 @@ pub(super) fn run(args: &SpeakerL2Args) -> anyhow::Result<ExitCode> {
         &announcer,
         initial_live,
         &rx,
+        fence.as_ref(),
     );
     Ok(ExitCode::SUCCESS)
 }

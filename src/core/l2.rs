@@ -257,6 +257,60 @@ pub fn interfaces_for(node: &L2Node, ads: &[L2Advertisement]) -> Interfaces {
     Interfaces::Only(set)
 }
 
+// === partition fence ===
+
+/// The rule that keeps a partitioned owner from answering forever.
+///
+/// Membership alone cannot tell "the others died" from "I am cut off": both look like every
+/// peer going silent. So a speaker also watches a *witness* outside the speaker set (in a
+/// cluster, the API server; in the lab, a host on the client side) and fences itself, i.e.
+/// withdraws every announcement, only when it has lost **both**:
+///
+/// - every peer (membership shows no live speaker but itself, while peers are configured), and
+/// - the witness (no successful check for [`FenceRule::deadline`]).
+///
+/// Requiring both keeps the two common failures harmless: a dead witness alone fences nobody
+/// (the speakers still see each other), and dead peers alone fence nobody (the survivor still
+/// sees the witness, so it takes over at membership speed).
+///
+/// **Bound.** If a node's links are cut at `t0`, its last successful witness check is before
+/// `t0` and its peers are declared dead by `t0 + detection`, so it withdraws by
+/// `t0 + max(deadline, detection) + tick`, where `tick` is how often the speaker re-evaluates.
+/// The other side takes over at `t0 + detection`; two nodes may answer only in between, and at
+/// most one after the bound. A partition that leaves *both* sides seeing the witness is not
+/// fenced (both announce until it heals, as upstream does, #740); a Lease per address held
+/// through the API server would close that case at the price of failover tied to lease expiry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FenceRule {
+    /// How long without a successful witness check counts as having lost the witness.
+    pub deadline: std::time::Duration,
+}
+
+impl FenceRule {
+    /// Whether the speaker must withdraw everything. `since_witness_ok` is the time since the
+    /// last successful witness check (`None`: never succeeded); `live_peers` the live speakers
+    /// other than itself; `configured_peers` how many peers it was told to join.
+    pub fn fenced(
+        &self,
+        since_witness_ok: Option<std::time::Duration>,
+        live_peers: usize,
+        configured_peers: usize,
+    ) -> bool {
+        configured_peers > 0
+            && live_peers == 0
+            && since_witness_ok.is_none_or(|d| d >= self.deadline)
+    }
+
+    /// The worst-case time from a cut to the cut-off owner withdrawing (see the type's docs).
+    pub fn bound(
+        &self,
+        detection: std::time::Duration,
+        tick: std::time::Duration,
+    ) -> std::time::Duration {
+        self.deadline.max(detection) + tick
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -629,6 +683,31 @@ mod tests {
                 "{ip}: {before} -> {after}"
             );
         }
+    }
+
+    #[test]
+    fn fence_needs_both_peers_and_witness_lost() {
+        use std::time::Duration;
+        let rule = FenceRule {
+            deadline: Duration::from_secs(1),
+        };
+        let late = Some(Duration::from_millis(1500));
+        let fresh = Some(Duration::from_millis(200));
+        // Cut off: no peers, witness silent for longer than the deadline (or never seen).
+        assert!(rule.fenced(late, 0, 1));
+        assert!(rule.fenced(None, 0, 2));
+        // Peers died but the witness answers: this node is the survivor, it keeps announcing.
+        assert!(!rule.fenced(fresh, 0, 1));
+        // Witness down but peers visible: nobody is fenced.
+        assert!(!rule.fenced(late, 1, 1));
+        // A single-speaker setup (no peers configured) never fences itself.
+        assert!(!rule.fenced(None, 0, 0));
+        // Exactly at the deadline counts as lost.
+        assert!(rule.fenced(Some(Duration::from_secs(1)), 0, 1));
+        assert_eq!(
+            rule.bound(Duration::from_millis(400), Duration::from_millis(100)),
+            Duration::from_millis(1100)
+        );
     }
 
     #[test]

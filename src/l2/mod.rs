@@ -15,6 +15,7 @@
 
 pub mod announcer;
 pub mod cluster;
+pub mod fence;
 pub mod interface;
 pub mod membership;
 pub mod packet;

@@ -27,6 +27,7 @@ use tracing::{info, warn};
 use super::{
     announcer::{Announcer, Counters},
     cluster,
+    fence::Fence,
 };
 use crate::{
     config::Resources,
@@ -35,6 +36,9 @@ use crate::{
 
 /// What this node announces for one Service.
 pub type Owned = BTreeMap<ServiceKey, Vec<(IpAddr, Interfaces)>>;
+
+/// How often the speaker re-evaluates without a membership change (fence, status file).
+pub const TICK: Duration = Duration::from_millis(100);
 
 /// How often interfaces are re-scanned (upstream: 10 s).
 const INTERFACE_SCAN: Duration = Duration::from_secs(10);
@@ -123,6 +127,7 @@ pub struct Options {
 struct Status<'a> {
     node: &'a str,
     live_speakers: Option<&'a BTreeSet<String>>,
+    fenced: bool,
     services: BTreeMap<String, Vec<String>>,
     counters: BTreeMap<IpAddr, Counters>,
 }
@@ -136,22 +141,40 @@ pub fn run(
     announcer: &Announcer,
     initial_live: Option<BTreeSet<String>>,
     live_changes: &mpsc::Receiver<BTreeSet<String>>,
+    fence: Option<&Fence>,
 ) {
     let assigned = cluster::assigned_from_status(resources, config, options.lb_class.as_deref());
     let mut live = initial_live;
     let mut owned = Owned::new();
     let mut last_scan = Instant::now();
     let mut last_status = Instant::now() - Duration::from_secs(10);
+    let mut fenced = false;
     loop {
-        let next = reconcile(
-            &options.node,
-            resources,
-            config,
-            &assigned,
-            live.as_ref(),
-            options.ignore_exclude_lb,
-            &announcer.interfaces(),
-        );
+        let now_fenced = match (fence, &live) {
+            (Some(f), Some(live)) => f.fenced(live.len()),
+            _ => false,
+        };
+        if now_fenced != fenced {
+            if now_fenced {
+                warn!(node = %options.node, "event=fenced no peer and no witness reachable: withdrawing every announcement");
+            } else {
+                info!(node = %options.node, "event=unfenced peers or witness reachable again");
+            }
+            fenced = now_fenced;
+        }
+        let next = if fenced {
+            Owned::new()
+        } else {
+            reconcile(
+                &options.node,
+                resources,
+                config,
+                &assigned,
+                live.as_ref(),
+                options.ignore_exclude_lb,
+                &announcer.interfaces(),
+            )
+        };
         for change in changes(&owned, &next) {
             match change {
                 Change::Assigned(key) => {
@@ -169,13 +192,13 @@ pub fn run(
         }
         owned = next;
         if let Some(path) = &options.status_file
-            && last_status.elapsed() >= Duration::from_millis(200)
+            && last_status.elapsed() >= Duration::from_millis(100)
         {
             last_status = Instant::now();
-            write_status(path, options, live.as_ref(), &owned, announcer);
+            write_status(path, options, live.as_ref(), fenced, &owned, announcer);
         }
         // Wait for a membership change, or time out to rescan interfaces and refresh status.
-        match live_changes.recv_timeout(Duration::from_millis(250)) {
+        match live_changes.recv_timeout(TICK) {
             Ok(set) => {
                 info!(live = ?set, "event=membershipChanged forcing sync");
                 live = Some(set);
@@ -184,7 +207,7 @@ pub fn run(
             Err(mpsc::RecvTimeoutError::Disconnected) if live.is_some() => return,
             // Without membership the sender is dropped at once; keep serving.
             Err(mpsc::RecvTimeoutError::Disconnected) => {
-                std::thread::sleep(Duration::from_millis(250));
+                std::thread::sleep(TICK);
             }
         }
         if last_scan.elapsed() >= INTERFACE_SCAN {
@@ -200,12 +223,14 @@ fn write_status(
     path: &PathBuf,
     options: &Options,
     live: Option<&BTreeSet<String>>,
+    fenced: bool,
     owned: &Owned,
     announcer: &Announcer,
 ) {
     let status = Status {
         node: &options.node,
         live_speakers: live,
+        fenced,
         services: owned
             .iter()
             .map(|(k, ips)| {

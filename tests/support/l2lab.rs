@@ -28,7 +28,11 @@ pub fn enabled(test: &str) -> bool {
         return false;
     }
     let uid = run(Command::new("id").arg("-u"));
-    assert_eq!(String::from_utf8_lossy(&uid.stdout).trim(), "0", "METALLB_LAB=1 needs root");
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "METALLB_LAB=1 needs root"
+    );
     for tool in ["ip", "python3", "sysctl"] {
         assert!(
             Command::new("sh")
@@ -98,10 +102,30 @@ impl Lab {
         // A leftover lab of the same prefix (killed test run) is removed first.
         lab.script("down");
         let out = lab.script("up");
-        assert!(out.status.success(), "l2.sh up: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "l2.sh up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         for node in ["node1", "node2"] {
-            lab.ip(&["-n", &lab.ns(node), "addr", "add", &format!("{VIP4}/32"), "dev", "lo"]);
-            lab.ip(&["-n", &lab.ns(node), "addr", "add", &format!("{VIP6}/128"), "dev", "lo"]);
+            lab.ip(&[
+                "-n",
+                &lab.ns(node),
+                "addr",
+                "add",
+                &format!("{VIP4}/32"),
+                "dev",
+                "lo",
+            ]);
+            lab.ip(&[
+                "-n",
+                &lab.ns(node),
+                "addr",
+                "add",
+                &format!("{VIP6}/128"),
+                "dev",
+                "lo",
+            ]);
             // Never use the VIP as the source of the kernel's own ARP requests.
             lab.exec_ok(node, &["sysctl", "-qw", "net.ipv4.conf.all.arp_announce=2"]);
             lab.start_listener(node);
@@ -124,7 +148,11 @@ impl Lab {
     /// `ip ARGS`, which must succeed.
     pub fn ip(&self, args: &[&str]) {
         let out = run(Command::new("ip").args(args));
-        assert!(out.status.success(), "ip {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     /// Runs a command inside a role's namespace.
@@ -136,7 +164,11 @@ impl Lab {
 
     fn exec_ok(&self, role: &str, args: &[&str]) {
         let out = self.exec(role, args);
-        assert!(out.status.success(), "{role}: {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{role}: {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     fn start_listener(&mut self, node: &str) {
@@ -164,13 +196,44 @@ serve(socket.AF_INET, "{VIP4}")
         self.listeners.push(child);
     }
 
+    /// Starts a TCP listener on the client (10.77.0.100:9000), the partition fence's witness:
+    /// the outside world as a node sees it. Returns the speaker flags that use it.
+    pub fn start_witness(&mut self, deadline_ms: u64) -> Vec<String> {
+        let script = "import socket\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('10.77.0.100', 9000))\ns.listen(64)\nwhile True:\n    c, _ = s.accept()\n    c.close()\n";
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns("client"), "python3", "-c", script])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.listeners.push(child);
+        thread::sleep(Duration::from_millis(300));
+        vec![
+            "--fence-witness".into(),
+            "10.77.0.100:9000".into(),
+            "--fence-deadline-ms".into(),
+            deadline_ms.to_string(),
+        ]
+    }
+
+    /// Whether a node's status lists the service.
+    pub fn announcing(&self, node: &str) -> bool {
+        self.status(node)["services"]["default/web"].is_array()
+    }
+
     /// Starts (or restarts) the speaker of a node, with membership to both nodes.
     pub fn start_speaker(&mut self, node: &str) {
         let log = std::fs::File::create(self.dir.path().join(format!("{node}.log"))).unwrap();
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.ns(node)])
             .arg(&self.bin)
-            .args(["speaker-l2", "--log-level", "info", "--node-name", node, "-f"])
+            .args([
+                "speaker-l2",
+                "--log-level",
+                "info",
+                "--node-name",
+                node,
+                "-f",
+            ])
             .arg(root().join("tests/fixtures/l2/lab"))
             .args([
                 "--member-bind",
@@ -222,7 +285,11 @@ serve(socket.AF_INET, "{VIP4}")
     pub fn wait_announcing(&self, node: &str, timeout: Duration) -> bool {
         let start = Instant::now();
         while start.elapsed() < timeout {
-            if self.status(node)["services"]["default/web"].as_array().map(Vec::len) == Some(2) {
+            if self.status(node)["services"]["default/web"]
+                .as_array()
+                .map(Vec::len)
+                == Some(2)
+            {
                 return true;
             }
             thread::sleep(Duration::from_millis(20));
@@ -242,7 +309,8 @@ serve(socket.AF_INET, "{VIP4}")
     /// Forgets the client's entry, so the next packet resolves afresh (broadcast ARP request /
     /// multicast NS that every node sees).
     pub fn flush(&self, ip: &str) {
-        let _ = run(Command::new("ip").args(["-n", &self.ns("client"), "neigh", "flush", "to", ip]));
+        let _ =
+            run(Command::new("ip").args(["-n", &self.ns("client"), "neigh", "flush", "to", ip]));
     }
 
     /// Pings from the client (resolving the address on the way).
@@ -264,7 +332,13 @@ serve(socket.AF_INET, "{VIP4}")
     }
 
     /// Polls the client's entry for `ip` until it is `mac`; how long that took from `since`.
-    pub fn wait_neigh(&self, ip: &str, mac: &str, since: Instant, timeout: Duration) -> Option<Duration> {
+    pub fn wait_neigh(
+        &self,
+        ip: &str,
+        mac: &str,
+        since: Instant,
+        timeout: Duration,
+    ) -> Option<Duration> {
         while since.elapsed() < timeout {
             if self.neigh(ip).as_deref() == Some(mac) {
                 return Some(since.elapsed());
@@ -276,7 +350,11 @@ serve(socket.AF_INET, "{VIP4}")
 
     /// Captures, on the client, the ARP replies / gratuitous ARPs / NAs for the service
     /// addresses while `during` runs; returns "(kind, ip, mac)" triples.
-    pub fn watch_answers(&self, seconds: f32, during: impl FnOnce()) -> Vec<(String, String, String)> {
+    pub fn watch_answers(
+        &self,
+        seconds: f32,
+        during: impl FnOnce(),
+    ) -> Vec<(String, String, String)> {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.ns("client"), "python3"])
             .arg(root().join("tests/lab/neigh_watch.py"))
@@ -299,12 +377,26 @@ serve(socket.AF_INET, "{VIP4}")
 
     /// Takes a node off the bridge (its switch port down: the node sees no carrier).
     pub fn cut(&self, node: &str) {
-        self.ip(&["-n", &self.ns("sw"), "link", "set", &format!("p-{node}"), "down"]);
+        self.ip(&[
+            "-n",
+            &self.ns("sw"),
+            "link",
+            "set",
+            &format!("p-{node}"),
+            "down",
+        ]);
     }
 
     /// Puts a node back on the bridge.
     pub fn heal(&self, node: &str) {
-        self.ip(&["-n", &self.ns("sw"), "link", "set", &format!("p-{node}"), "up"]);
+        self.ip(&[
+            "-n",
+            &self.ns("sw"),
+            "link",
+            "set",
+            &format!("p-{node}"),
+            "up",
+        ]);
     }
 }
 
