@@ -128,6 +128,17 @@ pub struct PlanArgs {
     /// Only handle Services with this `spec.loadBalancerClass` (none: Services without a class).
     #[arg(long, env = "METALLB_LB_CLASS")]
     pub lb_class: Option<String>,
+    /// Also plan BGP announcements for this node (a node without a Node object in the
+    /// manifests has no labels); `-o frr` prints its FRR configuration.
+    #[arg(long)]
+    pub node: Option<String>,
+    /// MetalLB log level the FRR configuration is rendered for (`-o frr`): all, debug, info,
+    /// warn, error or none.
+    #[arg(long, default_value = "info")]
+    pub frr_log_level: crate::core::frr::LogLevel,
+    /// Router ID for routers whose peers set none (`-o frr`).
+    #[arg(long)]
+    pub router_id: Option<std::net::Ipv4Addr>,
 }
 
 /// Output of `metallb plan`.
@@ -137,4 +148,6 @@ pub enum PlanFormat {
     Text,
     /// One JSON object.
     Json,
+    /// The frr.conf the speaker on `--node` would apply.
+    Frr,
 }

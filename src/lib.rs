@@ -5,6 +5,7 @@
 //! - [`core`]: the pure domain (addresses, config model, allocator); no Kubernetes, no I/O.
 //! - [`config`]: API objects → validated core config (the webhook logic), Services → allocator
 //!   input.
+//! - [`frr`]: rendering the FRR configuration model into `frr.conf`.
 //! - [`l2`]: the layer 2 speaker (ARP/NDP responder, announcer, membership).
 //! - [`manifest`]: reading multi-document YAML from files, directories and stdin.
 //! - [`plan`]: the dry run of the controller's allocation.
@@ -15,6 +16,7 @@ pub mod cli;
 pub mod cmd;
 pub mod config;
 pub mod core;
+pub mod frr;
 pub mod l2;
 pub mod manifest;
 pub mod plan;

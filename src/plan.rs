@@ -3,20 +3,41 @@
 //! It runs the same allocator the controller runs, in the same order: every Service that already
 //! has addresses in its status is restored first (so nothing moves), then the others are allocated
 //! in namespace/name order. The result is deterministic: the same input always gives the same plan.
+//!
+//! It then runs the speaker's BGP announcement model ([`crate::core::bgp`]) for every Node of the
+//! manifests (and any node named on the command line): which peers each node talks to and which
+//! prefixes it announces to each. [`frr_config`] turns that into the FRR configuration the
+//! speaker on one node would apply.
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::IpAddr,
+};
 
+use k8s_openapi::api::{core::v1::Node as K8sNode, discovery::v1::EndpointSlice};
 use serde::Serialize;
 
 use crate::{
     config::{Resources, service},
     core::{
         allocator::Allocator,
+        bgp::{self, AnnouncedService, Endpoints, NodeAnnouncement},
         config::Config,
+        frr::{self, FrrConfig, NodeFacts},
         service::{LbService, ServiceKey},
     },
     l2::cluster::{self as l2, L2Announcement},
 };
+
+/// What to plan besides allocation.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PlanOptions {
+    /// The controller's `--lb-class`.
+    pub lb_class: Option<String>,
+    /// Nodes to plan announcements for besides the Node objects in the manifests; a name without
+    /// a Node object is a node with no labels and no conditions.
+    pub nodes: Vec<String>,
+}
 
 /// The whole plan.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -25,17 +46,27 @@ pub struct Plan {
     pub services: Vec<ServicePlan>,
     /// Every pool, by name, with its usage after allocation.
     pub pools: Vec<PoolPlan>,
-    /// Every Node of the manifests, by name, with what it announces.
+    /// What every node (the manifests' Nodes and the ones asked for) announces, by node name.
     pub nodes: Vec<NodePlan>,
 }
 
-/// What one node announces.
+/// What one node announces: over BGP (`name`, `bgp`, flattened) and with layer 2 (`l2`).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct NodePlan {
-    /// Node name.
-    pub name: String,
-    /// Addresses it answers ARP/NDP for (every node is assumed to run a speaker).
+    /// The BGP side.
+    #[serde(flatten)]
+    pub announcement: NodeAnnouncement,
+    /// Addresses the node answers ARP/NDP for, assuming every node runs a speaker (as upstream
+    /// does with memberlist off).
     pub l2: Vec<L2Announcement>,
+}
+
+impl std::ops::Deref for NodePlan {
+    type Target = NodeAnnouncement;
+
+    fn deref(&self) -> &NodeAnnouncement {
+        &self.announcement
+    }
 }
 
 /// What one Service gets.
@@ -53,7 +84,8 @@ pub struct ServicePlan {
     pub error: Option<String>,
 }
 
-/// Usage of one pool.
+/// Usage of one pool, in the units of the IPAddressPool status (counts above the largest
+/// signed 64-bit number, as in a /64, are capped there, as upstream does).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PoolPlan {
@@ -63,21 +95,22 @@ pub struct PoolPlan {
     pub addresses: Vec<String>,
     /// IPv4 addresses in use.
     #[serde(rename = "assignedIPv4")]
-    pub assigned_ipv4: u128,
+    pub assigned_ipv4: i64,
     /// IPv6 addresses in use.
     #[serde(rename = "assignedIPv6")]
-    pub assigned_ipv6: u128,
+    pub assigned_ipv6: i64,
     /// IPv4 addresses free.
     #[serde(rename = "availableIPv4")]
-    pub available_ipv4: u128,
+    pub available_ipv4: i64,
     /// IPv6 addresses free.
     #[serde(rename = "availableIPv6")]
-    pub available_ipv6: u128,
+    pub available_ipv6: i64,
 }
 
-/// Plans allocation for every LoadBalancer Service of `resources` under `config`.
-/// `lb_class` is the controller's `--lb-class`.
-pub fn plan(resources: &Resources, config: &Config, lb_class: Option<&str>) -> Plan {
+/// Plans allocation for every LoadBalancer Service of `resources` under `config`, then the BGP
+/// announcements of every node.
+pub fn plan(resources: &Resources, config: &Config, options: &PlanOptions) -> Plan {
+    let lb_class = options.lb_class.as_deref();
     let namespace_labels: BTreeMap<String, BTreeMap<String, String>> = resources
         .namespaces
         .iter()
@@ -136,7 +169,7 @@ pub fn plan(resources: &Resources, config: &Config, lb_class: Option<&str>) -> P
         results.insert(key.clone(), outcome);
     }
 
-    let services: Vec<ServicePlan> = results
+    let services = results
         .into_iter()
         .map(|(key, outcome)| match outcome {
             Ok((pool, ips)) => ServicePlan {
@@ -163,24 +196,43 @@ pub fn plan(resources: &Resources, config: &Config, lb_class: Option<&str>) -> P
             PoolPlan {
                 name: pool.name.clone(),
                 addresses: pool.ranges.iter().map(ToString::to_string).collect(),
-                assigned_ipv4: stats.assigned_v4,
-                assigned_ipv6: stats.assigned_v6,
-                available_ipv4: stats.total_v4 - stats.assigned_v4,
-                available_ipv6: stats.total_v6 - stats.assigned_v6,
+                assigned_ipv4: stats.ipv4.assigned_i64(),
+                assigned_ipv6: stats.ipv6.assigned_i64(),
+                available_ipv4: stats.ipv4.available_i64(),
+                available_ipv6: stats.ipv6.available_i64(),
             }
         })
         .collect();
-    let nodes = node_plans(resources, config, &services);
-    Plan {
+    let mut plan = Plan {
         services,
         pools,
-        nodes,
-    }
+        nodes: Vec::new(),
+    };
+    let announced = announced_services(resources, &plan);
+    let mut names: BTreeSet<String> = resources
+        .nodes
+        .iter()
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
+    names.extend(options.nodes.iter().cloned());
+    let mut l2_by_node = l2_announcements(resources, config, &plan.services);
+    plan.nodes = names
+        .iter()
+        .map(|name| NodePlan {
+            announcement: bgp::announce(config, &node(resources, name), &announced),
+            l2: l2_by_node.remove(name).unwrap_or_default(),
+        })
+        .collect();
+    plan
 }
 
-/// The layer 2 owner of every allocated address, by node.
-fn node_plans(resources: &Resources, config: &Config, services: &[ServicePlan]) -> Vec<NodePlan> {
-    let assigned: BTreeMap<ServiceKey, (String, Vec<std::net::IpAddr>)> = services
+/// The layer 2 owner of every allocated address, by node name.
+fn l2_announcements(
+    resources: &Resources,
+    config: &Config,
+    services: &[ServicePlan],
+) -> BTreeMap<String, Vec<L2Announcement>> {
+    let assigned: BTreeMap<ServiceKey, (String, Vec<IpAddr>)> = services
         .iter()
         .filter_map(|s| {
             let ips = s.ips.iter().filter_map(|ip| ip.parse().ok()).collect();
@@ -192,9 +244,115 @@ fn node_plans(resources: &Resources, config: &Config, services: &[ServicePlan]) 
         .collect();
     let elections = l2::elect_all(resources, config, &assigned, None, false);
     l2::announcements_by_node(resources, &elections)
+}
+
+/// The FRR configuration the speaker on `node_name` would apply after this plan. `facts.hostname`
+/// is what FRR prints as `hostname`; for a plan, the node name.
+pub fn frr_config(
+    resources: &Resources,
+    config: &Config,
+    plan: &Plan,
+    node_name: &str,
+    facts: &NodeFacts,
+) -> FrrConfig {
+    let node = node(resources, node_name);
+    let announcement = match plan.nodes.iter().find(|n| n.name == node_name) {
+        Some(a) => a.announcement.clone(),
+        None => bgp::announce(config, &node, &announced_services(resources, plan)),
+    };
+    frr::build(config, &node, &announcement, facts)
+}
+
+/// The speaker's view of a node: its labels and `NetworkUnavailable` condition from the Node
+/// object of that name, or a bare node when the manifests have none.
+pub fn node(resources: &Resources, name: &str) -> bgp::Node {
+    let Some(object) = resources
+        .nodes
+        .iter()
+        .find(|n| n.metadata.name.as_deref() == Some(name))
+    else {
+        return bgp::Node::named(name);
+    };
+    node_from(object)
+}
+
+fn node_from(object: &K8sNode) -> bgp::Node {
+    let network_unavailable = object
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
         .into_iter()
-        .map(|(name, l2)| NodePlan { name, l2 })
+        .flatten()
+        .any(|c| c.type_ == "NetworkUnavailable" && c.status == "True");
+    bgp::Node {
+        name: object.metadata.name.clone().unwrap_or_default(),
+        labels: object.metadata.labels.clone().unwrap_or_default(),
+        network_unavailable,
+    }
+}
+
+/// Every Service the plan gave addresses to, with what the speaker needs: labels, traffic
+/// policy and endpoints.
+fn announced_services(resources: &Resources, plan: &Plan) -> Vec<AnnouncedService> {
+    plan.services
+        .iter()
+        .filter_map(|s| {
+            let pool = s.pool.clone()?;
+            let object = resources.services.iter().find(|o| {
+                o.metadata.namespace.as_deref().unwrap_or("default") == s.namespace
+                    && o.metadata.name.as_deref() == Some(&s.name)
+            })?;
+            let spec = object.spec.as_ref();
+            Some(AnnouncedService {
+                key: ServiceKey::new(&s.namespace, &s.name),
+                labels: object.metadata.labels.clone().unwrap_or_default(),
+                pool,
+                ips: s
+                    .ips
+                    .iter()
+                    .filter_map(|ip| ip.parse::<IpAddr>().ok())
+                    .collect(),
+                traffic_policy_local: spec.and_then(|sp| sp.external_traffic_policy.as_deref())
+                    == Some("Local"),
+                endpoints: endpoints(&resources.endpoint_slices, &s.namespace, &s.name),
+            })
+        })
         .collect()
+}
+
+/// The ready-or-serving endpoints of a Service from its EndpointSlices (label
+/// `kubernetes.io/service-name`); `None` when there is no slice for it (unknown). As in
+/// Kubernetes, an unset `ready` means ready and an unset `serving` means the same as `ready`.
+fn endpoints(slices: &[EndpointSlice], namespace: &str, name: &str) -> Option<Endpoints> {
+    let mut found = false;
+    let mut result = Endpoints::default();
+    for slice in slices.iter().filter(|sl| {
+        sl.metadata.namespace.as_deref().unwrap_or("default") == namespace
+            && sl
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get("kubernetes.io/service-name"))
+                .map(String::as_str)
+                == Some(name)
+    }) {
+        found = true;
+        for endpoint in &slice.endpoints {
+            let conditions = endpoint.conditions.as_ref();
+            let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
+            let serving = conditions.and_then(|c| c.serving).unwrap_or(ready);
+            if !(ready || serving) {
+                continue;
+            }
+            match &endpoint.node_name {
+                Some(node) => {
+                    result.nodes.insert(node.clone());
+                }
+                None => result.without_node = true,
+            }
+        }
+    }
+    found.then_some(result)
 }
 
 fn ips(ips: &[std::net::IpAddr]) -> Vec<String> {

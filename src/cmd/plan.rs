@@ -1,4 +1,5 @@
-//! `metallb plan`: the allocation the controller would make, as a table or JSON.
+//! `metallb plan`: the allocation the controller would make and what the speakers would announce,
+//! as tables, JSON, or one node's frr.conf.
 
 use std::{fmt::Write as _, process::ExitCode};
 
@@ -6,10 +7,16 @@ use super::{EXIT_INVALID, load};
 use crate::{
     cli::{PlanArgs, PlanFormat},
     config,
-    plan::{self, Plan},
+    core::frr::NodeFacts,
+    frr::render,
+    plan::{self, Plan, PlanOptions},
 };
 
 pub(super) fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    if args.output == PlanFormat::Frr && args.node.is_none() {
+        eprintln!("error: -o frr needs --node NAME: the node whose frr.conf to print");
+        return Ok(ExitCode::from(super::EXIT_UNREADABLE));
+    }
     let (resources, mut errors, _) = match load(&args.paths) {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
@@ -25,10 +32,33 @@ pub(super) fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
             return Ok(report_invalid(&mut errors));
         }
     };
-    let plan = plan::plan(&resources, &config, args.lb_class.as_deref());
+    let options = PlanOptions {
+        lb_class: args.lb_class.clone(),
+        nodes: args.node.iter().cloned().collect(),
+    };
+    let plan = plan::plan(&resources, &config, &options);
     match args.output {
         PlanFormat::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
         PlanFormat::Text => print!("{}", render_text(&plan)),
+        PlanFormat::Frr => {
+            let node = args.node.as_deref().expect("checked above");
+            let facts = NodeFacts {
+                hostname: node.to_string(),
+                log_level: args.frr_log_level,
+                router_id: args.router_id,
+                passwords: Default::default(),
+            };
+            for peer in config.peers.values() {
+                if let Some(crate::core::config::Password::Secret { name, .. }) = &peer.password {
+                    eprintln!(
+                        "note: BGPPeer {} takes its password from Secret {name}, which a plan cannot read: no password line",
+                        peer.name
+                    );
+                }
+            }
+            let frr = plan::frr_config(&resources, &config, &plan, node, &facts);
+            print!("{}", render::render(&frr)?);
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -82,6 +112,47 @@ fn render_text(plan: &Plan) -> String {
         ]);
     }
     out.push_str(&table(&rows));
+    if plan.nodes.iter().any(|n| !n.bgp.is_empty()) {
+        out.push('\n');
+        let mut rows = vec![[
+            "NODE".to_string(),
+            "PEER".into(),
+            "PREFIX".into(),
+            "LOCALPREF".into(),
+            "COMMUNITIES".into(),
+        ]];
+        for node in &plan.nodes {
+            for peer in &node.bgp {
+                if peer.prefixes.is_empty() {
+                    rows.push([
+                        node.name.clone(),
+                        peer.peer.clone(),
+                        "-".into(),
+                        "-".into(),
+                        "-".into(),
+                    ]);
+                }
+                for route in &peer.prefixes {
+                    let communities: Vec<String> =
+                        route.communities.iter().map(ToString::to_string).collect();
+                    rows.push([
+                        node.name.clone(),
+                        peer.peer.clone(),
+                        route.prefix.to_string(),
+                        route
+                            .local_pref
+                            .map_or_else(|| "-".into(), |p| p.to_string()),
+                        if communities.is_empty() {
+                            "-".into()
+                        } else {
+                            communities.join(",")
+                        },
+                    ]);
+                }
+            }
+        }
+        out.push_str(&table(&rows));
+    }
     out
 }
 

@@ -1,36 +1,2828 @@
-//! The IP allocator (being written).
-#![allow(missing_docs, unused)]
-use super::{
-    config::Pool,
-    service::{LbService, ServiceKey},
+//! The IP allocator: which addresses a LoadBalancer Service gets, from which pool, and which
+//! Services may share an address.
+//!
+//! It follows upstream MetalLB (`internal/allocator`, `controller/service.go`) wherever users can
+//! see it: requested addresses, the `address-pool` annotation (falling back to automatic pools when
+//! the named pool does not exist), pools pinned with `serviceAllocation` tried by priority, the
+//! `allow-shared-ip` rules, dual-stack policies, `avoidBuggyIPs`, the lowest free address first.
+//! It differs where upstream is random, slow or loses addresses:
+//!
+//! - **Deterministic.** Pools of equal priority are tried by name, never in map order; the same
+//!   calls in the same order always give the same addresses.
+//! - **Restart-safe.** [`Allocator::restore`] puts back the addresses found in Service status
+//!   before anything new is allocated, [`Allocator::allocate`] keeps a valid assignment (and,
+//!   for a Service the allocator has not seen yet, the addresses in its status), and
+//!   [`Allocator::set_pools`] keeps every assignment the new configuration still allows.
+//! - **Fast.** No first-fit scan: each pool family keeps its free addresses as runs in a
+//!   `BTreeMap`, so allocating, claiming a requested address and releasing are `O(log n)`, and
+//!   memory is `O(allocations + ranges)` whatever the pool size (a `/64` is never materialised).
+//!   Only B-trees and boxed slots grow with `n`, so no call pays for a rehash of everything.
+//!
+//! ```text
+//!  Allocator
+//!  ├── pools: Vec<PoolState>            sorted by name; rebuilt by set_pools
+//!  │     └── v4, v6: Space
+//!  │           ├── pieces               the ranges as written, overlaps removed, numbered by
+//!  │           │                        "ordinals" 0..total in written order (O(ranges))
+//!  │           └── free: BTreeMap       start → end of each run of free ordinals
+//!  ├── pinned / open: Vec<usize>        automatic order: pinned pools by (priority, name),
+//!  │                                    then pools without serviceAllocation by name
+//!  ├── slots: Vec<Option<Box<Held>>>    each Service's assignment and the Service it was made
+//!  │                                    for; addresses name their holders by slot
+//!  ├── services: BTreeMap<u64, Bucket>  hash of the Service key → slot(s)
+//!  ├── used: BTreeMap<IpAddr, IpUse>    held addresses: the sole holder, or the sharers with
+//!  │                                    their key, backend key and (protocol, port) → holder
+//!  └── groups: BTreeMap<GroupKey, Group>
+//!                                       (pool, family, sharing key, backend key) → shared
+//!                                       addresses, for colocation
+//! ```
+//!
+//! With `avoidBuggyIPs` an IPv4 space numbers only the addresses that do not end in `.0` or
+//! `.255` (254 per /24, computed arithmetically), so buggy addresses are neither stored nor
+//! skipped one by one.
+
+use std::{
+    collections::{BTreeMap, btree_map, btree_map::Entry},
+    hash::{DefaultHasher, Hash, Hasher},
+    net::IpAddr,
 };
-use std::net::IpAddr;
-pub struct Allocator;
+
+use serde::Serialize;
+
+use super::{
+    address::{Family, IpRange, ip_to_u128, is_buggy_ip, u128_to_ip},
+    config::Pool,
+    service::{IpFamilyPolicy, LbService, Port, ServiceKey},
+};
+
+// === Public types ===
+
+/// The addresses given to one Service and the pool they come from.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Assignment {
+    /// Pool name, for the `metallb.io/ip-allocated-from-pool` annotation.
     pub pool: String,
+    /// One address, or two of different families; primary family first, as
+    /// `status.loadBalancer.ingress` lists them.
     pub ips: Vec<IpAddr>,
 }
-#[derive(Default)]
-pub struct PoolStats {
-    pub total_v4: u128,
-    pub assigned_v4: u128,
-    pub total_v6: u128,
-    pub assigned_v6: u128,
+
+/// Address usage of one family of a pool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct FamilyStats {
+    /// Addresses the pool can hand out (without `.0`/`.255` under `avoidBuggyIPs`); saturates at
+    /// `u128::MAX` for `::/0`.
+    pub total: u128,
+    /// Addresses held by at least one Service; a shared address counts once.
+    pub assigned: u128,
+    /// Addresses nobody holds: `total - assigned`.
+    pub available: u128,
 }
-#[derive(Debug, thiserror::Error)]
-#[error("stub")]
-pub struct AllocError;
+
+impl FamilyStats {
+    /// [`FamilyStats::total`] capped at `i64::MAX`, as upstream reports it.
+    pub fn total_i64(&self) -> i64 {
+        cap_i64(self.total)
+    }
+
+    /// [`FamilyStats::assigned`] capped at `i64::MAX`.
+    pub fn assigned_i64(&self) -> i64 {
+        cap_i64(self.assigned)
+    }
+
+    /// [`FamilyStats::available`] capped at `i64::MAX`, for `IPAddressPool` status.
+    pub fn available_i64(&self) -> i64 {
+        cap_i64(self.available)
+    }
+}
+
+/// Address usage of a pool, per family.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct PoolStats {
+    /// IPv4 addresses.
+    pub ipv4: FamilyStats,
+    /// IPv6 addresses.
+    pub ipv6: FamilyStats,
+    /// Services holding at least one address of the pool.
+    pub services: usize,
+}
+
+/// A counter as Kubernetes status and Prometheus want it: upstream caps pool sizes at `i64::MAX`.
+pub fn cap_i64(n: u128) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// Why a Service did not get addresses. Messages follow the upstream wording users see in
+/// `AllocationFailed` events (`Failed to allocate IP for "ns/name": <message>`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum AllocError {
+    /// A requested (or restored) address lies in no pool.
+    #[error("\"{ip}\" is not allowed in config")]
+    NotAllowed {
+        /// The address.
+        ip: IpAddr,
+    },
+    /// More than two addresses requested.
+    #[error("{count} addresses requested, but at most 2 (one per family) are allowed")]
+    TooManyIps {
+        /// How many were requested.
+        count: usize,
+    },
+    /// Two requested addresses of one family.
+    #[error(
+        "requested addresses \"{first}\" and \"{second}\" are both {family}, but at most one \
+         per family is allowed"
+    )]
+    SameFamily {
+        /// First address.
+        first: IpAddr,
+        /// Second address.
+        second: IpAddr,
+        /// Their family.
+        family: Family,
+    },
+    /// A requested address of a family the Service does not have.
+    #[error(
+        "requested address \"{ip}\" is {family}, but the service is {policy:?} {}",
+        families_text(.wanted)
+    )]
+    FamilyMismatch {
+        /// The address.
+        ip: IpAddr,
+        /// Its family.
+        family: Family,
+        /// The Service's `ipFamilyPolicy`.
+        policy: IpFamilyPolicy,
+        /// The Service's families, primary first.
+        wanted: Vec<Family>,
+    },
+    /// A RequireDualStack Service requested an address of one family only.
+    #[error(
+        "the service is {policy:?} and needs one requested address per family, but no {family} \
+         address was requested"
+    )]
+    MissingFamily {
+        /// The family without an address.
+        family: Family,
+        /// The Service's `ipFamilyPolicy`.
+        policy: IpFamilyPolicy,
+    },
+    /// A requested address outside the pool named by the `address-pool` annotation.
+    #[error(
+        "requested address \"{ip}\" is in pool \"{actual}\", not in the requested pool \"{requested}\""
+    )]
+    NotInRequestedPool {
+        /// The address.
+        ip: IpAddr,
+        /// The pool named by the annotation.
+        requested: String,
+        /// The pool the address belongs to.
+        actual: String,
+    },
+    /// Two requested addresses from different pools.
+    #[error(
+        "requested addresses \"{first}\" (pool \"{first_pool}\") and \"{second}\" (pool \
+         \"{second_pool}\") must come from the same pool"
+    )]
+    DifferentPools {
+        /// First address.
+        first: IpAddr,
+        /// Its pool.
+        first_pool: String,
+        /// Second address.
+        second: IpAddr,
+        /// Its pool.
+        second_pool: String,
+    },
+    /// The pool's `serviceAllocation` does not select the Service.
+    #[error("pool \"{pool}\" does not serve service \"{service}\": {reason}")]
+    PoolNotAllowed {
+        /// The pool.
+        pool: String,
+        /// The Service.
+        service: ServiceKey,
+        /// What did not match.
+        reason: NotSelected,
+    },
+    /// A requested `.0`/`.255` address in a pool with `avoidBuggyIPs`.
+    #[error(
+        "requested address \"{ip}\" ends in .0 or .255, which pool \"{pool}\" avoids \
+         (avoidBuggyIPs)"
+    )]
+    BuggyIp {
+        /// The address.
+        ip: IpAddr,
+        /// The pool.
+        pool: String,
+    },
+    /// A requested address held by a Service it may not be shared with.
+    #[error("address \"{ip}\" is already used by service \"{other}\": {reason}")]
+    Conflict {
+        /// The address.
+        ip: IpAddr,
+        /// The Service holding it.
+        other: ServiceKey,
+        /// Why they may not share it.
+        reason: SharingConflict,
+    },
+    /// Every pool the Service may use automatically is full.
+    #[error("no available IPs")]
+    NoAvailableIps,
+    /// No pool the Service may use automatically has the families it needs.
+    #[error(
+        "no available IPs: no pool this service may use automatically has {} addresses{}",
+        families_text(.families),
+        dual_stack_note(*.policy, .families)
+    )]
+    NoPoolWithFamilies {
+        /// The families needed from one pool.
+        families: Vec<Family>,
+        /// The Service's `ipFamilyPolicy`.
+        policy: IpFamilyPolicy,
+    },
+    /// The pool named by the `address-pool` annotation is full.
+    #[error("no available IPs in pool \"{pool}\"{}", exhausted_family_note(.family))]
+    PoolExhausted {
+        /// The pool.
+        pool: String,
+        /// For a dual-stack Service, the family that ran out.
+        family: Option<Family>,
+    },
+    /// The pool named by the `address-pool` annotation lacks a family the Service needs.
+    #[error(
+        "no available IPs in pool \"{pool}\": it has no {family} addresses, which the {policy:?} \
+         service needs"
+    )]
+    PoolLacksFamily {
+        /// The pool.
+        pool: String,
+        /// The missing family.
+        family: Family,
+        /// The Service's `ipFamilyPolicy`.
+        policy: IpFamilyPolicy,
+    },
+    /// [`Allocator::restore`] called without addresses.
+    #[error("no addresses to restore")]
+    NothingToRestore,
+}
+
+/// Why a pool's `serviceAllocation` does not select a Service.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum NotSelected {
+    /// Neither the namespace list nor the namespace selectors select the namespace.
+    #[error("its serviceAllocation does not select namespace \"{0}\"")]
+    Namespace(String),
+    /// No service selector matches the Service labels.
+    #[error("its serviceAllocation service selectors do not match the service labels")]
+    ServiceLabels,
+}
+
+/// Why two Services may not share an address (upstream `checkSharing`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SharingConflict {
+    /// The Service holding the address has no sharing key.
+    #[error("it does not allow sharing (no allow-shared-ip key)")]
+    NotShared,
+    /// The Service asking has no sharing key.
+    #[error("this service has no allow-shared-ip key")]
+    NoSharingKey,
+    /// The keys differ.
+    #[error("different sharing key (\"{ours}\" here, \"{theirs}\" there)")]
+    DifferentKey {
+        /// The asking Service's key.
+        ours: String,
+        /// The holder's key.
+        theirs: String,
+    },
+    /// Both use a (protocol, port) pair.
+    #[error("ports overlap on {0}")]
+    PortsOverlap(Port),
+    /// Backend keys differ (the pod selectors, with `externalTrafficPolicy: Local`).
+    #[error(
+        "different backends: with externalTrafficPolicy Local both services must select the same \
+         pods"
+    )]
+    DifferentBackends,
+}
+
+fn families_text(families: &[Family]) -> String {
+    match families {
+        [one] => one.to_string(),
+        [a, b] => format!("both {a} and {b}"),
+        _ => "no".to_string(),
+    }
+}
+
+fn dual_stack_note(policy: IpFamilyPolicy, families: &[Family]) -> &'static str {
+    if families.len() == 2 && policy == IpFamilyPolicy::RequireDualStack {
+        " (RequireDualStack takes both from one pool)"
+    } else {
+        ""
+    }
+}
+
+fn exhausted_family_note(family: &Option<Family>) -> String {
+    family
+        .map(|f| format!(": no free {f} address"))
+        .unwrap_or_default()
+}
+
+// === Address space of one pool family ===
+
+/// A run of addresses of one range, numbered from `base`. `first` and `last` are address keys:
+/// the address as an integer, or its rank among non-buggy IPv4 addresses under `avoidBuggyIPs`.
+#[derive(Clone, Copy, Debug)]
+struct Piece {
+    base: u128,
+    first: u128,
+    last: u128,
+}
+
+/// The usable addresses of one family of a pool, numbered 0..total in the order the ranges are
+/// written ("ordinals"), and which of them are free.
+#[derive(Clone, Debug)]
+struct Space {
+    family: Family,
+    /// IPv4 with avoidBuggyIPs: keys are ranks among addresses not ending in .0 or .255.
+    skip_buggy: bool,
+    /// In ordinal order (the order the ranges are written); disjoint.
+    pieces: Vec<Piece>,
+    /// Indices into `pieces`, by key.
+    by_key: Vec<usize>,
+    /// Number of usable addresses, saturating.
+    total: u128,
+    /// Free ordinals: start → end (inclusive) of maximal runs.
+    free: BTreeMap<u128, u128>,
+    /// Addresses held through this pool.
+    in_use: u128,
+}
+
+/// Rank of a non-buggy IPv4 address among non-buggy addresses (254 per /24).
+fn good_rank(v: u128) -> u128 {
+    (v / 256) * 254 + (v % 256 - 1)
+}
+
+/// Inverse of [`good_rank`].
+fn good_unrank(r: u128) -> u128 {
+    (r / 254) * 256 + r % 254 + 1
+}
+
+/// Keys of the first and last non-buggy addresses of `[s, e]`, if any.
+fn good_span(s: u128, e: u128) -> Option<(u128, u128)> {
+    let a = match s % 256 {
+        0 => s + 1,
+        255 => s + 2,
+        _ => s,
+    };
+    let b = match e % 256 {
+        255 => e - 1,
+        0 => e.checked_sub(2)?,
+        _ => e,
+    };
+    (a <= b).then(|| (good_rank(a), good_rank(b)))
+}
+
+/// The parts of `[s, e]` not covered by `covered` (sorted, merged), ascending.
+fn uncovered(covered: &[(u128, u128)], s: u128, e: u128) -> Vec<(u128, u128)> {
+    let mut out = Vec::new();
+    let mut cur = s;
+    for &(a, b) in covered {
+        if b < cur {
+            continue;
+        }
+        if a > e {
+            break;
+        }
+        if a > cur {
+            out.push((cur, a - 1));
+        }
+        if b >= e {
+            return out;
+        }
+        cur = b + 1;
+    }
+    out.push((cur, e));
+    out
+}
+
+impl Space {
+    fn new(family: Family, ranges: &[IpRange], avoid_buggy: bool) -> Space {
+        let skip_buggy = avoid_buggy && family == Family::V4;
+        let mut covered: Vec<(u128, u128)> = Vec::new();
+        let mut pieces = Vec::new();
+        let (mut next, mut total) = (0u128, 0u128);
+        for range in ranges.iter().filter(|r| r.family() == family) {
+            let (s, e) = (ip_to_u128(range.start()), ip_to_u128(range.end()));
+            let span = if skip_buggy {
+                good_span(s, e)
+            } else {
+                Some((s, e))
+            };
+            let Some((s, e)) = span else { continue };
+            // A range written twice (or overlapping an earlier one) keeps its first position.
+            for (first, last) in uncovered(&covered, s, e) {
+                pieces.push(Piece {
+                    base: next,
+                    first,
+                    last,
+                });
+                // Wrapping only past the very last ordinal of ::/0, which is never used.
+                next = next.wrapping_add(last - first).wrapping_add(1);
+                total = total.saturating_add(last - first).saturating_add(1);
+            }
+            covered.push((s, e));
+            covered.sort_unstable();
+            covered = covered
+                .into_iter()
+                .fold(Vec::new(), |mut acc: Vec<(u128, u128)>, (a, b)| {
+                    match acc.last_mut() {
+                        Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+                        _ => acc.push((a, b)),
+                    }
+                    acc
+                });
+        }
+        let mut by_key: Vec<usize> = (0..pieces.len()).collect();
+        by_key.sort_unstable_by_key(|&i| pieces[i].first);
+        // Ordinals are contiguous, so every address starts in a single free run.
+        let free = pieces
+            .last()
+            .map(|p| (0, p.base + (p.last - p.first)))
+            .into_iter()
+            .collect();
+        Space {
+            family,
+            skip_buggy,
+            pieces,
+            by_key,
+            total,
+            free,
+            in_use: 0,
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.pieces.is_empty()
+    }
+
+    /// Ordinal of an address, if it is usable in this space.
+    fn ordinal(&self, ip: IpAddr) -> Option<u128> {
+        if Family::of(&ip) != self.family || (self.skip_buggy && is_buggy_ip(&ip)) {
+            return None;
+        }
+        let v = ip_to_u128(ip);
+        let k = if self.skip_buggy { good_rank(v) } else { v };
+        let i = self.by_key.partition_point(|&i| self.pieces[i].first <= k);
+        let piece = self.pieces[*self.by_key.get(i.checked_sub(1)?)?];
+        (k <= piece.last).then(|| piece.base + (k - piece.first))
+    }
+
+    /// Address of an ordinal below `total`.
+    fn address(&self, ordinal: u128) -> IpAddr {
+        let i = self.pieces.partition_point(|p| p.base <= ordinal) - 1;
+        let piece = self.pieces[i];
+        let k = piece.first + (ordinal - piece.base);
+        u128_to_ip(
+            self.family,
+            if self.skip_buggy { good_unrank(k) } else { k },
+        )
+    }
+
+    /// The lowest free ordinal.
+    fn lowest_free(&self) -> Option<u128> {
+        self.free.first_key_value().map(|(&s, _)| s)
+    }
+
+    /// Marks an ordinal used; false if it was not free.
+    fn take(&mut self, ordinal: u128) -> bool {
+        let Some((&s, &e)) = self.free.range(..=ordinal).next_back() else {
+            return false;
+        };
+        if e < ordinal {
+            return false;
+        }
+        if s == ordinal {
+            self.free.remove(&s);
+        } else {
+            self.free.insert(s, ordinal - 1);
+        }
+        if ordinal < e {
+            self.free.insert(ordinal + 1, e);
+        }
+        true
+    }
+
+    /// Marks an ordinal free, merging with its neighbours; false if it was free already.
+    fn give(&mut self, ordinal: u128) -> bool {
+        let (mut start, mut end) = (ordinal, ordinal);
+        if let Some((&s, &e)) = self.free.range(..=ordinal).next_back() {
+            if e >= ordinal {
+                return false;
+            }
+            if e + 1 == ordinal {
+                start = s;
+            }
+        }
+        if let Some(e) = ordinal
+            .checked_add(1)
+            .and_then(|next| self.free.remove(&next))
+        {
+            end = e;
+        }
+        self.free.insert(start, end);
+        true
+    }
+
+    fn stats(&self) -> FamilyStats {
+        FamilyStats {
+            total: self.total,
+            assigned: self.in_use,
+            available: self.total.saturating_sub(self.in_use),
+        }
+    }
+}
+
+// === Internal state ===
+
+/// A configured pool and its address spaces.
+#[derive(Clone, Debug)]
+struct PoolState {
+    pool: Pool,
+    v4: Space,
+    v6: Space,
+    /// Services holding addresses through this pool.
+    services: usize,
+}
+
+impl PoolState {
+    fn new(pool: Pool) -> PoolState {
+        let v4 = Space::new(Family::V4, &pool.ranges, pool.avoid_buggy_ips);
+        let v6 = Space::new(Family::V6, &pool.ranges, pool.avoid_buggy_ips);
+        PoolState {
+            pool,
+            v4,
+            v6,
+            services: 0,
+        }
+    }
+
+    fn space(&self, family: Family) -> &Space {
+        match family {
+            Family::V4 => &self.v4,
+            Family::V6 => &self.v6,
+        }
+    }
+
+    fn space_mut(&mut self, family: Family) -> &mut Space {
+        match family {
+            Family::V4 => &mut self.v4,
+            Family::V6 => &mut self.v6,
+        }
+    }
+
+    fn has(&self, family: Family) -> bool {
+        !self.space(family).is_empty()
+    }
+
+    /// Whether the pool's ranges contain the address (buggy or not).
+    fn contains(&self, ip: &IpAddr) -> bool {
+        self.pool.contains(ip)
+    }
+
+    /// Upstream `isPoolCompatibleWithService`: a namespace restriction (names or selectors) and
+    /// service selectors, each empty meaning "any".
+    fn rejects(&self, svc: &LbService) -> Option<NotSelectedKind> {
+        let alloc = self.pool.allocation.as_ref()?;
+        let namespace_ok = (alloc.namespaces.is_empty() && alloc.namespace_selectors.is_empty())
+            || alloc.namespaces.contains(&svc.key.namespace)
+            || alloc
+                .namespace_selectors
+                .iter()
+                .any(|s| s.matches(&svc.namespace_labels));
+        if !namespace_ok {
+            return Some(NotSelectedKind::Namespace);
+        }
+        let service_ok = alloc.service_selectors.is_empty()
+            || alloc
+                .service_selectors
+                .iter()
+                .any(|s| s.matches(&svc.labels));
+        (!service_ok).then_some(NotSelectedKind::ServiceLabels)
+    }
+}
+
+/// [`NotSelected`] without its allocation, for filtering pools.
+#[derive(Clone, Copy, Debug)]
+enum NotSelectedKind {
+    Namespace,
+    ServiceLabels,
+}
+
+/// Index of a held Service in [`Allocator::slots`]; what addresses record as their holders.
+type Slot = usize;
+
+/// The held Services whose keys share a hash: nearly always one.
+#[derive(Clone, Debug)]
+enum Bucket {
+    One(Slot),
+    Many(Vec<Slot>),
+}
+
+impl Bucket {
+    fn slots(&self) -> &[Slot] {
+        match self {
+            Bucket::One(slot) => std::slice::from_ref(slot),
+            Bucket::Many(slots) => slots,
+        }
+    }
+}
+
+/// A fixed (unkeyed SipHash) hash of a Service key, for [`Allocator::services`]. Collisions only
+/// cost a string compare; order never depends on it.
+fn key_hash(key: &ServiceKey) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    key.hash(&mut hasher);
+    // Unit tests fold hashes to 4 values, so that shared buckets are exercised everywhere.
+    if cfg!(test) {
+        hasher.finish() & 3
+    } else {
+        hasher.finish()
+    }
+}
+
+/// Who holds one address.
+#[derive(Clone, Debug)]
+struct IpUse {
+    /// Pool the address was taken from.
+    pool: usize,
+    /// Its ordinal in that pool.
+    ordinal: u128,
+    holders: Holders,
+}
+
+/// The holders of an address.
+#[derive(Clone, Debug)]
+enum Holders {
+    /// Taken without a sharing key: nobody may join, so its ports do not matter (and cost no
+    /// allocation, which keeps the common case cheap).
+    Sole(Slot),
+    /// Taken with a sharing key.
+    Shared(Box<Shared>),
+}
+
+/// The holders of a shareable address; they all agree on the keys and never overlap on ports.
+#[derive(Clone, Debug)]
+struct Shared {
+    /// Sharing key of every holder.
+    key: String,
+    /// Backend key of every holder.
+    backend: String,
+    holders: Vec<Slot>,
+    /// Which holder uses each (protocol, port).
+    ports: BTreeMap<Port, Slot>,
+}
+
+/// Addresses of one pool family shared under one (sharing key, backend key).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct GroupKey {
+    pool: usize,
+    family: Family,
+    sharing_key: String,
+    backend_key: String,
+}
+
+/// The addresses of a [`GroupKey`], by ordinal, and how many of them use each port. When all of
+/// them use one of the asking Service's ports, colocation is impossible without scanning them.
+#[derive(Clone, Debug, Default)]
+struct Group {
+    ips: BTreeMap<u128, IpAddr>,
+    port_ips: BTreeMap<Port, usize>,
+}
+
+/// A Service's assignment and the Service as it was when it got it (labels for
+/// `serviceAllocation`, ports and keys for sharing).
+#[derive(Clone, Debug)]
+struct Held {
+    svc: LbService,
+    assignment: Assignment,
+    pool: usize,
+}
+
+/// How strictly [`Allocator::claim`] checks the addresses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Mode {
+    /// Requested addresses: every family of a RequireDualStack Service must be present and the
+    /// `address-pool` annotation, when it names an existing pool, must contain them.
+    Request,
+    /// Addresses already given out: a subset of the families is fine (allocation completes it)
+    /// and the annotation only breaks ties.
+    Restore,
+}
+
+/// Why a pool could not serve a Service automatically.
+#[derive(Clone, Copy, Debug)]
+enum Miss {
+    /// It has no addresses of a family the Service needs.
+    Lacks(Family),
+    /// It has, but they are all taken.
+    Exhausted(Family),
+}
+
+fn sharing_key(svc: &LbService) -> Option<&str> {
+    svc.sharing_key.as_deref().filter(|k| !k.is_empty())
+}
+
+fn requested_pool(svc: &LbService) -> Option<&str> {
+    svc.requested_pool.as_deref().filter(|p| !p.is_empty())
+}
+
+/// The Service in an occupied slot.
+fn held_in(slots: &[Option<Box<Held>>], slot: Slot) -> &Held {
+    slots[slot]
+        .as_deref()
+        .expect("invariant: a listed slot is occupied")
+}
+
+/// The addresses, one per wanted family, primary first.
+fn in_family_order(wanted: &[Family], ips: &[IpAddr]) -> Vec<IpAddr> {
+    wanted
+        .iter()
+        .filter_map(|f| ips.iter().copied().find(|ip| Family::of(ip) == *f))
+        .collect()
+}
+
+// === impl Allocator ===
+
+/// The IP allocator of the controller: pools, every Service's addresses, and who shares what.
+///
+/// All methods are deterministic. `n` below is the number of held addresses; `P` the number of
+/// pools and `r` the number of ranges, both configuration-sized.
+#[derive(Clone, Debug, Default)]
+pub struct Allocator {
+    /// Pools by name.
+    pools: Vec<PoolState>,
+    /// autoAssign pools with a serviceAllocation, by (priority, 0 last; name).
+    pinned: Vec<usize>,
+    /// autoAssign pools without serviceAllocation, by name.
+    open: Vec<usize>,
+    /// Whether two pools share an address (the config layer should reject it; we stay correct).
+    overlapping: bool,
+    /// Every pool's ranges, merged per pool, sorted by (family, start): finds an address's pool.
+    spans: Vec<(Family, u128, u128, usize)>,
+    /// Held Services by a fixed hash of their key: integer compares instead of string compares,
+    /// and, unlike a hash table, no pause to rehash everything as it grows. Only looked up:
+    /// `set_pools` and `assignments` sort by key.
+    services: BTreeMap<u64, Bucket>,
+    /// Assignments, indexed by the slots addresses refer to; boxed so that growing the vector
+    /// moves pointers, not Services.
+    slots: Vec<Option<Box<Held>>>,
+    /// Empty slots, reused last-freed first.
+    free_slots: Vec<Slot>,
+    /// Held addresses (a B-tree for the same reason as `services`).
+    used: BTreeMap<IpAddr, IpUse>,
+    groups: BTreeMap<GroupKey, Group>,
+}
+
 impl Allocator {
-    pub fn new<'a>(p: impl IntoIterator<Item = &'a Pool>) -> Self {
-        Allocator
+    /// Builds an allocator over the configured pools (`config.pools.values()`). Pools are known by
+    /// name; of two pools with one name the last wins.
+    pub fn new<'a>(pools: impl IntoIterator<Item = &'a Pool>) -> Self {
+        let mut allocator = Allocator::default();
+        allocator.install(pools);
+        allocator
     }
-    pub fn restore(&mut self, s: &LbService, ips: &[IpAddr]) -> Result<Assignment, AllocError> {
-        Err(AllocError)
+
+    /// Replaces the pools after a configuration change. Every assignment the new pools still
+    /// allow is kept as it is (no address moves, even when a lower one became free; the pool name
+    /// follows the address if a pool was renamed). The others are released and their keys
+    /// returned, sorted, for the controller to clear and re-allocate; a Service whose
+    /// `address-pool` annotation names a pool that now exists but does not hold its addresses is
+    /// among them. `O(n log n)`.
+    pub fn set_pools<'a>(&mut self, pools: impl IntoIterator<Item = &'a Pool>) -> Vec<ServiceKey> {
+        let mut held: Vec<Box<Held>> = std::mem::take(&mut self.slots)
+            .into_iter()
+            .flatten()
+            .collect();
+        // Key order, so the outcome never depends on the order of earlier calls.
+        held.sort_unstable_by(|a, b| a.svc.key.cmp(&b.svc.key));
+        self.services.clear();
+        self.free_slots.clear();
+        self.used.clear();
+        self.groups.clear();
+        self.install(pools);
+        let mut lost = Vec::new();
+        for h in held {
+            let families = h.svc.wanted_families();
+            if self
+                .keep(
+                    &h.svc,
+                    &h.assignment.ips,
+                    Some(&h.assignment.pool),
+                    &families,
+                )
+                .is_err()
+            {
+                lost.push(h.svc.key);
+            }
+        }
+        lost
     }
-    pub fn allocate(&mut self, s: &LbService) -> Result<Assignment, AllocError> {
-        Err(AllocError)
+
+    /// Puts back an assignment found in Service status, before anything new is allocated, so
+    /// addresses survive controller restarts. Idempotent: it replaces whatever the Service held.
+    ///
+    /// The addresses go through the rules of a request: they must lie in one pool that serves
+    /// the Service, not be buggy in an avoidBuggyIPs pool, be of the Service's families, and be
+    /// free or shareable. Unlike a request, one address of a dual-stack Service is accepted
+    /// ([`Allocator::allocate`] then adds the other family) and the `address-pool` annotation
+    /// only picks among overlapping pools ([`Allocator::allocate`] re-allocates when it
+    /// changed). On error the Service holds nothing. `O(log n)`.
+    pub fn restore(&mut self, svc: &LbService, ips: &[IpAddr]) -> Result<Assignment, AllocError> {
+        self.unhold(&svc.key);
+        if ips.is_empty() {
+            return Err(AllocError::NothingToRestore);
+        }
+        self.claim(
+            svc,
+            ips,
+            Mode::Restore,
+            requested_pool(svc),
+            &svc.wanted_families(),
+        )
     }
-    pub fn pool_stats(&self, p: &str) -> Option<PoolStats> {
-        None
+
+    /// Allocates for a Service, or confirms what it holds.
+    ///
+    /// - With requested addresses (`loadBalancerIP(s)`): exactly those, or an error.
+    /// - Otherwise a held assignment that is still allowed and matches the `address-pool`
+    ///   annotation is kept (idempotent); for a Service never seen, the addresses in its status
+    ///   are kept the same way. Families the Service no longer has are dropped, and a missing
+    ///   family is added from the same pool (PreferDualStack keeps one family if that fails).
+    /// - Otherwise: the pool named by `address-pool` if it exists (even with autoAssign off),
+    ///   else the pinned pools selecting the Service by priority then name, then the pools
+    ///   without serviceAllocation by name. In a pool: an address already used by compatible
+    ///   sharers of the Service's sharing key, else the lowest free address, ranges in written
+    ///   order.
+    ///
+    /// On error the Service holds nothing (as upstream clears its status). `O(P + log n)`, plus
+    /// a scan of the addresses shared under the Service's own sharing key when it has one.
+    pub fn allocate(&mut self, svc: &LbService) -> Result<Assignment, AllocError> {
+        let families = svc.wanted_families();
+        match self.unchanged(svc, &families) {
+            Some(assignment) => Ok(assignment),
+            None => self.reallocate(svc, &families),
+        }
+    }
+
+    /// [`Allocator::allocate`] without the shortcut for unchanged Services.
+    fn reallocate(
+        &mut self,
+        svc: &LbService,
+        families: &(Vec<Family>, bool),
+    ) -> Result<Assignment, AllocError> {
+        let previous = self.unhold(&svc.key);
+        if !svc.requested_ips.is_empty() {
+            let requested = &svc.requested_ips;
+            return self.claim(svc, requested, Mode::Request, requested_pool(svc), families);
+        }
+        let (ips, hint) = match previous {
+            Some(held) => (held.assignment.ips, Some(held.assignment.pool)),
+            None => (svc.current_ips.clone(), None),
+        };
+        if !ips.is_empty()
+            && let Some(assignment) = self.try_keep(svc, &ips, hint.as_deref(), families)
+        {
+            return Ok(assignment);
+        }
+        self.fresh(svc, families)
+    }
+
+    /// The steady state of a controller resync: the Service holds every family it wants and
+    /// nothing about it changed (its status aside), so the slow path would re-take the same
+    /// addresses (the pools have not changed either: `set_pools` re-checked every assignment).
+    fn unchanged(&self, svc: &LbService, families: &(Vec<Family>, bool)) -> Option<Assignment> {
+        let held = self.held(self.find(&svc.key)?);
+        // Exhaustive, so that a new field must be considered here.
+        let LbService {
+            key: _,
+            labels,
+            namespace_labels,
+            requested_ips,
+            requested_pool: pool_annotation,
+            sharing_key: share_annotation,
+            backend_key,
+            ports,
+            families: ip_families,
+            family_policy,
+            traffic_policy_local,
+            current_ips: _,
+        } = &held.svc;
+        let same = *labels == svc.labels
+            && *namespace_labels == svc.namespace_labels
+            && *requested_ips == svc.requested_ips
+            && *pool_annotation == svc.requested_pool
+            && *share_annotation == svc.sharing_key
+            && *backend_key == svc.backend_key
+            && *ports == svc.ports
+            && *ip_families == svc.families
+            && *family_policy == svc.family_policy
+            && *traffic_policy_local == svc.traffic_policy_local
+            && held.assignment.ips.len() == families.0.len()
+            // A restored assignment may not match the request yet.
+            && (svc.requested_ips.is_empty()
+                || (svc.requested_ips.len() == held.assignment.ips.len()
+                    && svc.requested_ips.iter().all(|ip| held.assignment.ips.contains(ip))))
+            && requested_pool(svc)
+                .filter(|name| self.index(name).is_some())
+                .is_none_or(|name| name == held.assignment.pool);
+        let fast = same.then(|| held.assignment.clone());
+        #[cfg(debug_assertions)]
+        if let Some(fast) = &fast
+            && self.slots.len() - self.free_slots.len() <= 64
+        {
+            // Small allocators (tests) check the shortcut against the full path.
+            let slow = self.clone().reallocate(svc, families);
+            debug_assert_eq!(
+                slow.as_ref(),
+                Ok(fast),
+                "the shortcut differs from the full path"
+            );
+        }
+        fast
+    }
+
+    /// Releases everything a Service holds (deleted, or no longer a LoadBalancer); an address
+    /// stays in use while other sharers hold it. Returns what was released. `O(log n)`.
+    pub fn release(&mut self, key: &ServiceKey) -> Option<Assignment> {
+        self.unhold(key).map(|held| held.assignment)
+    }
+
+    /// The current assignment of a Service.
+    pub fn assignment(&self, key: &ServiceKey) -> Option<&Assignment> {
+        self.find(key).map(|slot| &self.held(slot).assignment)
+    }
+
+    /// Every assignment, by Service key.
+    pub fn assignments(&self) -> impl Iterator<Item = (&ServiceKey, &Assignment)> {
+        let mut all: Vec<(&ServiceKey, &Assignment)> = self
+            .slots
+            .iter()
+            .flatten()
+            .map(|held| (&held.svc.key, &held.assignment))
+            .collect();
+        all.sort_unstable_by_key(|(key, _)| *key);
+        all.into_iter()
+    }
+
+    /// The Services holding an address, sorted.
+    pub fn holders(&self, ip: &IpAddr) -> impl Iterator<Item = &ServiceKey> {
+        let mut keys: Vec<&ServiceKey> = match self.used.get(ip).map(|u| &u.holders) {
+            None => Vec::new(),
+            Some(Holders::Sole(slot)) => vec![self.key(*slot)],
+            Some(Holders::Shared(shared)) => shared.holders.iter().map(|&s| self.key(s)).collect(),
+        };
+        keys.sort();
+        keys.into_iter()
+    }
+
+    /// Usage of a pool, per family; `None` for an unknown pool. `O(log P)`.
+    pub fn pool_stats(&self, pool: &str) -> Option<PoolStats> {
+        let state = &self.pools[self.index(pool)?];
+        Some(PoolStats {
+            ipv4: state.v4.stats(),
+            ipv6: state.v6.stats(),
+            services: state.services,
+        })
+    }
+
+    /// Cross-checks the internal indexes (free runs, address holders, sharing groups, slots,
+    /// counters) against each other and describes the first inconsistency. For tests and
+    /// debugging: `O(n log n)`.
+    pub fn check_consistency(&self) -> Result<(), String> {
+        let mut in_use: BTreeMap<(usize, Family), u128> = BTreeMap::new();
+        let mut groups: BTreeMap<GroupKey, Group> = BTreeMap::new();
+        for (ip, u) in &self.used {
+            let family = Family::of(ip);
+            let space = self.pools[u.pool].space(family);
+            if space.ordinal(*ip) != Some(u.ordinal) || space.address(u.ordinal) != *ip {
+                return Err(format!("{ip}: wrong ordinal {}", u.ordinal));
+            }
+            let free = space.free.range(..=u.ordinal).next_back();
+            if free.is_some_and(|(_, &end)| end >= u.ordinal) {
+                return Err(format!("{ip} is held and free"));
+            }
+            *in_use.entry((u.pool, family)).or_default() += 1;
+            let (holders, shared) = match &u.holders {
+                Holders::Sole(slot) => (vec![*slot], None),
+                Holders::Shared(shared) => (shared.holders.clone(), Some(shared)),
+            };
+            if holders.is_empty() {
+                return Err(format!("{ip} is used by nobody"));
+            }
+            for slot in holders {
+                let held = self.slots.get(slot).and_then(Option::as_ref);
+                let held = held.ok_or(format!("{ip}: slot {slot} is empty"))?;
+                let key = &held.svc.key;
+                if self.find(key) != Some(slot) || !held.assignment.ips.contains(ip) {
+                    return Err(format!("{ip}: {key} does not hold it"));
+                }
+                let consistent = match shared {
+                    None => sharing_key(&held.svc).is_none(),
+                    Some(shared) => {
+                        sharing_key(&held.svc) == Some(shared.key.as_str())
+                            && held.svc.backend_key == shared.backend
+                            && held
+                                .svc
+                                .ports
+                                .iter()
+                                .all(|p| shared.ports.get(p) == Some(&slot))
+                    }
+                };
+                if !consistent {
+                    return Err(format!("{ip}: {key} does not match its co-holders"));
+                }
+            }
+            if let Some(shared) = shared {
+                if shared.ports.values().any(|h| !shared.holders.contains(h)) {
+                    return Err(format!("{ip}: a port belongs to no holder"));
+                }
+                let group_key = GroupKey {
+                    pool: u.pool,
+                    family,
+                    sharing_key: shared.key.clone(),
+                    backend_key: shared.backend.clone(),
+                };
+                let group = groups.entry(group_key).or_default();
+                group.ips.insert(u.ordinal, *ip);
+                for port in shared.ports.keys() {
+                    *group.port_ips.entry(*port).or_default() += 1;
+                }
+            }
+        }
+        let group_view = |g: &BTreeMap<GroupKey, Group>| {
+            g.iter()
+                .map(|(k, v)| (k.clone(), v.ips.clone(), v.port_ips.clone()))
+                .collect::<Vec<_>>()
+        };
+        if group_view(&groups) != group_view(&self.groups) {
+            return Err("sharing groups do not match the addresses".to_string());
+        }
+        let occupied = self.slots.iter().filter(|s| s.is_some()).count();
+        let indexed: usize = self.services.values().map(|b| b.slots().len()).sum();
+        if occupied != indexed
+            || occupied + self.free_slots.len() != self.slots.len()
+            || self.free_slots.iter().any(|&s| self.slots[s].is_some())
+            || self
+                .services
+                .values()
+                .any(|b| matches!(b, Bucket::Many(all) if all.len() < 2))
+        {
+            return Err("slots do not match the services".to_string());
+        }
+        for (slot, held) in self.slots.iter().enumerate() {
+            let Some(held) = held else { continue };
+            let key = &held.svc.key;
+            if self.find(key) != Some(slot) {
+                return Err(format!("{key}: slot {slot} is not indexed"));
+            }
+            for ip in &held.assignment.ips {
+                let listed = match self.used.get(ip).map(|u| &u.holders) {
+                    Some(Holders::Sole(s)) => *s == slot,
+                    Some(Holders::Shared(shared)) => shared.holders.contains(&slot),
+                    None => false,
+                };
+                if !listed {
+                    return Err(format!("{key} holds {ip}, which does not list it"));
+                }
+            }
+        }
+        for (i, state) in self.pools.iter().enumerate() {
+            let services = self.slots.iter().flatten().filter(|h| h.pool == i).count();
+            if services != state.services {
+                return Err(format!(
+                    "pool {}: {} services counted",
+                    state.pool.name, services
+                ));
+            }
+            for family in [Family::V4, Family::V6] {
+                let space = state.space(family);
+                let used = in_use.get(&(i, family)).copied().unwrap_or(0);
+                if used != space.in_use {
+                    return Err(format!(
+                        "pool {} {family}: in use {}",
+                        state.pool.name, used
+                    ));
+                }
+                let mut previous: Option<u128> = None;
+                let mut free = 0u128;
+                for (&start, &end) in &space.free {
+                    if start > end || previous.is_some_and(|p| p.checked_add(1) >= Some(start)) {
+                        return Err(format!("pool {} {family}: free runs", state.pool.name));
+                    }
+                    previous = Some(end);
+                    free = free.saturating_add(end - start).saturating_add(1);
+                }
+                let last = space.pieces.last().map(|p| p.base + (p.last - p.first));
+                if previous.is_some() && previous > last {
+                    return Err(format!(
+                        "pool {} {family}: free past the end",
+                        state.pool.name
+                    ));
+                }
+                if !self.overlapping && free.saturating_add(used) != space.total {
+                    return Err(format!(
+                        "pool {} {family}: free + used != total",
+                        state.pool.name
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn held(&self, slot: Slot) -> &Held {
+        held_in(&self.slots, slot)
+    }
+
+    fn key(&self, slot: Slot) -> &ServiceKey {
+        &self.held(slot).svc.key
+    }
+
+    /// The slot of a held Service. `O(log n)` integer compares.
+    fn find(&self, key: &ServiceKey) -> Option<Slot> {
+        let bucket = self.services.get(&key_hash(key))?;
+        bucket
+            .slots()
+            .iter()
+            .copied()
+            .find(|&slot| self.key(slot) == key)
+    }
+
+    /// Files a newly held Service under its key.
+    fn index_key(&mut self, slot: Slot) {
+        match self
+            .services
+            .entry(key_hash(&held_in(&self.slots, slot).svc.key))
+        {
+            Entry::Vacant(entry) => {
+                entry.insert(Bucket::One(slot));
+            }
+            Entry::Occupied(mut entry) => {
+                let mut all = entry.get().slots().to_vec();
+                all.push(slot);
+                entry.insert(Bucket::Many(all));
+            }
+        }
+    }
+
+    /// Takes a Service out of the key index.
+    fn unindex_key(&mut self, key: &ServiceKey) -> Option<Slot> {
+        let Entry::Occupied(mut entry) = self.services.entry(key_hash(key)) else {
+            return None;
+        };
+        let slots = &self.slots;
+        let slot = entry
+            .get()
+            .slots()
+            .iter()
+            .copied()
+            .find(|&s| held_in(slots, s).svc.key == *key)?;
+        match entry.get_mut() {
+            Bucket::One(_) => {
+                entry.remove();
+            }
+            Bucket::Many(all) => {
+                all.retain(|&s| s != slot);
+                if let [one] = all.as_slice() {
+                    let one = *one;
+                    entry.insert(Bucket::One(one));
+                }
+            }
+        }
+        Some(slot)
+    }
+
+    // --- configuration ---
+
+    fn install<'a>(&mut self, pools: impl IntoIterator<Item = &'a Pool>) {
+        let by_name: BTreeMap<&str, &Pool> =
+            pools.into_iter().map(|p| (p.name.as_str(), p)).collect();
+        self.pools = by_name
+            .into_values()
+            .map(|p| PoolState::new(p.clone()))
+            .collect();
+        let auto = |i: &usize| self.pools[*i].pool.auto_assign;
+        let mut pinned: Vec<usize> = (0..self.pools.len())
+            .filter(auto)
+            .filter(|&i| self.pools[i].pool.allocation.is_some())
+            .collect();
+        // Lower priority first, 0 (unset) after every positive one; then name (= index).
+        pinned.sort_by_key(|&i| {
+            let priority = self.pools[i]
+                .pool
+                .allocation
+                .as_ref()
+                .map_or(0, |a| a.priority);
+            (priority == 0, priority, i)
+        });
+        self.open = (0..self.pools.len())
+            .filter(auto)
+            .filter(|&i| self.pools[i].pool.allocation.is_none())
+            .collect();
+        self.pinned = pinned;
+        // Each pool's ranges merged, so that without overlaps between pools the spans are
+        // disjoint and one binary search finds an address's pool.
+        let mut spans: Vec<(Family, u128, u128, usize)> = Vec::new();
+        for (i, state) in self.pools.iter().enumerate() {
+            let mut own: Vec<(Family, u128, u128)> = state
+                .pool
+                .ranges
+                .iter()
+                .map(|r| (r.family(), ip_to_u128(r.start()), ip_to_u128(r.end())))
+                .collect();
+            own.sort_unstable();
+            let start = spans.len();
+            for (family, s, e) in own {
+                match spans[start..].last_mut() {
+                    Some(last) if last.0 == family && s <= last.2.saturating_add(1) => {
+                        last.2 = last.2.max(e)
+                    }
+                    _ => spans.push((family, s, e, i)),
+                }
+            }
+        }
+        spans.sort_unstable();
+        // Sorted by start, any overlap shows between neighbours.
+        self.overlapping = spans
+            .windows(2)
+            .any(|w| w[0].0 == w[1].0 && w[1].1 <= w[0].2);
+        self.spans = spans;
+    }
+
+    fn index(&self, name: &str) -> Option<usize> {
+        self.pools
+            .binary_search_by(|p| p.pool.name.as_str().cmp(name))
+            .ok()
+    }
+
+    /// The first pool (by name) whose ranges contain every address. `O(log r)` when pools do not
+    /// overlap.
+    fn containing(&self, ips: &[IpAddr]) -> Option<usize> {
+        let first = ips.first()?;
+        if self.overlapping {
+            return (0..self.pools.len())
+                .find(|&i| ips.iter().all(|ip| self.pools[i].contains(ip)));
+        }
+        let (family, v) = (Family::of(first), ip_to_u128(*first));
+        let i = self
+            .spans
+            .partition_point(|s| (s.0, s.1) <= (family, v))
+            .checked_sub(1)?;
+        let (f, _, end, pool) = self.spans[i];
+        (f == family && v <= end && ips.iter().all(|ip| self.pools[pool].contains(ip)))
+            .then_some(pool)
+    }
+
+    fn not_allowed(&self, pool: usize, svc: &LbService) -> Result<(), AllocError> {
+        match self.pools[pool].rejects(svc) {
+            None => Ok(()),
+            Some(kind) => Err(AllocError::PoolNotAllowed {
+                pool: self.pools[pool].pool.name.clone(),
+                service: svc.key.clone(),
+                reason: match kind {
+                    NotSelectedKind::Namespace => NotSelected::Namespace(svc.key.namespace.clone()),
+                    NotSelectedKind::ServiceLabels => NotSelected::ServiceLabels,
+                },
+            }),
+        }
+    }
+
+    // --- allocation paths ---
+
+    /// Takes exactly these addresses for the Service, checking them as [`Mode`] says.
+    fn claim(
+        &mut self,
+        svc: &LbService,
+        ips: &[IpAddr],
+        mode: Mode,
+        preferred: Option<&str>,
+        (wanted, required): &(Vec<Family>, bool),
+    ) -> Result<Assignment, AllocError> {
+        if ips.len() > 2 {
+            return Err(AllocError::TooManyIps { count: ips.len() });
+        }
+        if let [first, second] = ips
+            && Family::of(first) == Family::of(second)
+        {
+            return Err(AllocError::SameFamily {
+                first: *first,
+                second: *second,
+                family: Family::of(first),
+            });
+        }
+        if let Some(ip) = ips.iter().find(|ip| !wanted.contains(&Family::of(ip))) {
+            return Err(AllocError::FamilyMismatch {
+                ip: *ip,
+                family: Family::of(ip),
+                policy: svc.family_policy,
+                wanted: wanted.clone(),
+            });
+        }
+        if mode == Mode::Request
+            && *required
+            && let Some(family) = wanted
+                .iter()
+                .find(|f| !ips.iter().any(|ip| Family::of(ip) == **f))
+        {
+            return Err(AllocError::MissingFamily {
+                family: *family,
+                policy: svc.family_policy,
+            });
+        }
+        let ips = in_family_order(wanted, ips);
+        let mut pools = [0; 2];
+        for (ip, pool) in ips.iter().zip(&mut pools) {
+            *pool = self
+                .containing(&[*ip])
+                .ok_or(AllocError::NotAllowed { ip: *ip })?;
+        }
+        let preferred = preferred.and_then(|name| self.index(name));
+        let pool = match (mode, preferred) {
+            (Mode::Request, Some(requested)) => {
+                if let Some((ip, actual)) = ips
+                    .iter()
+                    .zip(&pools)
+                    .find(|(ip, _)| !self.pools[requested].contains(ip))
+                {
+                    return Err(AllocError::NotInRequestedPool {
+                        ip: *ip,
+                        requested: self.pools[requested].pool.name.clone(),
+                        actual: self.pools[*actual].pool.name.clone(),
+                    });
+                }
+                requested
+            }
+            (_, Some(p)) if ips.iter().all(|ip| self.pools[p].contains(ip)) => p,
+            _ => self
+                .containing(&ips)
+                .ok_or_else(|| AllocError::DifferentPools {
+                    first: ips[0],
+                    first_pool: self.pools[pools[0]].pool.name.clone(),
+                    second: ips[1],
+                    second_pool: self.pools[pools[1]].pool.name.clone(),
+                })?,
+        };
+        self.not_allowed(pool, svc)?;
+        if self.pools[pool].pool.avoid_buggy_ips
+            && let Some(ip) = ips.iter().find(|ip| is_buggy_ip(ip))
+        {
+            return Err(AllocError::BuggyIp {
+                ip: *ip,
+                pool: self.pools[pool].pool.name.clone(),
+            });
+        }
+        for ip in &ips {
+            if let Some(u) = self.used.get(ip) {
+                self.compatible(u, svc)
+                    .map_err(|(other, reason)| AllocError::Conflict {
+                        ip: *ip,
+                        other,
+                        reason,
+                    })?;
+            }
+        }
+        Ok(self.hold(svc, pool, ips))
+    }
+
+    /// Re-takes addresses a Service had (`set_pools`, `allocate`): allowed by the pools, and in
+    /// the annotated pool when that exists.
+    fn keep(
+        &mut self,
+        svc: &LbService,
+        ips: &[IpAddr],
+        hint: Option<&str>,
+        families: &(Vec<Family>, bool),
+    ) -> Result<Assignment, AllocError> {
+        let requested = requested_pool(svc).filter(|name| self.index(name).is_some());
+        let assignment = self.claim(svc, ips, Mode::Restore, requested.or(hint), families)?;
+        match requested {
+            Some(name) if name != assignment.pool => {
+                self.unhold(&svc.key);
+                Err(AllocError::NotInRequestedPool {
+                    ip: assignment.ips[0],
+                    requested: name.to_string(),
+                    actual: assignment.pool,
+                })
+            }
+            _ => Ok(assignment),
+        }
+    }
+
+    /// [`Allocator::keep`] after dropping addresses of families the Service no longer has, then
+    /// adding missing families from the same pool. `None` when nothing can be kept.
+    fn try_keep(
+        &mut self,
+        svc: &LbService,
+        ips: &[IpAddr],
+        hint: Option<&str>,
+        families: &(Vec<Family>, bool),
+    ) -> Option<Assignment> {
+        let (wanted, required) = families;
+        let kept: Vec<IpAddr> = ips
+            .iter()
+            .copied()
+            .filter(|ip| wanted.contains(&Family::of(ip)))
+            .collect();
+        if kept.is_empty() {
+            return None;
+        }
+        let assignment = self.keep(svc, &kept, hint, families).ok()?;
+        if assignment.ips.len() == wanted.len() {
+            return Some(assignment);
+        }
+        let pool = self
+            .held(self.find(&svc.key).expect("invariant: kept above"))
+            .pool;
+        let mut all = assignment.ips;
+        for &family in wanted {
+            if all.iter().any(|ip| Family::of(ip) == family) {
+                continue;
+            }
+            match self.pools[pool]
+                .has(family)
+                .then(|| self.pick(pool, family, svc))
+                .flatten()
+            {
+                Some(ip) => all.push(ip),
+                // RequireDualStack: both from one pool, so start over (possibly elsewhere).
+                None if *required => {
+                    self.unhold(&svc.key);
+                    return None;
+                }
+                // PreferDualStack: one family will do (upstream `AdditionalAssignFailed`).
+                None => {}
+            }
+        }
+        self.unhold(&svc.key);
+        Some(self.hold(svc, pool, in_family_order(wanted, &all)))
+    }
+
+    /// New addresses from the annotated pool, or from the automatic pools.
+    fn fresh(
+        &mut self,
+        svc: &LbService,
+        (wanted, required): &(Vec<Family>, bool),
+    ) -> Result<Assignment, AllocError> {
+        let required = *required;
+        if let Some(pool) = requested_pool(svc).and_then(|name| self.index(name)) {
+            self.not_allowed(pool, svc)?;
+            return match self.try_pool(pool, svc, wanted, required) {
+                Ok(ips) => Ok(self.hold(svc, pool, ips)),
+                Err(Miss::Lacks(family)) => Err(AllocError::PoolLacksFamily {
+                    pool: self.pools[pool].pool.name.clone(),
+                    family,
+                    policy: svc.family_policy,
+                }),
+                Err(Miss::Exhausted(family)) => Err(AllocError::PoolExhausted {
+                    pool: self.pools[pool].pool.name.clone(),
+                    family: (wanted.len() > 1).then_some(family),
+                }),
+            };
+        }
+        // A missing annotated pool falls back to automatic pools (OCP 4.10 docs, 26.6.2): the
+        // pinned pools that select the Service, then the open ones.
+        let (mut candidates, mut exhausted) = (0, false);
+        for i in 0..self.pinned.len() + self.open.len() {
+            let pool = match self.pinned.get(i) {
+                Some(&pool) if self.pools[pool].rejects(svc).is_some() => continue,
+                Some(&pool) => pool,
+                None => self.open[i - self.pinned.len()],
+            };
+            candidates += 1;
+            match self.try_pool(pool, svc, wanted, required) {
+                Ok(ips) => return Ok(self.hold(svc, pool, ips)),
+                Err(Miss::Lacks(_)) => {}
+                Err(Miss::Exhausted(_)) => exhausted = true,
+            }
+        }
+        if candidates == 0 || exhausted {
+            Err(AllocError::NoAvailableIps)
+        } else {
+            let families = if required {
+                wanted.clone()
+            } else {
+                vec![wanted[0]]
+            };
+            Err(AllocError::NoPoolWithFamilies {
+                families,
+                policy: svc.family_policy,
+            })
+        }
+    }
+
+    /// One address per wanted family from one pool; the primary (and, when required, every)
+    /// family must be served.
+    fn try_pool(
+        &mut self,
+        pool: usize,
+        svc: &LbService,
+        wanted: &[Family],
+        required: bool,
+    ) -> Result<Vec<IpAddr>, Miss> {
+        let needed = |i: usize| required || i == 0;
+        if let Some((_, &family)) = wanted
+            .iter()
+            .enumerate()
+            .find(|(i, f)| needed(*i) && !self.pools[pool].has(**f))
+        {
+            return Err(Miss::Lacks(family));
+        }
+        let mut ips = Vec::with_capacity(wanted.len());
+        for (i, &family) in wanted.iter().enumerate() {
+            if !self.pools[pool].has(family) {
+                continue;
+            }
+            match self.pick(pool, family, svc) {
+                Some(ip) => ips.push(ip),
+                None if needed(i) => return Err(Miss::Exhausted(family)),
+                None => {}
+            }
+        }
+        Ok(ips)
+    }
+
+    /// The address a Service would get in one pool family, without taking it: one used by
+    /// compatible sharers of its key (lowest first), else the lowest free one.
+    fn pick(&mut self, pool: usize, family: Family, svc: &LbService) -> Option<IpAddr> {
+        if let Some(key) = sharing_key(svc) {
+            let group_key = GroupKey {
+                pool,
+                family,
+                sharing_key: key.to_string(),
+                backend_key: svc.backend_key.clone(),
+            };
+            if let Some(group) = self.groups.get(&group_key) {
+                let all = group.ips.len();
+                let hopeless = svc
+                    .ports
+                    .iter()
+                    .any(|p| group.port_ips.get(p) == Some(&all));
+                if !hopeless {
+                    let shareable = group.ips.values().find(|ip| match &self.used[*ip].holders {
+                        Holders::Shared(shared) => {
+                            svc.ports.iter().all(|p| !shared.ports.contains_key(p))
+                        }
+                        Holders::Sole(_) => false,
+                    });
+                    if let Some(ip) = shareable {
+                        return Some(*ip);
+                    }
+                }
+            }
+        }
+        let space = self.pools[pool].space_mut(family);
+        loop {
+            let ordinal = space.lowest_free()?;
+            let ip = space.address(ordinal);
+            if !self.used.contains_key(&ip) {
+                return Some(ip);
+            }
+            // Only with overlapping pools: taken through another pool. It comes back to this
+            // pool's free set when released (see `detach`).
+            space.take(ordinal);
+        }
+    }
+
+    // --- bookkeeping ---
+
+    /// Records an assignment whose addresses have been checked.
+    fn hold(&mut self, svc: &LbService, pool: usize, ips: Vec<IpAddr>) -> Assignment {
+        let slot = self.free_slots.pop().unwrap_or_else(|| {
+            self.slots.push(None);
+            self.slots.len() - 1
+        });
+        for &ip in &ips {
+            self.attach(svc, slot, pool, ip);
+        }
+        self.pools[pool].services += 1;
+        let assignment = Assignment {
+            pool: self.pools[pool].pool.name.clone(),
+            ips,
+        };
+        debug_assert!(
+            self.find(&svc.key).is_none(),
+            "invariant: a service is unheld before held"
+        );
+        let held = Held {
+            svc: svc.clone(),
+            assignment: assignment.clone(),
+            pool,
+        };
+        self.slots[slot] = Some(Box::new(held));
+        self.index_key(slot);
+        assignment
+    }
+
+    fn attach(&mut self, svc: &LbService, slot: Slot, pool: usize, ip: IpAddr) {
+        let family = Family::of(&ip);
+        let sharing = sharing_key(svc);
+        let u = match self.used.entry(ip) {
+            Entry::Occupied(entry) => entry.into_mut(),
+            Entry::Vacant(entry) => {
+                let space = self.pools[pool].space_mut(family);
+                let ordinal = space
+                    .ordinal(ip)
+                    .expect("invariant: a claimed address is usable in its pool");
+                space.take(ordinal);
+                space.in_use += 1;
+                let holders = match sharing {
+                    None => Holders::Sole(slot),
+                    Some(key) => {
+                        let group_key = GroupKey {
+                            pool,
+                            family,
+                            sharing_key: key.to_string(),
+                            backend_key: svc.backend_key.clone(),
+                        };
+                        self.groups
+                            .entry(group_key)
+                            .or_default()
+                            .ips
+                            .insert(ordinal, ip);
+                        Holders::Shared(Box::new(Shared {
+                            key: key.to_string(),
+                            backend: svc.backend_key.clone(),
+                            holders: Vec::new(),
+                            ports: BTreeMap::new(),
+                        }))
+                    }
+                };
+                entry.insert(IpUse {
+                    pool,
+                    ordinal,
+                    holders,
+                })
+            }
+        };
+        let Holders::Shared(shared) = &mut u.holders else {
+            return;
+        };
+        shared.holders.push(slot);
+        let mut added = Vec::new();
+        for port in &svc.ports {
+            if let btree_map::Entry::Vacant(entry) = shared.ports.entry(*port) {
+                entry.insert(slot);
+                added.push(*port);
+            }
+        }
+        if !added.is_empty() {
+            let group_key = GroupKey {
+                pool: u.pool,
+                family,
+                sharing_key: shared.key.clone(),
+                backend_key: shared.backend.clone(),
+            };
+            let group = self
+                .groups
+                .get_mut(&group_key)
+                .expect("invariant: shared address has a group");
+            for port in added {
+                *group.port_ips.entry(port).or_default() += 1;
+            }
+        }
+    }
+
+    /// Removes an assignment, freeing addresses nobody else holds.
+    fn unhold(&mut self, key: &ServiceKey) -> Option<Box<Held>> {
+        let slot = self.unindex_key(key)?;
+        let held = self.slots[slot]
+            .take()
+            .expect("invariant: a held service has a slot");
+        self.free_slots.push(slot);
+        for &ip in &held.assignment.ips {
+            self.detach(slot, &held.svc.ports, ip);
+        }
+        self.pools[held.pool].services -= 1;
+        Some(held)
+    }
+
+    fn detach(&mut self, slot: Slot, ports: &[Port], ip: IpAddr) {
+        let family = Family::of(&ip);
+        let Some(u) = self.used.get_mut(&ip) else {
+            return;
+        };
+        let now_free = match &mut u.holders {
+            Holders::Sole(holder) => {
+                debug_assert_eq!(*holder, slot, "invariant: only holders detach");
+                true
+            }
+            Holders::Shared(shared) => {
+                shared.holders.retain(|&h| h != slot);
+                let group_key = GroupKey {
+                    pool: u.pool,
+                    family,
+                    sharing_key: shared.key.clone(),
+                    backend_key: shared.backend.clone(),
+                };
+                let group = self
+                    .groups
+                    .get_mut(&group_key)
+                    .expect("invariant: shared address has a group");
+                for port in ports {
+                    if shared.ports.get(port) == Some(&slot) {
+                        shared.ports.remove(port);
+                        if let Some(count) = group.port_ips.get_mut(port) {
+                            *count -= 1;
+                            if *count == 0 {
+                                group.port_ips.remove(port);
+                            }
+                        }
+                    }
+                }
+                let now_free = shared.holders.is_empty();
+                if now_free {
+                    group.ips.remove(&u.ordinal);
+                    if group.ips.is_empty() {
+                        self.groups.remove(&group_key);
+                    }
+                }
+                now_free
+            }
+        };
+        if now_free {
+            let u = self.used.remove(&ip).expect("invariant: looked up above");
+            let space = self.pools[u.pool].space_mut(family);
+            space.give(u.ordinal);
+            space.in_use -= 1;
+            if self.overlapping {
+                for (i, state) in self.pools.iter_mut().enumerate() {
+                    let space = state.space_mut(family);
+                    if let Some(ordinal) = space.ordinal(ip).filter(|_| i != u.pool) {
+                        space.give(ordinal);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Upstream `checkSharing`: whether a Service may join the holders of an address. The other
+    /// Service named is the smallest key, so messages do not depend on history.
+    fn compatible(&self, u: &IpUse, svc: &LbService) -> Result<(), (ServiceKey, SharingConflict)> {
+        let shared = match &u.holders {
+            Holders::Sole(slot) => {
+                return Err((self.key(*slot).clone(), SharingConflict::NotShared));
+            }
+            Holders::Shared(shared) => shared,
+        };
+        let Some(other) = shared.holders.iter().map(|&s| self.key(s)).min() else {
+            return Ok(());
+        };
+        let conflict = |reason| Err((other.clone(), reason));
+        let Some(ours) = sharing_key(svc) else {
+            return conflict(SharingConflict::NoSharingKey);
+        };
+        if ours != shared.key {
+            return conflict(SharingConflict::DifferentKey {
+                ours: ours.to_string(),
+                theirs: shared.key.clone(),
+            });
+        }
+        if shared.backend != svc.backend_key {
+            return conflict(SharingConflict::DifferentBackends);
+        }
+        for port in &svc.ports {
+            if let Some(&holder) = shared.ports.get(port) {
+                return Err((
+                    self.key(holder).clone(),
+                    SharingConflict::PortsOverlap(*port),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use super::*;
+    use crate::core::{config::ServiceAllocation, selector::LabelSelector, service::Protocol};
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    fn pool(name: &str, ranges: &[&str]) -> Pool {
+        Pool {
+            name: name.to_string(),
+            ranges: ranges.iter().map(|r| IpRange::parse(r).unwrap()).collect(),
+            auto_assign: true,
+            ..Default::default()
+        }
+    }
+
+    fn reserved(name: &str, ranges: &[&str]) -> Pool {
+        Pool {
+            auto_assign: false,
+            ..pool(name, ranges)
+        }
+    }
+
+    fn pinned(name: &str, ranges: &[&str], priority: u32, namespaces: &[&str]) -> Pool {
+        Pool {
+            allocation: Some(ServiceAllocation {
+                priority,
+                namespaces: namespaces.iter().map(|n| n.to_string()).collect(),
+                ..Default::default()
+            }),
+            ..pool(name, ranges)
+        }
+    }
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn selector(pairs: &[(&str, &str)]) -> LabelSelector {
+        LabelSelector {
+            match_labels: labels(pairs),
+            ..Default::default()
+        }
+    }
+
+    /// `namespace/name`, or `name` in `default`.
+    fn svc(key: &str) -> LbService {
+        let (namespace, name) = key.split_once('/').unwrap_or(("default", key));
+        LbService {
+            key: ServiceKey::new(namespace, name),
+            ..Default::default()
+        }
+    }
+
+    fn key(k: &str) -> ServiceKey {
+        svc(k).key
+    }
+
+    /// Builder methods for test services.
+    trait Build: Sized {
+        fn with(self, f: impl FnOnce(&mut LbService)) -> Self;
+        fn ip(self, ip_text: &str) -> Self {
+            self.with(|s| s.requested_ips.push(ip(ip_text)))
+        }
+        fn pool(self, name: &str) -> Self {
+            self.with(|s| s.requested_pool = Some(name.to_string()))
+        }
+        fn share(self, sharing_key: &str) -> Self {
+            self.with(|s| s.sharing_key = Some(sharing_key.to_string()))
+        }
+        fn local(self, backend: &str) -> Self {
+            self.with(|s| {
+                s.traffic_policy_local = true;
+                s.backend_key = backend.to_string();
+            })
+        }
+        fn port(self, protocol: Protocol, port: u16) -> Self {
+            self.with(|s| s.ports.push(Port { protocol, port }))
+        }
+        fn tcp(self, port: u16) -> Self {
+            self.port(Protocol::Tcp, port)
+        }
+        fn udp(self, port: u16) -> Self {
+            self.port(Protocol::Udp, port)
+        }
+        fn families(self, policy: IpFamilyPolicy, families: &[Family]) -> Self {
+            self.with(|s| {
+                s.family_policy = policy;
+                s.families = families.to_vec();
+            })
+        }
+        fn v6(self) -> Self {
+            self.families(IpFamilyPolicy::SingleStack, &[Family::V6])
+        }
+        fn require_dual(self) -> Self {
+            self.families(IpFamilyPolicy::RequireDualStack, &[Family::V4, Family::V6])
+        }
+        fn prefer_dual(self) -> Self {
+            self.families(IpFamilyPolicy::PreferDualStack, &[Family::V4, Family::V6])
+        }
+        fn label(self, k: &str, v: &str) -> Self {
+            self.with(|s| {
+                s.labels.insert(k.to_string(), v.to_string());
+            })
+        }
+        fn ns_label(self, k: &str, v: &str) -> Self {
+            self.with(|s| {
+                s.namespace_labels.insert(k.to_string(), v.to_string());
+            })
+        }
+        fn status(self, ips: &[&str]) -> Self {
+            self.with(|s| s.current_ips = ips.iter().map(|i| ip(i)).collect())
+        }
+    }
+
+    impl Build for LbService {
+        fn with(mut self, f: impl FnOnce(&mut LbService)) -> Self {
+            f(&mut self);
+            self
+        }
+    }
+
+    /// The addresses allocated, as text; panics with the error otherwise.
+    fn got(a: &mut Allocator, s: &LbService) -> Vec<String> {
+        let result = a.allocate(s);
+        a.check_consistency().unwrap();
+        match result {
+            Ok(assignment) => assignment.ips.iter().map(|i| i.to_string()).collect(),
+            Err(e) => panic!("allocating {}: {e}", s.key),
+        }
+    }
+
+    fn err(a: &mut Allocator, s: &LbService) -> String {
+        let result = a.allocate(s);
+        a.check_consistency().unwrap();
+        match result {
+            Ok(assignment) => panic!("{} unexpectedly got {assignment:?}", s.key),
+            Err(e) => {
+                assert_eq!(a.assignment(&s.key), None, "a failed service holds nothing");
+                e.to_string()
+            }
+        }
+    }
+
+    /// OCP 4.10 §26.3.3: a plain pool and a reserved one.
+    fn seed() -> Allocator {
+        Allocator::new(&[
+            pool("doc-example", &["203.0.113.1-203.0.113.10"]),
+            reserved("doc-example-reserved", &["10.0.100.0/28"]),
+        ])
+    }
+
+    /// OCP 4.10 §26.3.3.3: a dual-stack pool.
+    fn dual() -> Allocator {
+        Allocator::new(&[pool(
+            "doc-example-combined",
+            &["10.0.100.0/28", "2002:2:2::1-2002:2:2::100"],
+        )])
+    }
+
+    // --- address spaces ---
+
+    #[test]
+    fn good_ranks_skip_dot_zero_and_dot_255() {
+        for v in [1u128, 2, 254, 257, 510, 0x0a00_0001, u32::MAX as u128 - 1] {
+            assert_eq!(good_unrank(good_rank(v)), v);
+        }
+        assert_eq!(
+            good_rank(257),
+            good_rank(254) + 1,
+            "x.254 is followed by (x+1).1"
+        );
+        assert_eq!(good_span(0, 255), Some((0, 253)));
+        assert_eq!(
+            good_span(255, 256),
+            None,
+            "x.255-(x+1).0 has no usable address"
+        );
+        assert_eq!(good_span(0, 0), None);
+    }
+
+    #[test]
+    fn space_numbers_ranges_in_written_order_without_overlaps() {
+        let ranges: Vec<IpRange> = ["10.0.1.0/30", "10.0.0.0/30", "10.0.1.2-10.0.1.5"]
+            .iter()
+            .map(|r| IpRange::parse(r).unwrap())
+            .collect();
+        let space = Space::new(Family::V4, &ranges, false);
+        assert_eq!(space.total, 10);
+        let order: Vec<String> = (0..10).map(|o| space.address(o).to_string()).collect();
+        assert_eq!(
+            order,
+            [
+                "10.0.1.0", "10.0.1.1", "10.0.1.2", "10.0.1.3", "10.0.0.0", "10.0.0.1", "10.0.0.2",
+                "10.0.0.3", "10.0.1.4", "10.0.1.5"
+            ]
+        );
+        for o in 0..10 {
+            assert_eq!(space.ordinal(space.address(o)), Some(o));
+        }
+        assert_eq!(space.ordinal(ip("10.0.1.6")), None);
+        assert_eq!(space.ordinal(ip("::1")), None);
+    }
+
+    #[test]
+    fn free_runs_split_and_merge() {
+        let ranges = [IpRange::parse("10.0.0.0/28").unwrap()];
+        let mut space = Space::new(Family::V4, &ranges, false);
+        assert!(space.take(0) && space.take(5) && space.take(15));
+        assert!(!space.take(5), "taking twice fails");
+        assert_eq!(
+            space.free.iter().map(|(s, e)| (*s, *e)).collect::<Vec<_>>(),
+            [(1, 4), (6, 14)]
+        );
+        assert!(space.give(5) && space.give(0) && space.give(15));
+        assert!(!space.give(5), "giving twice fails");
+        assert_eq!(
+            space.free.iter().map(|(s, e)| (*s, *e)).collect::<Vec<_>>(),
+            [(0, 15)]
+        );
+    }
+
+    // --- requests ---
+
+    #[test]
+    fn requested_ip_outside_pools_uses_upstream_wording() {
+        let mut a = seed();
+        let message = err(&mut a, &svc("invalid-request").ip("4.3.2.1"));
+        assert_eq!(message, "\"4.3.2.1\" is not allowed in config");
+        assert_eq!(
+            format!("Failed to allocate IP for \"default/invalid-request\": {message}"),
+            "Failed to allocate IP for \"default/invalid-request\": \"4.3.2.1\" is not allowed in config"
+        );
+    }
+
+    #[test]
+    fn requested_ip_is_granted_even_from_a_reserved_pool() {
+        let mut a = seed();
+        assert_eq!(got(&mut a, &svc("a").ip("10.0.100.7")), ["10.0.100.7"]);
+        assert_eq!(
+            a.assignment(&key("a")).unwrap().pool,
+            "doc-example-reserved"
+        );
+        assert_eq!(got(&mut a, &svc("b").ip("203.0.113.5")), ["203.0.113.5"]);
+    }
+
+    #[test]
+    fn requested_ip_must_be_in_the_annotated_pool() {
+        let mut a = seed();
+        let message = err(
+            &mut a,
+            &svc("a").ip("203.0.113.5").pool("doc-example-reserved"),
+        );
+        assert_eq!(
+            message,
+            "requested address \"203.0.113.5\" is in pool \"doc-example\", not in the requested \
+             pool \"doc-example-reserved\""
+        );
+        // A missing annotated pool is ignored, as for allocation without an address.
+        assert_eq!(
+            got(&mut a, &svc("b").ip("203.0.113.5").pool("nope")),
+            ["203.0.113.5"]
+        );
+    }
+
+    #[test]
+    fn two_requested_ips_one_per_family_from_one_pool() {
+        let mut a = Allocator::new(&[
+            pool("v4", &["10.0.0.0/28"]),
+            pool("v6", &["2002::/120"]),
+            pool("both", &["10.0.1.0/28", "2002:1::/120"]),
+        ]);
+        let s = svc("a").require_dual().ip("2002:1::5").ip("10.0.1.5");
+        assert_eq!(
+            got(&mut a, &s),
+            ["10.0.1.5", "2002:1::5"],
+            "primary family first"
+        );
+        assert_eq!(
+            err(
+                &mut a,
+                &svc("b").require_dual().ip("10.0.0.1").ip("2002::1")
+            ),
+            "requested addresses \"10.0.0.1\" (pool \"v4\") and \"2002::1\" (pool \"v6\") must \
+             come from the same pool"
+        );
+        assert_eq!(
+            err(&mut a, &svc("c").ip("10.0.0.1").ip("10.0.0.2")),
+            "requested addresses \"10.0.0.1\" and \"10.0.0.2\" are both IPv4, but at most one per \
+             family is allowed"
+        );
+        assert_eq!(
+            err(
+                &mut a,
+                &svc("d").ip("10.0.0.1").ip("2002::1").ip("10.0.0.3")
+            ),
+            "3 addresses requested, but at most 2 (one per family) are allowed"
+        );
+    }
+
+    #[test]
+    fn requested_families_must_fit_the_service() {
+        let mut a = dual();
+        assert_eq!(
+            err(&mut a, &svc("a").ip("2002:2:2::1")),
+            "requested address \"2002:2:2::1\" is IPv6, but the service is SingleStack IPv4"
+        );
+        assert_eq!(
+            err(&mut a, &svc("b").require_dual().ip("10.0.100.1")),
+            "the service is RequireDualStack and needs one requested address per family, but no \
+             IPv6 address was requested"
+        );
+        assert_eq!(
+            got(&mut a, &svc("c").v6().ip("2002:2:2::1")),
+            ["2002:2:2::1"]
+        );
+        // PreferDualStack: a requested address of either family is enough.
+        assert_eq!(
+            got(&mut a, &svc("d").prefer_dual().ip("10.0.100.1")),
+            ["10.0.100.1"]
+        );
+    }
+
+    #[test]
+    fn service_allocation_rejects_requests_from_other_namespaces_and_labels() {
+        let mut by_label = pinned("team", &["10.0.0.0/28"], 1, &[]);
+        by_label.allocation.as_mut().unwrap().namespace_selectors =
+            vec![selector(&[("team", "a")])];
+        by_label.allocation.as_mut().unwrap().service_selectors =
+            vec![selector(&[("tier", "web")])];
+        let mut a = Allocator::new(&[pinned("ns1-only", &["10.0.1.0/28"], 1, &["ns1"]), by_label]);
+        assert_eq!(
+            err(&mut a, &svc("ns2/a").ip("10.0.1.1")),
+            "pool \"ns1-only\" does not serve service \"ns2/a\": its serviceAllocation does not \
+             select namespace \"ns2\""
+        );
+        assert_eq!(got(&mut a, &svc("ns1/a").ip("10.0.1.1")), ["10.0.1.1"]);
+        assert_eq!(
+            err(&mut a, &svc("x/b").ns_label("team", "a").ip("10.0.0.1")),
+            "pool \"team\" does not serve service \"x/b\": its serviceAllocation service selectors \
+             do not match the service labels"
+        );
+        assert!(err(&mut a, &svc("x/c").label("tier", "web").ip("10.0.0.1")).contains("namespace"));
+        let ok = svc("x/d").ns_label("team", "a").label("tier", "web");
+        assert_eq!(got(&mut a, &ok.clone().ip("10.0.0.1")), ["10.0.0.1"]);
+        // The pool annotation obeys the same rule.
+        assert!(err(&mut a, &svc("ns2/e").pool("ns1-only")).contains("does not serve service"));
+    }
+
+    #[test]
+    fn avoid_buggy_ips_rejects_requests_and_skips_them_automatically() {
+        let mut p = pool("p", &["10.0.0.254-10.0.1.1", "10.0.2.255-10.0.3.0"]);
+        p.avoid_buggy_ips = true;
+        let mut a = Allocator::new(&[p.clone()]);
+        assert_eq!(
+            err(&mut a, &svc("a").ip("10.0.1.0")),
+            "requested address \"10.0.1.0\" ends in .0 or .255, which pool \"p\" avoids \
+             (avoidBuggyIPs)"
+        );
+        assert_eq!(got(&mut a, &svc("b")), ["10.0.0.254"]);
+        assert_eq!(got(&mut a, &svc("c")), ["10.0.1.1"]);
+        assert_eq!(err(&mut a, &svc("d")), "no available IPs");
+        let stats = a.pool_stats("p").unwrap().ipv4;
+        assert_eq!((stats.total, stats.assigned, stats.available), (2, 2, 0));
+        // Without the flag the same ranges have 6 addresses, .0 and .255 included.
+        p.avoid_buggy_ips = false;
+        let mut a = Allocator::new(&[p]);
+        assert_eq!(a.pool_stats("p").unwrap().ipv4.total, 6);
+        assert_eq!(got(&mut a, &svc("a").ip("10.0.1.0")), ["10.0.1.0"]);
+    }
+
+    #[test]
+    fn requested_ip_change_reallocates() {
+        let mut a = seed();
+        assert_eq!(got(&mut a, &svc("a").ip("203.0.113.5")), ["203.0.113.5"]);
+        assert_eq!(got(&mut a, &svc("a").ip("203.0.113.6")), ["203.0.113.6"]);
+        assert_eq!(
+            got(&mut a, &svc("b").ip("203.0.113.5")),
+            ["203.0.113.5"],
+            "old one is free"
+        );
+        // Dropping the request keeps the address.
+        assert_eq!(got(&mut a, &svc("a")), ["203.0.113.6"]);
+    }
+
+    // --- pools ---
+
+    #[test]
+    fn missing_annotated_pool_falls_back_to_automatic_pools() {
+        let mut a = seed();
+        assert_eq!(
+            got(&mut a, &svc("a").pool("does-not-exist")),
+            ["203.0.113.1"]
+        );
+        assert_eq!(a.assignment(&key("a")).unwrap().pool, "doc-example");
+    }
+
+    #[test]
+    fn reserved_pool_is_used_only_on_request() {
+        let mut a = Allocator::new(&[reserved("doc-example-reserved", &["10.0.100.0/28"])]);
+        assert_eq!(err(&mut a, &svc("a")), "no available IPs");
+        assert_eq!(
+            got(&mut a, &svc("b").pool("doc-example-reserved")),
+            ["10.0.100.0"]
+        );
+    }
+
+    #[test]
+    fn exhaustion_errors_name_the_pool_when_one_was_asked_for() {
+        let mut a = Allocator::new(&[pool("small", &["203.0.113.1-203.0.113.2"])]);
+        assert_eq!(got(&mut a, &svc("a")), ["203.0.113.1"]);
+        assert_eq!(got(&mut a, &svc("b").pool("small")), ["203.0.113.2"]);
+        assert_eq!(err(&mut a, &svc("c")), "no available IPs");
+        assert_eq!(
+            err(&mut a, &svc("d").pool("small")),
+            "no available IPs in pool \"small\""
+        );
+    }
+
+    #[test]
+    fn lowest_free_address_is_reused_after_release() {
+        let mut a = seed();
+        for (i, name) in ["a", "b", "c"].iter().enumerate() {
+            assert_eq!(got(&mut a, &svc(name)), [format!("203.0.113.{}", i + 1)]);
+        }
+        assert_eq!(a.release(&key("b")).unwrap().ips, [ip("203.0.113.2")]);
+        assert_eq!(a.release(&key("b")), None, "releasing twice is harmless");
+        assert_eq!(got(&mut a, &svc("d")), ["203.0.113.2"]);
+        assert_eq!(got(&mut a, &svc("e")), ["203.0.113.4"]);
+    }
+
+    #[test]
+    fn ranges_are_used_in_the_order_written() {
+        let mut a = Allocator::new(&[pool("p", &["10.0.0.8/31", "10.0.0.0/31"])]);
+        let all: Vec<String> = ["a", "b", "c", "d"]
+            .iter()
+            .flat_map(|n| got(&mut a, &svc(n)))
+            .collect();
+        assert_eq!(all, ["10.0.0.8", "10.0.0.9", "10.0.0.0", "10.0.0.1"]);
+    }
+
+    #[test]
+    fn automatic_order_is_priority_then_name_then_open_pools() {
+        let mut a = Allocator::new(&[
+            pool("a-open", &["10.0.9.0/32"]),
+            pinned("b-unset", &["10.0.0.0/32"], 0, &["ns"]),
+            pinned("c-prio-20", &["10.0.2.0/32"], 20, &["ns"]),
+            pinned("d-prio-10", &["10.0.3.0/32"], 10, &["ns"]),
+            pinned("e-prio-10", &["10.0.4.0/32"], 10, &["ns"]),
+            pinned("f-other-ns", &["10.0.5.0/32"], 1, &["other"]),
+            Pool {
+                auto_assign: false,
+                ..pinned("g-reserved", &["10.0.6.0/32"], 1, &["ns"])
+            },
+            pool("h-open", &["10.0.8.0/32"]),
+        ]);
+        let order: Vec<String> = (0..6)
+            .flat_map(|i| got(&mut a, &svc(&format!("ns/s{i}"))))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                "10.0.3.0", "10.0.4.0", "10.0.2.0", "10.0.0.0", "10.0.9.0", "10.0.8.0"
+            ],
+            "priority 10 (by name), 20, unset, then open pools by name"
+        );
+        assert_eq!(err(&mut a, &svc("ns/s6")), "no available IPs");
+        // Another namespace never sees the pinned pools.
+        let mut a = Allocator::new(&[
+            pinned("pinned", &["10.0.0.0/32"], 1, &["ns"]),
+            pool("open", &["10.0.1.0/32"]),
+        ]);
+        assert_eq!(got(&mut a, &svc("elsewhere/x")), ["10.0.1.0"]);
+        assert_eq!(got(&mut a, &svc("ns/y")), ["10.0.0.0"]);
+    }
+
+    #[test]
+    fn namespace_and_service_selectors_pick_pinned_pools() {
+        let mut by_ns = pinned("by-ns-label", &["10.0.0.0/32"], 5, &[]);
+        by_ns.allocation.as_mut().unwrap().namespace_selectors = vec![selector(&[("env", "prod")])];
+        let mut by_svc = pinned("by-svc-label", &["10.0.1.0/32"], 1, &[]);
+        by_svc.allocation.as_mut().unwrap().service_selectors = vec![selector(&[("app", "db")])];
+        let mut a = Allocator::new(&[by_ns, by_svc, pool("open", &["10.0.2.0/30"])]);
+        assert_eq!(got(&mut a, &svc("x/plain")), ["10.0.2.0"]);
+        assert_eq!(
+            got(&mut a, &svc("x/prod").ns_label("env", "prod")),
+            ["10.0.0.0"]
+        );
+        assert_eq!(
+            got(
+                &mut a,
+                &svc("x/db").ns_label("env", "prod").label("app", "db")
+            ),
+            ["10.0.1.0"]
+        );
+    }
+
+    // --- sharing ---
+
+    #[test]
+    fn tcp_and_udp_on_the_same_port_share_an_address() {
+        let mut a = seed();
+        let tcp = svc("dns-tcp").share("dns").tcp(53).ip("203.0.113.7");
+        let udp = svc("dns-udp").share("dns").udp(53).ip("203.0.113.7");
+        assert_eq!(got(&mut a, &tcp), ["203.0.113.7"]);
+        assert_eq!(got(&mut a, &udp), ["203.0.113.7"]);
+        let holders: Vec<String> = a
+            .holders(&ip("203.0.113.7"))
+            .map(|k| k.to_string())
+            .collect();
+        assert_eq!(holders, ["default/dns-tcp", "default/dns-udp"]);
+        assert_eq!(
+            a.pool_stats("doc-example").unwrap().ipv4.assigned,
+            1,
+            "counted once"
+        );
+        assert_eq!(a.pool_stats("doc-example").unwrap().services, 2);
+    }
+
+    #[test]
+    fn sharing_conflicts_name_the_other_service_and_the_reason() {
+        let mut a = seed();
+        got(
+            &mut a,
+            &svc("dns-tcp").share("dns").tcp(53).ip("203.0.113.7"),
+        );
+        got(&mut a, &svc("plain").tcp(80).ip("203.0.113.8"));
+        got(
+            &mut a,
+            &svc("local")
+                .share("web")
+                .local("app=web")
+                .tcp(80)
+                .ip("203.0.113.9"),
+        );
+        let cases = [
+            (
+                svc("dns-tcp-2")
+                    .share("dns")
+                    .tcp(53)
+                    .udp(54)
+                    .ip("203.0.113.7"),
+                "address \"203.0.113.7\" is already used by service \"default/dns-tcp\": ports \
+                 overlap on 53/TCP",
+            ),
+            (
+                svc("other-key").share("web").udp(53).ip("203.0.113.7"),
+                "address \"203.0.113.7\" is already used by service \"default/dns-tcp\": \
+                 different sharing key (\"web\" here, \"dns\" there)",
+            ),
+            (
+                svc("no-key").udp(53).ip("203.0.113.7"),
+                "address \"203.0.113.7\" is already used by service \"default/dns-tcp\": this \
+                 service has no allow-shared-ip key",
+            ),
+            (
+                svc("keyed").share("dns").tcp(443).ip("203.0.113.8"),
+                "address \"203.0.113.8\" is already used by service \"default/plain\": it does \
+                 not allow sharing (no allow-shared-ip key)",
+            ),
+            (
+                svc("local-2")
+                    .share("web")
+                    .local("app=other")
+                    .tcp(443)
+                    .ip("203.0.113.9"),
+                "address \"203.0.113.9\" is already used by service \"default/local\": different \
+                 backends: with externalTrafficPolicy Local both services must select the same \
+                 pods",
+            ),
+            (
+                svc("cluster").share("web").tcp(443).ip("203.0.113.9"),
+                "address \"203.0.113.9\" is already used by service \"default/local\": different \
+                 backends: with externalTrafficPolicy Local both services must select the same \
+                 pods",
+            ),
+        ];
+        for (s, message) in cases {
+            assert_eq!(err(&mut a, &s), message, "{}", s.key);
+        }
+        assert_eq!(
+            got(
+                &mut a,
+                &svc("local-3")
+                    .share("web")
+                    .local("app=web")
+                    .tcp(443)
+                    .ip("203.0.113.9")
+            ),
+            ["203.0.113.9"],
+            "same backends share"
+        );
+    }
+
+    #[test]
+    fn sharing_services_colocate_on_a_compatible_address() {
+        let mut a = seed();
+        assert_eq!(got(&mut a, &svc("first").tcp(80)), ["203.0.113.1"]);
+        assert_eq!(
+            got(&mut a, &svc("http").share("web").tcp(80)),
+            ["203.0.113.2"]
+        );
+        assert_eq!(got(&mut a, &svc("other").tcp(80)), ["203.0.113.3"]);
+        a.release(&key("first"));
+        // 203.0.113.1 is free and lower, but the key's address wins.
+        assert_eq!(
+            got(&mut a, &svc("https").share("web").tcp(443)),
+            ["203.0.113.2"]
+        );
+        // Overlapping ports: a new address, the lowest free one.
+        assert_eq!(
+            got(&mut a, &svc("http-2").share("web").tcp(80)),
+            ["203.0.113.1"]
+        );
+        // Now both web addresses use 80; 8080 can go to the lowest of them.
+        assert_eq!(
+            got(&mut a, &svc("alt").share("web").tcp(8080)),
+            ["203.0.113.1"]
+        );
+        // Another key, or another backend, does not colocate.
+        assert_eq!(
+            got(&mut a, &svc("mail").share("mail").tcp(25)),
+            ["203.0.113.4"]
+        );
+        assert_eq!(
+            got(&mut a, &svc("web-local").share("web").local("x").tcp(9)),
+            ["203.0.113.5"]
+        );
+    }
+
+    #[test]
+    fn colocation_skips_sharers_whose_ports_overlap() {
+        let mut a = seed();
+        got(&mut a, &svc("http").share("web").tcp(80).ip("203.0.113.1"));
+        got(
+            &mut a,
+            &svc("https").share("web").tcp(443).ip("203.0.113.2"),
+        );
+        assert_eq!(
+            got(&mut a, &svc("http-2").share("web").tcp(80)),
+            ["203.0.113.2"]
+        );
+        assert_eq!(
+            got(&mut a, &svc("https-2").share("web").tcp(443)),
+            ["203.0.113.1"]
+        );
+        assert_eq!(
+            got(&mut a, &svc("both").share("web").tcp(80).tcp(443)),
+            ["203.0.113.3"]
+        );
+        a.check_consistency().unwrap();
+    }
+
+    #[test]
+    fn a_shared_address_stays_in_use_until_its_last_sharer_leaves() {
+        let mut a = seed();
+        got(&mut a, &svc("tcp").share("k").tcp(53));
+        got(&mut a, &svc("udp").share("k").udp(53));
+        a.release(&key("tcp"));
+        assert_eq!(got(&mut a, &svc("plain")), ["203.0.113.2"]);
+        assert_eq!(got(&mut a, &svc("tcp").share("k").tcp(53)), ["203.0.113.1"]);
+        a.release(&key("tcp"));
+        a.release(&key("udp"));
+        assert_eq!(got(&mut a, &svc("plain-2")), ["203.0.113.1"]);
+        assert_eq!(a.pool_stats("doc-example").unwrap().ipv4.assigned, 2);
+    }
+
+    #[test]
+    fn a_sole_holder_may_change_its_key_but_not_break_sharing() {
+        let mut a = seed();
+        got(&mut a, &svc("a").share("one").tcp(80));
+        assert_eq!(
+            got(&mut a, &svc("a").share("two").tcp(80)),
+            ["203.0.113.1"],
+            "kept"
+        );
+        got(&mut a, &svc("b").share("two").tcp(443));
+        assert_eq!(a.holders(&ip("203.0.113.1")).count(), 2);
+        // b now also wants port 80, which a uses there: b moves, a stays.
+        assert_eq!(got(&mut a, &svc("b").share("two").tcp(80)), ["203.0.113.2"]);
+        assert_eq!(a.assignment(&key("a")).unwrap().ips, [ip("203.0.113.1")]);
+    }
+
+    // --- dual-stack ---
+
+    #[test]
+    fn require_dual_stack_takes_both_families_from_one_pool() {
+        let mut a = Allocator::new(&[
+            pool("a-v4", &["10.0.0.0/30"]),
+            pool("b-dual", &["10.0.100.0/28", "2002:2:2::1-2002:2:2::100"]),
+        ]);
+        assert_eq!(
+            got(&mut a, &svc("a").require_dual()),
+            ["10.0.100.0", "2002:2:2::1"]
+        );
+        assert_eq!(a.assignment(&key("a")).unwrap().pool, "b-dual");
+        let v6_first =
+            svc("b").families(IpFamilyPolicy::RequireDualStack, &[Family::V6, Family::V4]);
+        assert_eq!(got(&mut a, &v6_first), ["2002:2:2::2", "10.0.100.1"]);
+        assert_eq!(
+            got(&mut a, &svc("c")),
+            ["10.0.0.0"],
+            "single stack still goes to a-v4"
+        );
+    }
+
+    #[test]
+    fn dual_stack_failures_say_what_is_missing() {
+        let mut a = Allocator::new(&[pool("v4", &["10.0.0.0/30"]), pool("v6", &["2002::/126"])]);
+        assert_eq!(
+            err(&mut a, &svc("a").require_dual()),
+            "no available IPs: no pool this service may use automatically has both IPv4 and IPv6 \
+             addresses (RequireDualStack takes both from one pool)"
+        );
+        assert_eq!(
+            err(&mut a, &svc("b").require_dual().pool("v4")),
+            "no available IPs in pool \"v4\": it has no IPv6 addresses, which the \
+             RequireDualStack service needs"
+        );
+        let mut a = Allocator::new(&[pool("v4", &["10.0.0.0/30"])]);
+        assert_eq!(
+            err(&mut a, &svc("c").v6()),
+            "no available IPs: no pool this service may use automatically has IPv6 addresses"
+        );
+        let mut a = Allocator::new(&[pool("dual", &["10.0.0.0/32", "2002::/126"])]);
+        got(&mut a, &svc("d"));
+        assert_eq!(
+            err(&mut a, &svc("e").require_dual().pool("dual")),
+            "no available IPs in pool \"dual\": no free IPv4 address"
+        );
+        assert_eq!(err(&mut a, &svc("f").require_dual()), "no available IPs");
+    }
+
+    #[test]
+    fn prefer_dual_stack_takes_what_the_pool_has() {
+        let mut a = Allocator::new(&[pool("v4", &["10.0.0.0/30"])]);
+        assert_eq!(got(&mut a, &svc("a").prefer_dual()), ["10.0.0.0"]);
+        let mut a = dual();
+        assert_eq!(
+            got(&mut a, &svc("b").prefer_dual()),
+            ["10.0.100.0", "2002:2:2::1"]
+        );
+        // Only the secondary family left: a PreferDualStack (IPv4 primary) service gets nothing.
+        let mut a = Allocator::new(&[pool("v6", &["2002::/126"])]);
+        assert_eq!(
+            err(&mut a, &svc("c").prefer_dual()),
+            "no available IPs: no pool this service may use automatically has IPv4 addresses"
+        );
+    }
+
+    #[test]
+    fn prefer_dual_stack_gains_its_missing_family_in_place() {
+        let v4_only = pool("p", &["10.0.100.0/28"]);
+        let mut a = Allocator::new(&[pool("p", &["10.0.100.0/28"])]);
+        got(&mut a, &svc("first"));
+        assert_eq!(got(&mut a, &svc("a").prefer_dual()), ["10.0.100.1"]);
+        let with_v6 = pool("p", &["10.0.100.0/28", "2002:2:2::1-2002:2:2::100"]);
+        assert!(a.set_pools([&with_v6]).is_empty());
+        a.release(&key("first"));
+        assert_eq!(
+            got(&mut a, &svc("a").prefer_dual()),
+            ["10.0.100.1", "2002:2:2::1"]
+        );
+        // Back to IPv4 only: the IPv6 address is no longer allowed, the service loses both.
+        assert_eq!(a.set_pools([&v4_only]), [key("a")]);
+        assert_eq!(got(&mut a, &svc("a").prefer_dual()), ["10.0.100.0"]);
+    }
+
+    #[test]
+    fn family_policy_change_keeps_the_primary_address() {
+        let mut a = dual();
+        assert_eq!(
+            got(&mut a, &svc("a").require_dual()),
+            ["10.0.100.0", "2002:2:2::1"]
+        );
+        assert_eq!(
+            got(&mut a, &svc("a")),
+            ["10.0.100.0"],
+            "SingleStack keeps IPv4"
+        );
+        assert_eq!(
+            a.pool_stats("doc-example-combined").unwrap().ipv6.assigned,
+            0
+        );
+        assert_eq!(
+            got(&mut a, &svc("a").require_dual()),
+            ["10.0.100.0", "2002:2:2::1"]
+        );
+        assert_eq!(got(&mut a, &svc("a").v6()), ["2002:2:2::1"]);
+    }
+
+    // --- stability ---
+
+    #[test]
+    fn allocate_is_idempotent() {
+        let mut a = dual();
+        let s = svc("a").require_dual().share("k").tcp(80);
+        let first = a.allocate(&s).unwrap();
+        got(&mut a, &svc("b"));
+        let stats = a.pool_stats("doc-example-combined");
+        assert_eq!(a.allocate(&s).unwrap(), first);
+        assert_eq!(a.allocate(&s).unwrap(), first);
+        assert_eq!(a.pool_stats("doc-example-combined"), stats);
+    }
+
+    #[test]
+    fn annotated_pool_change_reallocates() {
+        let mut a = seed();
+        assert_eq!(got(&mut a, &svc("a")), ["203.0.113.1"]);
+        assert_eq!(
+            got(&mut a, &svc("a").pool("doc-example-reserved")),
+            ["10.0.100.0"]
+        );
+        assert_eq!(
+            got(&mut a, &svc("a").pool("doc-example-reserved")),
+            ["10.0.100.0"]
+        );
+        // Removing the annotation keeps the address (upstream only reacts to a named pool).
+        assert_eq!(got(&mut a, &svc("a")), ["10.0.100.0"]);
+    }
+
+    #[test]
+    fn restore_is_idempotent_and_checked_like_a_request() {
+        let mut a = seed();
+        let s = svc("a").share("k").tcp(80);
+        let restored = a.restore(&s, &[ip("203.0.113.5")]).unwrap();
+        assert_eq!(a.restore(&s, &[ip("203.0.113.5")]).unwrap(), restored);
+        assert_eq!(a.pool_stats("doc-example").unwrap().ipv4.assigned, 1);
+        assert_eq!(
+            a.restore(&svc("b").tcp(80), &[ip("203.0.113.5")])
+                .unwrap_err()
+                .to_string(),
+            "address \"203.0.113.5\" is already used by service \"default/a\": this service has \
+             no allow-shared-ip key"
+        );
+        assert_eq!(
+            a.restore(&svc("c"), &[ip("4.3.2.1")])
+                .unwrap_err()
+                .to_string(),
+            "\"4.3.2.1\" is not allowed in config"
+        );
+        assert_eq!(a.restore(&svc("d"), &[]), Err(AllocError::NothingToRestore));
+        // Restoring elsewhere replaces what the service held.
+        a.restore(&s, &[ip("203.0.113.6")]).unwrap();
+        assert_eq!(a.holders(&ip("203.0.113.5")).count(), 0);
+        assert_eq!(got(&mut a, &s), ["203.0.113.6"]);
+    }
+
+    #[test]
+    fn restart_restores_every_address_before_allocating_new_ones() {
+        let pools = [
+            pool("doc-example", &["203.0.113.1-203.0.113.10"]),
+            pool("dual", &["10.0.200.0/28", "2002:2:2::1-2002:2:2::100"]),
+        ];
+        let mut before = Allocator::new(&pools);
+        let services = [
+            svc("a"),
+            svc("b").share("dns").tcp(53),
+            svc("c").share("dns").udp(53),
+            svc("d").require_dual(),
+            svc("e"),
+            svc("f").ip("203.0.113.9"),
+        ];
+        for s in &services {
+            before.allocate(s).unwrap();
+        }
+        before.release(&key("a"));
+        let status: Vec<(LbService, Vec<IpAddr>)> = services[1..]
+            .iter()
+            .map(|s| (s.clone(), before.assignment(&s.key).unwrap().ips.clone()))
+            .collect();
+        // A new controller, which sees the services in another order.
+        let mut after = Allocator::new(&pools);
+        for (s, ips) in status.iter().rev() {
+            after.restore(s, ips).unwrap();
+        }
+        assert_eq!(
+            got(&mut after, &svc("new")),
+            ["203.0.113.1"],
+            "the one free address"
+        );
+        for (s, ips) in &status {
+            assert_eq!(
+                &after.allocate(s).unwrap().ips,
+                ips,
+                "{} kept its address",
+                s.key
+            );
+        }
+        assert_eq!(after.pool_stats("dual"), before.pool_stats("dual"));
+    }
+
+    #[test]
+    fn a_service_never_seen_keeps_the_address_in_its_status() {
+        let mut a = seed();
+        assert_eq!(
+            got(&mut a, &svc("a").status(&["203.0.113.4"])),
+            ["203.0.113.4"]
+        );
+        assert_eq!(
+            got(&mut a, &svc("b").status(&["203.0.113.4"])),
+            ["203.0.113.1"],
+            "taken"
+        );
+        assert_eq!(
+            got(&mut a, &svc("c").status(&["4.3.2.1"])),
+            ["203.0.113.2"],
+            "not allowed"
+        );
+    }
+
+    #[test]
+    fn set_pools_keeps_valid_assignments_and_returns_the_others() {
+        let mut a = Allocator::new(&[
+            pool("doc-example", &["203.0.113.5-203.0.113.10"]),
+            pinned("pinned", &["10.0.0.0/28"], 1, &["ns"]),
+        ]);
+        got(&mut a, &svc("keep"));
+        got(&mut a, &svc("gone"));
+        got(&mut a, &svc("ns/buggy").ip("10.0.0.0"));
+        got(&mut a, &svc("ns/pinned"));
+        assert_eq!(
+            a.assignment(&key("ns/buggy")).unwrap().ips,
+            [ip("10.0.0.0")]
+        );
+        let mut narrowed = pinned("pinned", &["10.0.0.0/28"], 1, &["other"]);
+        narrowed.avoid_buggy_ips = true;
+        let lost = a.set_pools(&[
+            // Grows downwards: lower addresses appear, nobody moves.
+            pool("doc-example", &["203.0.113.1-203.0.113.5"]),
+            narrowed,
+        ]);
+        assert_eq!(
+            lost,
+            [key("default/gone"), key("ns/buggy"), key("ns/pinned")]
+        );
+        assert_eq!(a.assignment(&key("keep")).unwrap().ips, [ip("203.0.113.5")]);
+        assert_eq!(a.assignment(&key("gone")), None);
+        assert_eq!(got(&mut a, &svc("gone")), ["203.0.113.1"]);
+        let stats = a.pool_stats("doc-example").unwrap();
+        assert_eq!(
+            (stats.ipv4.total, stats.ipv4.assigned, stats.services),
+            (5, 2, 2)
+        );
+        assert_eq!(a.pool_stats("pinned").unwrap().ipv4.assigned, 0);
+    }
+
+    #[test]
+    fn set_pools_follows_a_renamed_pool_and_the_annotation() {
+        let mut a = seed();
+        got(&mut a, &svc("a"));
+        got(&mut a, &svc("b").pool("later"));
+        let renamed = pool("renamed", &["203.0.113.1-203.0.113.10"]);
+        assert!(a.set_pools(std::slice::from_ref(&renamed)).is_empty());
+        assert_eq!(a.assignment(&key("a")).unwrap().pool, "renamed");
+        assert_eq!(a.assignment(&key("b")).unwrap().ips, [ip("203.0.113.2")]);
+        // The annotated pool now exists: b must move there.
+        assert_eq!(
+            a.set_pools(&[renamed, pool("later", &["10.1.0.0/30"])]),
+            [key("b")]
+        );
+        assert_eq!(got(&mut a, &svc("b").pool("later")), ["10.1.0.0"]);
+        assert!(a.pool_stats("doc-example").is_none());
+    }
+
+    // --- size ---
+
+    #[test]
+    fn huge_ipv6_pools_are_never_materialised() {
+        let mut a = Allocator::new(&[
+            pool("slash64", &["2001:db8::/64"]),
+            reserved("everything", &["::/0"]),
+        ]);
+        let s = svc("a").v6();
+        assert_eq!(got(&mut a, &s), ["2001:db8::"]);
+        assert_eq!(got(&mut a, &svc("b").v6()), ["2001:db8::1"]);
+        let stats = a.pool_stats("slash64").unwrap().ipv6;
+        assert_eq!((stats.total, stats.assigned), (1 << 64, 2));
+        assert_eq!(stats.total_i64(), i64::MAX);
+        assert_eq!(stats.assigned_i64(), 2);
+        let everything = a.pool_stats("everything").unwrap().ipv6;
+        assert_eq!(everything.total, u128::MAX);
+        assert_eq!(everything.available_i64(), i64::MAX);
+        assert_eq!(
+            got(
+                &mut a,
+                &svc("c").v6().ip("ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff")
+            )
+            .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn overlapping_pools_never_hand_out_an_address_twice() {
+        let mut a = Allocator::new(&[
+            pool("a", &["10.0.0.0/30"]),
+            pool("b", &["10.0.0.2/31", "10.0.0.8/32"]),
+        ]);
+        assert!(a.overlapping);
+        let mut seen = BTreeSet::new();
+        for i in 0..5 {
+            let name = format!("s{i}");
+            let s = if i % 2 == 0 {
+                svc(&name).pool("b")
+            } else {
+                svc(&name)
+            };
+            for addr in a.allocate(&s).unwrap().ips {
+                assert!(seen.insert(addr), "{addr} handed out twice");
+            }
+        }
+        assert_eq!(err(&mut a, &svc("s5")), "no available IPs");
+        a.release(&key("s0"));
+        assert_eq!(got(&mut a, &svc("s6").pool("a")), ["10.0.0.2"]);
     }
 }

@@ -1,5 +1,5 @@
 //! The pure domain of metallb-rs: address ranges, the configuration model, label selectors, the
-//! service model and the IP allocator.
+//! service model, the IP allocator, the BGP announcement model and the FRR configuration model.
 //!
 //! Nothing in here talks to Kubernetes, FRR, the network or the clock: `core` imports neither
 //! `kube` nor `tonic` nor tokio I/O (CI greps for it). Everything is deterministic, which is what
@@ -7,8 +7,10 @@
 
 pub mod address;
 pub mod allocator;
+pub mod bgp;
 pub mod community;
 pub mod config;
+pub mod frr;
 pub mod l2;
 pub mod selector;
 pub mod service;

@@ -1,0 +1,3 @@
+//! FRR: rendering the speaker's configuration model into `frr.conf`.
+
+pub mod render;

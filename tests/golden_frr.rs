@@ -1,0 +1,264 @@
+//! Golden tests of the rendered frr.conf: every `tests/golden/frr/<case>.yaml` (manifests:
+//! metallb.io resources, Services, Nodes, EndpointSlices) is planned and rendered for one node,
+//! and the text must equal `<case>.conf`. Regenerate with
+//! `UPDATE_GOLDEN=1 cargo test --test golden_frr`.
+//!
+//! Each case names what it renders in leading comment lines:
+//! - `# node: NAME` (required): the node whose speaker is rendered; also the `hostname`;
+//! - `# log-level: LEVEL` (optional, default `info`): MetalLB's log level;
+//! - `# router-id: A.B.C.D` (optional): the node's default router ID.
+//!
+//! FRR itself is the syntax oracle (as upstream's docker_test.go): every golden file must pass
+//! `vtysh -C -f FILE`. Without `vtysh` that part is skipped with a note, unless
+//! `METALLB_REQUIRE_FRR=1` (CI, after `hack/setup.sh` installed FRR), where it fails.
+//! `tests/lab/frr-golden-check.sh` goes further on a live FRR (see the ignored test below).
+
+use std::{
+    fs,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+use metallb::{
+    config::{self, Resources},
+    core::frr::{LogLevel, NodeFacts},
+    frr::render,
+    manifest,
+    plan::{self, PlanOptions},
+};
+
+fn golden_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/frr")
+}
+
+fn cases() -> Vec<PathBuf> {
+    let mut cases: Vec<PathBuf> = fs::read_dir(golden_dir())
+        .expect("tests/golden/frr exists")
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    cases.sort();
+    cases
+}
+
+/// `# key: value` from the leading comment block.
+fn header(text: &str, key: &str) -> Option<String> {
+    text.lines()
+        .take_while(|l| l.starts_with('#') || l.trim().is_empty())
+        .filter_map(|l| l.strip_prefix('#'))
+        .filter_map(|l| l.trim().strip_prefix(&format!("{key}:")))
+        .map(|v| v.trim().to_string())
+        .next()
+}
+
+/// Plans and renders one case.
+fn render_case(path: &Path) -> String {
+    let text = fs::read_to_string(path).unwrap();
+    let name = path.display().to_string();
+    let node = header(&text, "node").unwrap_or_else(|| panic!("{name}: no `# node: NAME` line"));
+    let log_level: LogLevel = header(&text, "log-level")
+        .map(|l| l.parse().unwrap())
+        .unwrap_or_default();
+    let router_id = header(&text, "router-id").map(|r| r.parse().unwrap());
+
+    let docs = manifest::parse(&name, &text).unwrap_or_else(|e| panic!("{name}: {e}"));
+    let (resources, errors) = Resources::from_documents(&docs);
+    assert!(errors.is_empty(), "{name}: {errors:?}");
+    let config = config::build(&resources, &config::BuildOptions::default())
+        .unwrap_or_else(|e| panic!("{name}: invalid configuration: {e:?}"));
+    let options = PlanOptions {
+        lb_class: None,
+        nodes: vec![node.clone()],
+    };
+    let plan = plan::plan(&resources, &config, &options);
+    let facts = NodeFacts {
+        hostname: node.clone(),
+        log_level,
+        router_id,
+        passwords: Default::default(),
+    };
+    let frr = plan::frr_config(&resources, &config, &plan, &node, &facts);
+    render::render(&frr).unwrap()
+}
+
+#[test]
+fn rendered_frr_conf_matches_golden_files() {
+    let cases = cases();
+    assert!(
+        cases.len() >= 20,
+        "expected at least 20 cases, found {}",
+        cases.len()
+    );
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    let mut failures = Vec::new();
+    for case in &cases {
+        let rendered = render_case(case);
+        let golden = case.with_extension("conf");
+        if update {
+            fs::write(&golden, &rendered).unwrap();
+            continue;
+        }
+        let expected = fs::read_to_string(&golden).unwrap_or_default();
+        if rendered != expected {
+            failures.push(format!(
+                "{}: rendered text differs from {}\n{}",
+                case.display(),
+                golden.display(),
+                diff(&expected, &rendered)
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{}\n(regenerate with UPDATE_GOLDEN=1 cargo test --test golden_frr)",
+        failures.join("\n")
+    );
+}
+
+/// Every golden file parses in FRR (`vtysh -C -f`: dry run, syntax only, CANONICAL.md §9).
+#[test]
+fn golden_files_parse_in_frr() {
+    let required = std::env::var("METALLB_REQUIRE_FRR").is_ok_and(|v| v == "1");
+    let vtysh = Command::new("vtysh").arg("-h").output();
+    if vtysh.is_err() {
+        assert!(
+            !required,
+            "METALLB_REQUIRE_FRR=1 but vtysh is not installed (run hack/setup.sh)"
+        );
+        eprintln!("note: vtysh not found; FRR syntax check of golden files skipped");
+        return;
+    }
+    let mut failures = Vec::new();
+    for case in cases() {
+        let golden = case.with_extension("conf");
+        let out = Command::new("vtysh")
+            .arg("-C")
+            .arg("-f")
+            .arg(&golden)
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            failures.push(format!(
+                "{}: vtysh -C exited {:?}\n{}{}",
+                golden.display(),
+                out.status.code(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// On a live FRR: applies golden files to the lab's node1 with frr-reload.py and checks that
+/// `--test` then reports no difference (the rendering is canonical). Needs root and FRR; starts
+/// and stops its own lab (prefix `mlbgold-`). Run with
+/// `cargo test --test golden_frr -- --ignored`.
+#[test]
+#[ignore = "needs root, FRR and network namespaces (tests/lab)"]
+fn golden_files_are_canonical_in_live_frr() {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/frr-golden-check.sh");
+    let status = Command::new("bash")
+        .arg(script)
+        .env("MLB_LAB_PREFIX", "mlbgold-")
+        .status()
+        .unwrap();
+    assert!(status.success(), "frr-golden-check.sh failed");
+}
+
+fn metallb(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_metallb"))
+        .args(args)
+        .output()
+        .expect("metallb runs")
+}
+
+/// `metallb plan -o frr --node` prints exactly what the golden file holds.
+#[test]
+fn plan_prints_the_nodes_frr_conf() {
+    let case = golden_dir().join("21-service-selectors.yaml");
+    let out = metallb(&[
+        "plan",
+        "-f",
+        case.to_str().unwrap(),
+        "--node",
+        "node1",
+        "-o",
+        "frr",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let expected = fs::read_to_string(case.with_extension("conf")).unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+
+    let out = metallb(&["plan", "-f", case.to_str().unwrap(), "-o", "frr"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--node"));
+}
+
+/// `-o json` lists every node of the manifests plus `--node`, with per-peer prefixes, next
+/// to the unchanged `services` and `pools`.
+#[test]
+fn plan_json_lists_node_announcements() {
+    let case = golden_dir().join("22-advertisement-peers.yaml");
+    let out = metallb(&[
+        "plan",
+        "-f",
+        case.to_str().unwrap(),
+        "--node",
+        "node9",
+        "-o",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(plan["services"].is_array() && plan["pools"].is_array());
+    let nodes = plan["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0]["name"], "node9");
+    let peers: Vec<&str> = nodes[0]["bgp"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["peer"].as_str().unwrap())
+        .collect();
+    assert_eq!(peers, ["lonely", "upstream-a", "upstream-b"]);
+    assert_eq!(nodes[0]["bgp"][0]["prefixes"], serde_json::json!([]));
+    assert_eq!(
+        nodes[0]["bgp"][1]["prefixes"][1],
+        serde_json::json!({"prefix": "203.0.113.10/32", "localPref": null, "communities": ["64500:10"]})
+    );
+
+    // Nodes of the manifests are listed without asking, in name order.
+    let case = golden_dir().join("14-peer-node-selector.yaml");
+    let out = metallb(&["plan", "-f", case.to_str().unwrap(), "-o", "json"]);
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = plan["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["node1", "node2"]);
+    assert_eq!(plan["nodes"][1]["bgp"].as_array().unwrap().len(), 2);
+}
+
+/// A small line diff: lines only in one side, with their line numbers.
+fn diff(expected: &str, rendered: &str) -> String {
+    let e: Vec<&str> = expected.lines().collect();
+    let r: Vec<&str> = rendered.lines().collect();
+    let mut out = String::new();
+    for i in 0..e.len().max(r.len()) {
+        let (a, b) = (e.get(i), r.get(i));
+        if a != b {
+            out.push_str(&format!(
+                "  line {}: expected {:?}\n  line {}: rendered {:?}\n",
+                i + 1,
+                a.unwrap_or(&"<none>"),
+                i + 1,
+                b.unwrap_or(&"<none>")
+            ));
+            break;
+        }
+    }
+    out
+}
