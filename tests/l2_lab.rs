@@ -199,3 +199,57 @@ fn partition_leaves_at_most_one_announcer_after_the_bound() {
         healed.elapsed()
     );
 }
+
+/// A stopping speaker (SIGTERM, as in a rolling update) leaves the membership, so the other
+/// node takes over without waiting for the failure detector.
+#[test]
+fn a_stopping_owner_hands_over_at_once() {
+    if !l2lab::enabled("a_stopping_owner_hands_over_at_once") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = lab("l2t4-");
+    assert!(lab.ping(VIP4));
+    assert_eq!(lab.neigh(VIP4).as_deref(), Some(mac("node2")));
+    let stopped = lab.terminate_speaker("node2");
+    let took = lab.wait_neigh(VIP4, mac("node1"), stopped, Duration::from_secs(5));
+    eprintln!("graceful stop → client entry at node1: {took:?}");
+    let took = took.unwrap_or_else(|| panic!("no handover:\n{}", lab.log("node1")));
+    assert!(
+        took < Duration::from_millis(500),
+        "graceful handover took {took:?}"
+    );
+    assert!(lab.log("node2").contains("leaving the membership"));
+}
+
+/// An L2Advertisement restricted to an interface the nodes lack: the elected node warns
+/// (`announceFailed`) and nobody answers, rather than answering on the wrong segment.
+#[test]
+fn advertisement_interfaces_restrict_where_addresses_are_answered() {
+    if !l2lab::enabled("advertisement_interfaces_restrict_where_addresses_are_answered") {
+        return;
+    }
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut lab = Lab::up("l2t5-", Path::new(env!("CARGO_BIN_EXE_metallb")));
+    lab.manifests =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/l2/lab-other-interface");
+    lab.start_speaker("node1");
+    lab.start_speaker("node2");
+    let start = Instant::now();
+    while !lab.log("node2").contains("event=announceFailed") {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{}",
+            lab.log("node2")
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let seen = lab.watch_answers(2.5, || {
+        assert!(!lab.ping(VIP4), "someone answered for {VIP4}");
+        assert!(!lab.ping(VIP6), "someone answered for {VIP6}");
+    });
+    assert_eq!(seen, vec![], "answers seen");
+    for node in ["node1", "node2"] {
+        assert_eq!(lab.status(node)["services"], serde_json::json!({}));
+    }
+}

@@ -1,6 +1,10 @@
 //! `metallb speaker-l2`: the layer 2 speaker of one node, fed from manifests.
 
-use std::{process::ExitCode, sync::mpsc, time::Duration};
+use std::{
+    process::ExitCode,
+    sync::{Arc, atomic::AtomicBool, mpsc},
+    time::Duration,
+};
 
 use anyhow::Context as _;
 
@@ -39,6 +43,12 @@ pub(super) fn run(args: &SpeakerL2Args) -> anyhow::Result<ExitCode> {
         .clone()
         .unwrap_or_else(|| DEFAULT_EXCLUDED.iter().map(|s| s.to_string()).collect());
     let exclude = interface::compile_exclusions(&patterns)?;
+    // SIGTERM/SIGINT end the loop so that membership says goodbye (the others fail over at
+    // once instead of after the failure detector's timeout).
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
+    }
     let announcer = Announcer::start(exclude).context("starting the ARP/NDP responders")?;
 
     let (tx, rx) = mpsc::channel();
@@ -107,7 +117,9 @@ pub(super) fn run(args: &SpeakerL2Args) -> anyhow::Result<ExitCode> {
         initial_live,
         &rx,
         fence.as_ref(),
+        &stop,
     );
+    tracing::info!(node = %args.node_name, "shutting down: leaving the membership");
     Ok(ExitCode::SUCCESS)
 }
 

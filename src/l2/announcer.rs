@@ -505,6 +505,90 @@ fn announce_once(shared: &Shared, ip: IpAddr) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::l2::packet::MacAddr;
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fixtures/l2")
+                .join(name),
+        )
+        .unwrap()
+    }
+
+    /// node1's eth0 as in the captures, plus a link-local address.
+    fn eth0() -> Interface {
+        Interface {
+            name: "eth0".into(),
+            index: 2,
+            mac: MacAddr(0x02, 0x77, 0, 0, 0, 0x0b),
+            link_local: Some("fe80::77:ff:fe00:b".parse().unwrap()),
+        }
+    }
+
+    fn shared_with(ips: &[(&str, Interfaces)]) -> Shared {
+        let mut table = Table::default();
+        table.services.insert(
+            "default/web".into(),
+            ips.iter()
+                .map(|(ip, ifs)| (ip.parse().unwrap(), ifs.clone()))
+                .collect(),
+        );
+        table.rebuild();
+        Shared {
+            table: RwLock::new(table),
+            counters: Mutex::default(),
+            responders: Mutex::default(),
+        }
+    }
+
+    /// The captured requests ask for 10.77.0.11 / fd00:77::11; announcing those makes the
+    /// responder answer exactly what the kernel answered.
+    #[test]
+    fn answers_captured_requests_for_announced_addresses_only() {
+        let shared = shared_with(&[
+            ("10.77.0.11", Interfaces::All),
+            ("fd00:77::11", Interfaces::All),
+        ]);
+        let reply = answer(&eth0(), &shared, &fixture("arp_request.bin")).unwrap();
+        assert_eq!(reply, fixture("arp_reply.bin"));
+        let na = answer(&eth0(), &shared, &fixture("ndp_ns.bin")).unwrap();
+        match packet::decode(&na).unwrap() {
+            Frame::Advertisement(a) => {
+                assert!(a.solicited && a.override_);
+                assert_eq!(a.src_ip, eth0().link_local.unwrap());
+                assert_eq!(a.target_mac, Some(eth0().mac));
+            }
+            other => panic!("{other:?}"),
+        }
+        let c = shared.counters.lock().unwrap().clone();
+        let v4: IpAddr = "10.77.0.11".parse().unwrap();
+        assert_eq!(c[&v4].requests_received, 1);
+        assert_eq!(c[&v4].responses_sent, 1);
+
+        // Not announced: silence, and no counters for it.
+        let nothing = shared_with(&[("10.77.0.99", Interfaces::All)]);
+        assert!(answer(&eth0(), &nothing, &fixture("arp_request.bin")).is_none());
+        assert!(answer(&eth0(), &nothing, &fixture("ndp_ns.bin")).is_none());
+        assert!(nothing.counters.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn interface_restriction_replies_and_ignored_frames() {
+        let other = Interfaces::Only(["eth1".to_string()].into());
+        let shared = shared_with(&[("10.77.0.11", other), ("fd00:77::11", Interfaces::All)]);
+        assert!(answer(&eth0(), &shared, &fixture("arp_request.bin")).is_none());
+        // Replies and gratuitous ARPs are never answered.
+        let all = shared_with(&[("10.77.0.11", Interfaces::All)]);
+        assert!(answer(&eth0(), &all, &fixture("arp_reply.bin")).is_none());
+        assert!(answer(&eth0(), &all, &fixture("garp_request.bin")).is_none());
+        // A request unicast to another host's MAC is not for us.
+        let mut unicast = fixture("arp_request.bin");
+        unicast[0..6].copy_from_slice(&[0x02, 0x77, 0, 0, 0, 0x0c]);
+        assert!(answer(&eth0(), &all, &unicast).is_none());
+        // Neighbor advertisements are never answered.
+        assert!(answer(&eth0(), &shared, &fixture("ndp_na_unsolicited.bin")).is_none());
+    }
 
     #[test]
     fn table_merges_interfaces_of_services_sharing_an_ip() {

@@ -132,8 +132,10 @@ struct Status<'a> {
     counters: BTreeMap<IpAddr, Counters>,
 }
 
-/// Runs until the membership channel closes: elect, announce, re-elect on every change.
-/// `live_changes` carries the live speaker sets; `initial_live` is `None` without membership.
+/// Runs until `stop` is set (SIGTERM) or the membership channel closes: elect, announce,
+/// re-elect on every change. `live_changes` carries the live speaker sets; `initial_live` is
+/// `None` without membership.
+#[allow(clippy::too_many_arguments)]
 pub fn run(
     options: &Options,
     resources: &Resources,
@@ -142,6 +144,7 @@ pub fn run(
     initial_live: Option<BTreeSet<String>>,
     live_changes: &mpsc::Receiver<BTreeSet<String>>,
     fence: Option<&Fence>,
+    stop: &std::sync::atomic::AtomicBool,
 ) {
     let assigned = cluster::assigned_from_status(resources, config, options.lb_class.as_deref());
     let mut live = initial_live;
@@ -149,7 +152,7 @@ pub fn run(
     let mut last_scan = Instant::now();
     let mut last_status = Instant::now() - Duration::from_secs(10);
     let mut fenced = false;
-    loop {
+    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
         let now_fenced = match (fence, &live) {
             (Some(f), Some(live)) => f.fenced(live.len()),
             _ => false,

@@ -83,6 +83,8 @@ pub struct Lab {
     listeners: Vec<Child>,
     /// Extra speaker flags.
     pub speaker_args: Vec<String>,
+    /// Manifests the speakers read (default `tests/fixtures/l2/lab`).
+    pub manifests: PathBuf,
 }
 
 impl Lab {
@@ -98,6 +100,7 @@ impl Lab {
             speakers: BTreeMap::new(),
             listeners: Vec::new(),
             speaker_args: Vec::new(),
+            manifests: root().join("tests/fixtures/l2/lab"),
         };
         // A leftover lab of the same prefix (killed test run) is removed first.
         lab.script("down");
@@ -234,7 +237,7 @@ serve(socket.AF_INET, "{VIP4}")
                 node,
                 "-f",
             ])
-            .arg(root().join("tests/fixtures/l2/lab"))
+            .arg(&self.manifests)
             .args([
                 "--member-bind",
                 &format!("{}:7946", node_ip(node)),
@@ -261,6 +264,18 @@ serve(socket.AF_INET, "{VIP4}")
         let at = Instant::now();
         child.kill().unwrap();
         child.wait().unwrap();
+        at
+    }
+
+    /// SIGTERMs a node's speaker (it leaves the membership on the way out), waits for it to
+    /// exit and returns when the signal was sent.
+    pub fn terminate_speaker(&mut self, node: &str) -> Instant {
+        let mut child = self.speakers.remove(node).expect("speaker running");
+        let at = Instant::now();
+        let out = run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+        assert!(out.status.success());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "speaker exited with {status}");
         at
     }
 
