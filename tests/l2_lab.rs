@@ -173,7 +173,7 @@ fn partition_leaves_at_most_one_announcer_after_the_bound() {
         takeover.unwrap_or_else(|| panic!("node1 never took over:\n{}", lab.log("node1"))),
         fenced.unwrap_or_else(|| panic!("node2 never fenced:\n{}", lab.log("node2"))),
     );
-    assert!(takeover < Duration::from_secs(1), "takeover {takeover:?}");
+    assert!(takeover < Duration::from_secs(2), "takeover {takeover:?}");
     assert!(fenced <= bound + slack, "node2 withdrew after {fenced:?}");
     assert!(lab.log("node2").contains("event=fenced"));
     // After the bound: one announcer, and it is what the client resolves to and reaches.

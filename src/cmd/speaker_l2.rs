@@ -38,6 +38,16 @@ pub(super) fn run(args: &SpeakerL2Args) -> anyhow::Result<ExitCode> {
             return Ok(invalid(&mut errors));
         }
     };
+    if args.probe_rtt_ms >= args.probe_period_ms {
+        anyhow::bail!("--probe-rtt-ms must be less than --probe-period-ms");
+    }
+    if !resources
+        .nodes
+        .iter()
+        .any(|n| n.metadata.name.as_deref() == Some(args.node_name.as_str()))
+    {
+        tracing::warn!(node = %args.node_name, "no Node object of this name in the manifests: this speaker will never be elected");
+    }
     let patterns = args
         .exclude_interfaces
         .clone()

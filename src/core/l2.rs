@@ -18,7 +18,7 @@
 //! same node. Adding a node moves only the addresses for which it sorts first; removing a
 //! non-owner moves nothing.
 
-use std::{cmp::Reverse, collections::BTreeSet, fmt, net::IpAddr};
+use std::{cmp::Reverse, collections::BTreeSet, fmt, net::IpAddr, time::Duration};
 
 use sha2::{Digest, Sha256};
 
@@ -283,7 +283,7 @@ pub fn interfaces_for(node: &L2Node, ads: &[L2Advertisement]) -> Interfaces {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct FenceRule {
     /// How long without a successful witness check counts as having lost the witness.
-    pub deadline: std::time::Duration,
+    pub deadline: Duration,
 }
 
 impl FenceRule {
@@ -292,7 +292,7 @@ impl FenceRule {
     /// other than itself; `configured_peers` how many peers it was told to join.
     pub fn fenced(
         &self,
-        since_witness_ok: Option<std::time::Duration>,
+        since_witness_ok: Option<Duration>,
         live_peers: usize,
         configured_peers: usize,
     ) -> bool {
@@ -302,11 +302,7 @@ impl FenceRule {
     }
 
     /// The worst-case time from a cut to the cut-off owner withdrawing (see the type's docs).
-    pub fn bound(
-        &self,
-        detection: std::time::Duration,
-        tick: std::time::Duration,
-    ) -> std::time::Duration {
+    pub fn bound(&self, detection: Duration, tick: Duration) -> Duration {
         self.deadline.max(detection) + tick
     }
 }
@@ -687,7 +683,6 @@ mod tests {
 
     #[test]
     fn fence_needs_both_peers_and_witness_lost() {
-        use std::time::Duration;
         let rule = FenceRule {
             deadline: Duration::from_secs(1),
         };

@@ -59,6 +59,37 @@ pub struct Counters {
     pub gratuitous_sent: u64,
 }
 
+/// The counters in the Prometheus text format, under upstream's metric names (one series per
+/// address), ready to be served by a metrics endpoint or written to a textfile collector.
+pub fn prometheus_text(counters: &BTreeMap<IpAddr, Counters>) -> String {
+    type Family = (&'static str, &'static str, fn(&Counters) -> u64);
+    let families: [Family; 3] = [
+        (
+            "metallb_layer2_requests_received",
+            "Number of layer2 requests received for owned IPs",
+            |c| c.requests_received,
+        ),
+        (
+            "metallb_layer2_responses_sent",
+            "Number of layer2 responses sent for owned IPs",
+            |c| c.responses_sent,
+        ),
+        (
+            "metallb_layer2_gratuitous_sent",
+            "Number of gratuitous layer2 packets sent for owned IPs",
+            |c| c.gratuitous_sent,
+        ),
+    ];
+    let mut out = String::new();
+    for (name, help, get) in families {
+        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
+        for (ip, c) in counters {
+            out.push_str(&format!("{name}{{ip=\"{ip}\"}} {}\n", get(c)));
+        }
+    }
+    out
+}
+
 /// Failures of the announcer.
 #[derive(Debug, thiserror::Error)]
 pub enum AnnouncerError {
@@ -588,6 +619,23 @@ mod tests {
         assert!(answer(&eth0(), &all, &unicast).is_none());
         // Neighbor advertisements are never answered.
         assert!(answer(&eth0(), &shared, &fixture("ndp_na_unsolicited.bin")).is_none());
+    }
+
+    #[test]
+    fn counters_render_with_upstreams_metric_names() {
+        let counters = BTreeMap::from([(
+            "10.0.0.1".parse().unwrap(),
+            Counters {
+                requests_received: 3,
+                responses_sent: 2,
+                gratuitous_sent: 10,
+            },
+        )]);
+        let text = prometheus_text(&counters);
+        assert!(text.contains("# TYPE metallb_layer2_requests_received counter\n"));
+        assert!(text.contains("metallb_layer2_requests_received{ip=\"10.0.0.1\"} 3\n"));
+        assert!(text.contains("metallb_layer2_responses_sent{ip=\"10.0.0.1\"} 2\n"));
+        assert!(text.contains("metallb_layer2_gratuitous_sent{ip=\"10.0.0.1\"} 10\n"));
     }
 
     #[test]
