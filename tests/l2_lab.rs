@@ -79,6 +79,21 @@ fn client_resolves_to_the_owner_and_reaches_its_listener_and_the_other_node_stay
     let other = lab.status("node1");
     assert_eq!(other["services"], serde_json::json!({}), "{other}");
     assert_eq!(other["counters"], serde_json::json!({}), "{other}");
+    // The owner joined the solicited-node group of fd00:77::200 on eth0; the other did not.
+    let groups = |node: &str| {
+        let out = lab.exec(node, &["ip", "maddr", "show", "dev", "eth0"]);
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    assert!(
+        groups("node2").contains("ff02::1:ff00:200"),
+        "{}",
+        groups("node2")
+    );
+    assert!(
+        !groups("node1").contains("ff02::1:ff00:200"),
+        "{}",
+        groups("node1")
+    );
     // nodeAssigned exactly once on the owner, never on the other node.
     assert_eq!(lab.log("node2").matches("event=nodeAssigned").count(), 1);
     assert_eq!(lab.log("node1").matches("event=nodeAssigned").count(), 0);

@@ -46,3 +46,28 @@ fn every_node_has_an_l2_list_with_ip_service_and_interfaces() {
     );
     assert_eq!(nodes[2]["l2"], json!([]));
 }
+
+#[test]
+fn text_plan_has_an_l2_table() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/l2/plan/l2.yaml");
+    let out = Command::new(env!("CARGO_BIN_EXE_metallb"))
+        .args(["plan", "-f", path.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let table: Vec<&str> = text
+        .lines()
+        .skip_while(|l| !l.starts_with("NODE   L2 ADDRESS"))
+        .collect();
+    assert_eq!(
+        table,
+        [
+            "NODE   L2 ADDRESS    SERVICE        INTERFACES",
+            "node1  10.77.0.201   default/local  eth0",
+            "node2  10.77.0.200   default/web    eth0",
+            "node2  fd00:77::200  default/web    eth0",
+        ],
+        "{text}"
+    );
+}
