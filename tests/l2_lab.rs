@@ -208,7 +208,14 @@ fn partition_leaves_at_most_one_announcer_after_the_bound() {
         lab.log("node2")
     );
     std::thread::sleep(Duration::from_millis(500));
-    assert!(lab.announcing("node2") && !lab.announcing("node1"));
+    assert!(
+        lab.announcing("node2") && !lab.announcing("node1"),
+        "after healing: node1 {} node2 {}\n--- node1\n{}\n--- node2\n{}",
+        lab.status("node1"),
+        lab.status("node2"),
+        lab.log("node1"),
+        lab.log("node2")
+    );
     eprintln!(
         "partition healed: client back at node2 after {:?}",
         healed.elapsed()

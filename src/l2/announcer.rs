@@ -166,6 +166,12 @@ impl Responder {
             read_timeout: Some(POLL),
             // Solicited-node groups are joined explicitly; nothing else needs promiscuity.
             promiscuous: false,
+            socket_fd: Some(filtered_packet_socket().map_err(|source| {
+                AnnouncerError::OpenChannel {
+                    interface: iface.name.clone(),
+                    source,
+                }
+            })?),
             ..Default::default()
         };
         let net_iface = pnet_datalink::interfaces()
@@ -232,6 +238,64 @@ impl Drop for Responder {
             let _ = t.join();
         }
     }
+}
+
+/// `ETH_P_ALL` from `<linux/if_ether.h>`.
+const ETH_P_ALL: u16 = 0x0003;
+
+/// A classic BPF program that lets only ARP and ICMPv6 Neighbor Solicitations through, so that
+/// a busy node does not copy every frame it receives into the speaker:
+///
+/// ```text
+/// 0: ldh [12]                ethertype
+/// 1: jeq #0x0806  jt 7       ARP → accept
+/// 2: jeq #0x86dd  jf 8       not IPv6 → drop
+/// 3: ldb [20]                IPv6 next header
+/// 4: jeq #58      jf 8       not ICMPv6 → drop (an NS carries no extension header)
+/// 5: ldb [54]                ICMPv6 type
+/// 6: jeq #135     jt 7 jf 8  Neighbor Solicitation → accept, else drop
+/// 7: ret #262144             accept (whole frame)
+/// 8: ret #0                  drop
+/// ```
+///
+/// (Jump offsets in the code are relative to the next instruction.)
+const NEIGHBOR_FILTER: [(u16, u8, u8, u32); 9] = {
+    // Opcodes from <linux/filter.h>: BPF_LD|BPF_H|BPF_ABS, BPF_LD|BPF_B|BPF_ABS,
+    // BPF_JMP|BPF_JEQ|BPF_K, BPF_RET|BPF_K.
+    const LDH_ABS: u16 = 0x28;
+    const LDB_ABS: u16 = 0x30;
+    const JEQ_K: u16 = 0x15;
+    const RET_K: u16 = 0x06;
+    [
+        (LDH_ABS, 0, 0, 12),
+        (JEQ_K, 5, 0, 0x0806),
+        (JEQ_K, 0, 5, 0x86dd),
+        (LDB_ABS, 0, 0, 20),
+        (JEQ_K, 0, 3, 58),
+        (LDB_ABS, 0, 0, 54),
+        (JEQ_K, 0, 1, 135),
+        (RET_K, 0, 0, 0x0004_0000),
+        (RET_K, 0, 0, 0),
+    ]
+};
+
+fn neighbor_filter() -> Vec<socket2::SockFilter> {
+    NEIGHBOR_FILTER
+        .iter()
+        .map(|&(code, jt, jf, k)| socket2::SockFilter::new(code, jt, jf, k))
+        .collect()
+}
+
+/// An `AF_PACKET` socket with [`neighbor_filter`] attached; pnet binds it to the interface.
+fn filtered_packet_socket() -> io::Result<i32> {
+    use std::os::fd::IntoRawFd;
+    let socket = Socket::new(
+        Domain::PACKET,
+        Type::RAW,
+        Some(Protocol::from(i32::from(ETH_P_ALL.to_be()))),
+    )?;
+    socket.attach_filter(&neighbor_filter())?;
+    Ok(socket.into_raw_fd())
 }
 
 fn send(tx: &Mutex<Box<dyn DataLinkSender>>, frame: &[u8], interface: &str) -> bool {
@@ -619,6 +683,52 @@ mod tests {
         assert!(answer(&eth0(), &all, &unicast).is_none());
         // Neighbor advertisements are never answered.
         assert!(answer(&eth0(), &shared, &fixture("ndp_na_unsolicited.bin")).is_none());
+    }
+
+    /// Runs the classic BPF program the way the kernel does, for the few opcodes it uses.
+    fn bpf_accepts(frame: &[u8]) -> bool {
+        let (mut pc, mut acc) = (0usize, 0u32);
+        loop {
+            let (code, jt, jf, k) = NEIGHBOR_FILTER[pc];
+            let at = k as usize;
+            pc += 1;
+            match code {
+                0x28 => match frame.get(at..at + 2) {
+                    Some(b) => acc = u32::from(u16::from_be_bytes([b[0], b[1]])),
+                    None => return false,
+                },
+                0x30 => match frame.get(at) {
+                    Some(b) => acc = u32::from(*b),
+                    None => return false,
+                },
+                0x15 => pc += usize::from(if acc == k { jt } else { jf }),
+                0x06 => return k != 0,
+                other => panic!("opcode {other:#x}"),
+            }
+        }
+    }
+
+    #[test]
+    fn socket_filter_passes_arp_and_solicitations_only() {
+        for f in [
+            "arp_request.bin",
+            "arp_reply.bin",
+            "garp_request.bin",
+            "ndp_ns.bin",
+        ] {
+            assert!(bpf_accepts(&fixture(f)), "{f}");
+        }
+        for f in ["ndp_na_solicited.bin", "ndp_na_unsolicited.bin"] {
+            assert!(!bpf_accepts(&fixture(f)), "{f}");
+        }
+        let mut ipv4 = fixture("arp_request.bin");
+        ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
+        assert!(!bpf_accepts(&ipv4));
+        let mut udp6 = fixture("ndp_ns.bin");
+        udp6[20] = 17;
+        assert!(!bpf_accepts(&udp6));
+        assert!(!bpf_accepts(&[0u8; 10]));
+        assert_eq!(neighbor_filter().len(), NEIGHBOR_FILTER.len());
     }
 
     #[test]
