@@ -53,15 +53,15 @@ fn client_resolves_to_the_owner_and_reaches_its_listener_and_the_other_node_stay
     assert_eq!(lab.neigh(VIP4).as_deref(), Some(mac("node2")));
     assert_eq!(lab.neigh(VIP6).as_deref(), Some(mac("node2")));
     assert!(
-        seen.iter().any(|(k, ip, _)| k == "arp-reply" && ip == VIP4),
+        seen.iter().any(|a| a.kind == "arp-reply" && a.ip == VIP4),
         "no ARP reply captured: {seen:?}"
     );
     assert!(
-        seen.iter().any(|(k, ip, _)| k == "na" && ip == VIP6),
+        seen.iter().any(|a| a.kind == "na" && a.ip == VIP6),
         "no NA captured: {seen:?}"
     );
     assert!(
-        seen.iter().all(|(_, _, m)| m == mac("node2")),
+        seen.iter().all(|a| a.mac == mac("node2")),
         "someone else answered: {seen:?}"
     );
     assert_eq!(lab.connect(VIP4), "node2");
@@ -74,8 +74,11 @@ fn client_resolves_to_the_owner_and_reaches_its_listener_and_the_other_node_stay
         let c = &owner["counters"][ip];
         assert!(c["requestsReceived"].as_u64() >= Some(1), "{owner}");
         assert!(c["responsesSent"].as_u64() >= Some(1), "{owner}");
-        assert!(c["gratuitousSent"].as_u64() >= Some(5), "{owner}");
     }
+    // The burst on becoming owner: 5 rounds (0, 1.1, 2.2, 3.3, 4.4 s), two ARP forms per round
+    // for IPv4, one unsolicited NA per round for IPv6.
+    assert_eq!(owner["counters"][VIP4]["gratuitousSent"], 10, "{owner}");
+    assert_eq!(owner["counters"][VIP6]["gratuitousSent"], 5, "{owner}");
     let other = lab.status("node1");
     assert_eq!(other["services"], serde_json::json!({}), "{other}");
     assert_eq!(other["counters"], serde_json::json!({}), "{other}");
@@ -110,10 +113,38 @@ fn killing_the_owner_moves_the_clients_neighbor_entries() {
         assert!(lab.ping(ip), "ping {ip}");
         assert_eq!(lab.neigh(ip).as_deref(), Some(mac("node2")));
     }
+    let watch = lab.watch(6.5);
     let killed = lab.kill_speaker("node2");
-    let v4 = lab.wait_neigh(VIP4, mac("node1"), killed, Duration::from_secs(10));
-    let v6 = lab.wait_neigh(VIP6, mac("node1"), killed, Duration::from_secs(10));
+    let v4 = lab.wait_neigh(VIP4, mac("node1"), killed, Duration::from_secs(6));
+    let v6 = lab.wait_neigh(VIP6, mac("node1"), killed, Duration::from_secs(6));
+    let seen = watch.collect();
     eprintln!("failover: kill → client entry at node1: IPv4 {v4:?}, IPv6 {v6:?}");
+    // The new owner's burst as the client saw it: both gratuitous ARP forms and an unsolicited
+    // NA (override flag) per round, rounds 1.1 s apart.
+    let rounds = |kind: &str, ip: &str| -> Vec<f64> {
+        seen.iter()
+            .filter(|a| a.kind == kind && a.ip == ip && a.mac == mac("node1"))
+            .map(|a| a.at)
+            .collect()
+    };
+    let garp = rounds("arp-gratuitous", VIP4);
+    let na = rounds("na-unsolicited", VIP6);
+    assert!(
+        garp.len() >= 8 && garp.len() % 2 == 0,
+        "gratuitous ARP: {seen:?}"
+    );
+    assert!(na.len() >= 4, "unsolicited NA: {seen:?}");
+    for w in na.windows(2) {
+        let gap = w[1] - w[0];
+        assert!(
+            (0.9..1.4).contains(&gap),
+            "NA rounds {gap:.3} s apart: {na:?}"
+        );
+    }
+    assert!(
+        seen.iter().all(|a| a.mac == mac("node1")),
+        "the dead owner answered: {seen:?}"
+    );
     assert!(
         v4.is_some() && v6.is_some(),
         "no failover:\n{}",

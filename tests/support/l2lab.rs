@@ -73,6 +73,45 @@ fn node_ip(node: &str) -> &'static str {
     }
 }
 
+/// A frame seen by the client.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    /// `arp-reply`, `arp-gratuitous` (request or reply form), `na` (solicited) or
+    /// `na-unsolicited`.
+    pub kind: String,
+    /// The address it is about.
+    pub ip: String,
+    /// Sender MAC.
+    pub mac: String,
+    /// Seconds since the capture started.
+    pub at: f64,
+}
+
+/// A capture running on the client.
+pub struct Watch {
+    child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl Watch {
+    /// Waits for the capture to end and returns what it saw.
+    pub fn collect(mut self) -> Vec<Answer> {
+        let mut out = Vec::new();
+        for line in self.lines.by_ref() {
+            let line = line.unwrap();
+            let w: Vec<&str> = line.split_whitespace().collect();
+            out.push(Answer {
+                kind: w[0].to_string(),
+                ip: w[1].to_string(),
+                mac: w[2].to_string(),
+                at: w[3].parse().unwrap(),
+            });
+        }
+        self.child.wait().unwrap();
+        out
+    }
+}
+
 /// A running lab; dropping it stops every process and deletes the namespaces.
 pub struct Lab {
     /// Namespace prefix.
@@ -363,13 +402,16 @@ serve(socket.AF_INET, "{VIP4}")
         None
     }
 
-    /// Captures, on the client, the ARP replies / gratuitous ARPs / NAs for the service
-    /// addresses while `during` runs; returns "(kind, ip, mac)" triples.
-    pub fn watch_answers(
-        &self,
-        seconds: f32,
-        during: impl FnOnce(),
-    ) -> Vec<(String, String, String)> {
+    /// Captures, on the client, the ARP replies / gratuitous ARPs (both forms) / NAs for the
+    /// service addresses for `seconds`, while `during` runs.
+    pub fn watch_answers(&self, seconds: f32, during: impl FnOnce()) -> Vec<Answer> {
+        let watch = self.watch(seconds);
+        during();
+        watch.collect()
+    }
+
+    /// Starts a capture on the client for `seconds`; [`Watch::collect`] waits for it to end.
+    pub fn watch(&self, seconds: f32) -> Watch {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.ns("client"), "python3"])
             .arg(root().join("tests/lab/neigh_watch.py"))
@@ -379,15 +421,7 @@ serve(socket.AF_INET, "{VIP4}")
             .unwrap();
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         assert_eq!(lines.next().unwrap().unwrap(), "ready");
-        during();
-        let mut out = Vec::new();
-        for line in lines {
-            let line = line.unwrap();
-            let w: Vec<&str> = line.split_whitespace().collect();
-            out.push((w[0].to_string(), w[1].to_string(), w[2].to_string()));
-        }
-        child.wait().unwrap();
-        out
+        Watch { child, lines }
     }
 
     /// Takes a node off the bridge (its switch port down: the node sees no carrier).
