@@ -46,10 +46,64 @@ pub enum Command {
     Validate(ValidateArgs),
     /// Show what the controller would allocate for the Services in manifests (a dry run).
     Plan(PlanArgs),
+    /// Run the BGP speaker for one node without Kubernetes: render the node's frr.conf from
+    /// manifests in a directory and keep FRR in sync with it.
+    Speaker(SpeakerArgs),
     /// Run the layer 2 speaker of one node from manifests: answer ARP/NDP for the Service
     /// addresses this node wins, fail over through SWIM membership with the other speakers.
     #[command(name = "speaker-l2")]
     SpeakerL2(Box<SpeakerL2Args>),
+}
+
+/// `metallb speaker`.
+#[derive(Debug, Args)]
+pub struct SpeakerArgs {
+    /// The node this speaker runs for.
+    #[arg(long, env = "METALLB_NODE_NAME")]
+    pub node_name: String,
+    /// Directory of YAML manifests (metallb.io resources, Services, Nodes); re-read when a file
+    /// in it changes and on SIGHUP.
+    #[arg(
+        long,
+        env = "METALLB_MANIFESTS",
+        required_unless_present = "frr_conf_file"
+    )]
+    pub manifests: Option<PathBuf>,
+    /// Apply this already rendered frr.conf instead of rendering manifests (testing and
+    /// debugging the apply path); re-read when it changes and on SIGHUP.
+    #[arg(long, conflicts_with = "manifests")]
+    pub frr_conf_file: Option<PathBuf>,
+    /// FRR pathspace (`vtysh -N`); none for the default instance.
+    #[arg(long, env = "METALLB_FRR_PATHSPACE")]
+    pub frr_pathspace: Option<String>,
+    /// Milliseconds to collect changes before applying the latest configuration.
+    #[arg(long, env = "METALLB_BGP_DEBOUNCE_MS", default_value_t = 100)]
+    pub debounce_ms: u64,
+    /// Seconds between checks, while idle, that FRR still runs the applied configuration
+    /// (`frr-reload.py --test`); a drift is reloaded. 0 turns the check off.
+    #[arg(long, env = "METALLB_FRR_RESYNC_SECS", default_value_t = 60)]
+    pub frr_resync_secs: u64,
+    /// Milliseconds between checks of the manifests for changes.
+    #[arg(long, env = "METALLB_POLL_MS", default_value_t = 100)]
+    pub poll_ms: u64,
+    /// MetalLB log level the FRR configuration is rendered for: all, debug, info, warn, error
+    /// or none.
+    #[arg(long, env = "METALLB_FRR_LOG_LEVEL", default_value = "info")]
+    pub frr_log_level: crate::core::frr::LogLevel,
+    /// Router ID for routers whose peers set none.
+    #[arg(long, env = "METALLB_ROUTER_ID")]
+    pub router_id: Option<std::net::Ipv4Addr>,
+    /// The `hostname` to render: the OS nodename FRR runs under (FRR 8.4 prints that whatever
+    /// the config says). Default: this host's nodename.
+    #[arg(long, env = "METALLB_FRR_HOSTNAME")]
+    pub frr_hostname: Option<String>,
+    /// Directory for the rendered frr.conf and `status.json` (default:
+    /// /run/metallb/<pathspace or "default">).
+    #[arg(long, env = "METALLB_STATE_DIR")]
+    pub state_dir: Option<PathBuf>,
+    /// Only handle Services with this `spec.loadBalancerClass` (none: Services without a class).
+    #[arg(long, env = "METALLB_LB_CLASS")]
+    pub lb_class: Option<String>,
 }
 
 /// `metallb speaker-l2`.

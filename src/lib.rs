@@ -5,10 +5,10 @@
 //! - [`core`]: the pure domain (addresses, config model, allocator); no Kubernetes, no I/O.
 //! - [`config`]: API objects → validated core config (the webhook logic), Services → allocator
 //!   input.
-//! - [`frr`]: rendering the FRR configuration model into `frr.conf`.
 //! - [`l2`]: the layer 2 speaker (ARP/NDP responder, announcer, membership).
 //! - [`manifest`]: reading multi-document YAML from files, directories and stdin.
 //! - [`plan`]: the dry run of the controller's allocation.
+//! - [`frr`]: FRR: rendering frr.conf, applying it (the apply loop), vtysh status.
 //! - [`cli`], [`cmd`], [`telemetry`]: the command-line edge.
 
 pub mod api;

@@ -1,6 +1,7 @@
 //! Subcommand handlers: the CLI edge, where errors become exit codes and messages.
 
 mod plan;
+mod speaker;
 mod speaker_l2;
 mod validate;
 
@@ -27,6 +28,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Validate(args) => validate::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::SpeakerL2(args) => speaker_l2::run(&args),
+        Command::Speaker(args) => speaker::run(&args),
     }
 }
 

@@ -1,0 +1,938 @@
+//! The apply loop against real FRR 8.4.4 in the netns lab (router + node1 + node2).
+//!
+//! Run with `METALLB_LAB=1` as root after `hack/setup.sh` (hack/test does both). Without it
+//! every test prints a skip note and passes; with it, missing FRR or root is a failure. Each
+//! test brings up its own lab under its own prefix and tears it down on drop, panics included;
+//! a process-wide lock runs them one at a time (two cores, BGP timers).
+
+#[path = "support/lab.rs"]
+mod lab;
+
+use std::time::{Duration, Instant};
+
+use lab::Lab;
+use metallb::frr::{
+    apply::{Applier, ApplierConfig, ApplyPath, Step, config_hash},
+    apply_loop::{self, ApplyHandle, ApplyStatus, LoopConfig},
+};
+
+static LAB_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const NODE1_V4: &str = "10.77.0.11";
+const NODE1_V6: &str = "fd00:77::11";
+const LONG: Duration = Duration::from_secs(60);
+
+fn start_loop(lab: &Lab, cfg: LoopConfig) -> ApplyHandle {
+    let applier = Applier::new(ApplierConfig::new(
+        Some(lab.ns("node1")),
+        lab.state_dir("node1"),
+    ));
+    apply_loop::spawn(applier, cfg)
+}
+
+fn fast_loop() -> LoopConfig {
+    LoopConfig {
+        debounce: Duration::from_millis(20),
+        retry_initial: Duration::from_millis(300),
+        retry_max: Duration::from_secs(5),
+        resync: None,
+    }
+}
+
+/// Sets `text` and waits until it is the applied config; returns the status.
+async fn apply(h: &ApplyHandle, text: &str) -> ApplyStatus {
+    let hash = config_hash(text);
+    h.set(text.to_string());
+    h.wait_for(LONG, |s| {
+        s.applied_hash.as_deref() == Some(&hash) && s.last.as_ref().is_some_and(|a| a.hash == hash)
+    })
+    .await
+    .unwrap_or_else(|s| panic!("{hash} not applied: {s:#?}"))
+}
+
+/// Applies the base config and waits for both sessions and both base routes on the router.
+async fn bring_up_base(lab: &Lab, h: &ApplyHandle) {
+    let s = apply(h, &lab::base_conf()).await;
+    assert_eq!(s.last.unwrap().path, Some(ApplyPath::Reload), "first apply");
+    let router = lab.vtysh("router");
+    lab::wait_established(&router, NODE1_V4, LONG)
+        .await
+        .unwrap();
+    lab::wait_established(&router, NODE1_V6, LONG)
+        .await
+        .unwrap();
+    let every = Duration::from_millis(50);
+    lab::wait_route(&router, "198.51.100.10/32", Some(NODE1_V4), LONG, every)
+        .await
+        .unwrap();
+    lab::wait_route(&router, "2001:db8::10/128", Some(NODE1_V6), LONG, every)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefix_reaches_router_with_next_hop_and_community_then_is_withdrawn() {
+    if !lab::enabled("prefix_reaches_router_with_next_hop_and_community_then_is_withdrawn") {
+        return;
+    }
+    let _serial = LAB_LOCK.lock().await;
+    let lab = Lab::up("mlt-route-");
+    let h = start_loop(&lab, fast_loop());
+    bring_up_base(&lab, &h).await;
+    let router = lab.vtysh("router");
+
+    // A new service with a community: network line, allow-list entry and a community
+    // route-map entry (frr/canonical/14d), all through the incremental path.
+    let with_community = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/frr/canonical/14d-add-community.conf"
+    ))
+    .unwrap()
+    .replace("hostname vm\n", &format!("hostname {}\n", lab::nodename()));
+    let s = apply(&h, &with_community).await;
+    let last = s.last.unwrap();
+    assert_eq!(last.path, Some(ApplyPath::Incremental), "{last:?}");
+    assert_eq!(last.stats.networks_added, 1);
+    let path = lab::wait_route(
+        &router,
+        "198.51.100.11/32",
+        Some(NODE1_V4),
+        LONG,
+        Duration::from_millis(50),
+    )
+    .await
+    .unwrap();
+    assert_eq!(path.path, "64500");
+    // Communities are only in the per-prefix view. Route-map changes reach the peer after
+    // bgpd's route-map timer, so poll.
+    let start = Instant::now();
+    loop {
+        let detail = router
+            .bgp_prefix("default", "198.51.100.11/32")
+            .await
+            .unwrap();
+        let community = detail
+            .as_ref()
+            .and_then(|d| d.best())
+            .and_then(|p| p.community.clone())
+            .map(|c| c.string);
+        if community.as_deref() == Some("64500:100") {
+            break;
+        }
+        assert!(
+            start.elapsed() < LONG,
+            "community never arrived: {community:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // Local preference is not carried over eBGP (node1 and the router are eBGP peers); the
+    // locPrf parsing is covered by the fixture tests.
+
+    // Back to the base: the service is withdrawn, again incrementally.
+    let s = apply(&h, &lab::base_conf()).await;
+    let last = s.last.unwrap();
+    assert_eq!(last.path, Some(ApplyPath::Incremental), "{last:?}");
+    assert_eq!(last.stats.networks_removed, 1);
+    lab::wait_no_route(&router, "198.51.100.11/32", LONG)
+        .await
+        .unwrap();
+    lab::wait_route(
+        &router,
+        "198.51.100.10/32",
+        Some(NODE1_V4),
+        LONG,
+        Duration::from_millis(50),
+    )
+    .await
+    .unwrap();
+    h.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_service_changes_reset_no_session() {
+    if !lab::enabled("two_hundred_service_changes_reset_no_session") {
+        return;
+    }
+    let _serial = LAB_LOCK.lock().await;
+    let lab = Lab::up("mlt-reset-");
+    let h = start_loop(&lab, fast_loop());
+    bring_up_base(&lab, &h).await;
+    let router = lab.vtysh("router");
+    // Let BFD settle so its uptime is comparable.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before_v4 = lab::neighbor(&router, NODE1_V4).await;
+    let before_v6 = lab::neighbor(&router, NODE1_V6).await;
+    let bfd_before = router.bfd_peers("default").await.unwrap();
+    assert!(
+        bfd_before
+            .iter()
+            .filter(|p| p.peer == NODE1_V4 || p.peer == NODE1_V6)
+            .all(|p| p.is_up())
+    );
+
+    // 200 changes: a sliding window of five services, each change adds one and (after the
+    // first four) removes one: network line plus allow-list entry, as a renderer emits them.
+    let start = Instant::now();
+    let mut text = String::new();
+    let mut window = Vec::new();
+    for i in 0..200u32 {
+        let window_start = i.saturating_sub(4);
+        window = (window_start..=i)
+            .map(|j| format!("198.51.{}.{}/32", 101 + j / 250, 1 + j % 250))
+            .collect();
+        text = lab::conf_with_services(&window, true);
+        let s = apply(&h, &text).await;
+        let last = s.last.unwrap();
+        assert_eq!(
+            last.path,
+            Some(ApplyPath::Incremental),
+            "change {i}: {last:?}"
+        );
+    }
+    let elapsed = start.elapsed();
+    eprintln!(
+        "200 service changes applied in {elapsed:?} ({:?} per change, debounce included)",
+        elapsed / 200
+    );
+    for p in &window {
+        lab::wait_route(&router, p, Some(NODE1_V4), LONG, Duration::from_millis(50))
+            .await
+            .unwrap();
+    }
+    lab::wait_no_route(&router, "198.51.101.1/32", LONG)
+        .await
+        .unwrap();
+
+    let after_v4 = lab::neighbor(&router, NODE1_V4).await;
+    let after_v6 = lab::neighbor(&router, NODE1_V6).await;
+    for (before, after, peer) in [
+        (&before_v4, &after_v4, NODE1_V4),
+        (&before_v6, &after_v6, NODE1_V6),
+    ] {
+        assert!(after.is_established(), "{peer}: {}", after.bgp_state);
+        assert_eq!(
+            after.connections_established, before.connections_established,
+            "{peer}: session was reset"
+        );
+        assert_eq!(
+            after.connections_dropped, before.connections_dropped,
+            "{peer}"
+        );
+        // FRR computes this epoch as now - uptime, in whole seconds: it can move by one.
+        assert!(
+            after
+                .bgp_timer_up_established_epoch
+                .abs_diff(before.bgp_timer_up_established_epoch)
+                <= 1,
+            "{peer}: established time moved: {} -> {}",
+            before.bgp_timer_up_established_epoch,
+            after.bgp_timer_up_established_epoch
+        );
+        assert!(
+            after.bgp_timer_up_msec > before.bgp_timer_up_msec,
+            "{peer}: uptime did not grow"
+        );
+    }
+    // BFD stayed up the whole time: its uptime covers the run.
+    let bfd_after = router.bfd_peers("default").await.unwrap();
+    for p in bfd_after
+        .iter()
+        .filter(|p| p.peer == NODE1_V4 || p.peer == NODE1_V6)
+    {
+        assert!(p.is_up(), "{p:?}");
+        assert!(
+            p.uptime.unwrap_or(0) >= elapsed.as_secs(),
+            "BFD flapped: {p:?}"
+        );
+    }
+
+    // The same text again runs nothing.
+    let s = h.status().borrow().clone();
+    h.set(text.clone());
+    let again = h
+        .wait_for(LONG, |n| n.unchanged == s.unchanged + 1)
+        .await
+        .unwrap();
+    assert_eq!(again.applies, s.applies);
+    assert_eq!(again.last.unwrap().path, Some(ApplyPath::Unchanged));
+    h.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_configs_leave_the_previous_one_running() {
+    if !lab::enabled("rejected_configs_leave_the_previous_one_running") {
+        return;
+    }
+    let _serial = LAB_LOCK.lock().await;
+    let lab = Lab::up("mlt-reject-");
+    let h = start_loop(&lab, fast_loop());
+    bring_up_base(&lab, &h).await;
+    let node1 = lab.vtysh("node1");
+    let router = lab.vtysh("router");
+    let base = lab::base_conf();
+    let base_hash = config_hash(&base);
+
+    // 1. An invalid render: an unknown command. FRR's parser rejects it; nothing is applied.
+    let unknown = base.replace(
+        " neighbor 10.77.0.1 bfd\n",
+        " neighbor 10.77.0.1 bfd\n neighbor 10.77.0.1 bfdx\n",
+    );
+    let bad_hash = config_hash(&unknown);
+    h.set(unknown);
+    let s = h
+        .wait_for(LONG, |s| {
+            s.last
+                .as_ref()
+                .is_some_and(|a| a.hash == bad_hash && !a.ok())
+        })
+        .await
+        .unwrap();
+    let last = s.last.clone().unwrap();
+    assert_eq!(last.failed_step, Some(Step::Validate), "{last:?}");
+    assert!(
+        last.error.as_deref().unwrap().contains("Unknown command"),
+        "{last:?}"
+    );
+    assert_eq!(s.applied_hash.as_deref(), Some(base_hash.as_str()));
+    let running = node1.running_config().await.unwrap();
+    assert!(!running.contains("bfdx"));
+    assert!(running.contains("network 198.51.100.10/32"));
+    // It is retried with backoff while it stays the desired config.
+    let s = h
+        .wait_for(LONG, |s| s.last.as_ref().is_some_and(|a| a.retry >= 2))
+        .await
+        .unwrap();
+    assert_eq!(s.last.unwrap().hash, bad_hash);
+
+    // 2. A config FRR accepts line by line but rejects when applied: a route-map on a
+    //    neighbor that does not exist, next to a new service. frr-reload.py applies the good
+    //    lines and fails the bad one; the applier rolls everything back.
+    let semantic = lab::conf_with_services(&["198.51.100.99/32".to_string()], true).replace(
+        "  neighbor 10.77.0.1 route-map 10.77.0.1-out out\n",
+        "  neighbor 10.77.0.1 route-map 10.77.0.1-out out\n  neighbor 10.9.9.9 route-map FOO in\n",
+    );
+    let semantic_hash = config_hash(&semantic);
+    h.set(semantic);
+    let s = h
+        .wait_for(LONG, |s| {
+            s.last
+                .as_ref()
+                .is_some_and(|a| a.hash == semantic_hash && !a.ok())
+        })
+        .await
+        .unwrap();
+    let last = s.last.clone().unwrap();
+    assert_eq!(last.failed_step, Some(Step::Reload), "{last:?}");
+    let error = last.error.unwrap();
+    assert!(error.contains("10.9.9.9"), "{error}");
+    assert!(
+        error.contains("previous configuration was restored"),
+        "{error}"
+    );
+    assert_eq!(s.applied_hash.as_deref(), Some(base_hash.as_str()));
+    let running = node1.running_config().await.unwrap();
+    assert!(!running.contains("10.9.9.9"), "{running}");
+    assert!(!running.contains("198.51.100.99"), "{running}");
+    lab::wait_no_route(&router, "198.51.100.99/32", LONG)
+        .await
+        .unwrap();
+
+    // 3. The good config again: nothing to do, the retries stop.
+    h.set(base.clone());
+    let s = h
+        .wait_for(LONG, |s| {
+            s.last
+                .as_ref()
+                .is_some_and(|a| a.hash == base_hash && a.ok())
+        })
+        .await
+        .unwrap();
+    assert_eq!(s.last.unwrap().path, Some(ApplyPath::Unchanged));
+    let failures = s.failures;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(h.status().borrow().failures, failures, "retries went on");
+    h.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_configs_in_one_debounce_window_make_one_apply() {
+    if !lab::enabled("fifty_configs_in_one_debounce_window_make_one_apply") {
+        return;
+    }
+    let _serial = LAB_LOCK.lock().await;
+    let lab = Lab::up("mlt-burst-");
+    let h = start_loop(
+        &lab,
+        LoopConfig {
+            debounce: Duration::from_millis(300),
+            ..fast_loop()
+        },
+    );
+    bring_up_base(&lab, &h).await;
+    let before = h.status().borrow().clone();
+    assert_eq!(before.applies, 1);
+
+    let texts: Vec<String> = (0..50)
+        .map(|i| lab::conf_with_services(&[format!("198.51.100.{}/32", 100 + i)], true))
+        .collect();
+    let started = Instant::now();
+    for t in &texts {
+        h.set(t.clone());
+    }
+    let pushed = started.elapsed();
+    assert!(
+        pushed < Duration::from_millis(300),
+        "pushing took {pushed:?}"
+    );
+    let s = apply(&h, texts.last().unwrap()).await;
+    assert_eq!(s.applies, 2, "{s:#?}");
+    assert_eq!(s.failures, 0);
+    let last = s.last.unwrap();
+    assert_eq!(last.path, Some(ApplyPath::Incremental));
+    assert_eq!(last.stats.networks_added, 1);
+    let router = lab.vtysh("router");
+    lab::wait_route(
+        &router,
+        "198.51.100.149/32",
+        Some(NODE1_V4),
+        LONG,
+        Duration::from_millis(50),
+    )
+    .await
+    .unwrap();
+    let running = lab.vtysh("node1").running_config().await.unwrap();
+    assert!(!running.contains("198.51.100.100/32"));
+    // Nothing else was applied afterwards.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(h.status().borrow().applies, 2);
+    h.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn manual_change_on_frr_is_detected_and_undone() {
+    if !lab::enabled("manual_change_on_frr_is_detected_and_undone") {
+        return;
+    }
+    let _serial = LAB_LOCK.lock().await;
+    let lab = Lab::up("mlt-drift-");
+    let h = start_loop(
+        &lab,
+        LoopConfig {
+            resync: Some(Duration::from_millis(500)),
+            ..fast_loop()
+        },
+    );
+    bring_up_base(&lab, &h).await;
+    let router = lab.vtysh("router");
+    // Someone removes the service by hand on node1.
+    lab.vtysh("node1")
+        .raw(&[
+            "-c",
+            "configure",
+            "-c",
+            "router bgp 64500",
+            "-c",
+            "address-family ipv4 unicast",
+            "-c",
+            "no network 198.51.100.10/32",
+        ])
+        .await
+        .unwrap();
+    lab::wait_no_route(&router, "198.51.100.10/32", LONG)
+        .await
+        .unwrap();
+    // The next drift check reloads the applied config: the route is back.
+    let s = h.wait_for(LONG, |s| s.resyncs >= 1).await.unwrap();
+    let last = s.last.unwrap();
+    assert!(last.ok(), "{last:?}");
+    assert!(
+        last.fallback_reason
+            .unwrap()
+            .contains("network 198.51.100.10/32"),
+        "the drift names the missing line"
+    );
+    lab::wait_route(
+        &router,
+        "198.51.100.10/32",
+        Some(NODE1_V4),
+        LONG,
+        Duration::from_millis(50),
+    )
+    .await
+    .unwrap();
+    h.shutdown().await.unwrap();
+}
+
+/// Reads the speaker's status.json (None while it does not exist or is being replaced).
+fn read_status(path: &std::path::Path) -> Option<serde_json::Value> {
+    serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()
+}
+
+async fn wait_status(
+    path: &std::path::Path,
+    what: &str,
+    pred: impl Fn(&serde_json::Value) -> bool,
+) -> serde_json::Value {
+    let start = Instant::now();
+    loop {
+        if let Some(s) = read_status(path)
+            && pred(&s)
+        {
+            return s;
+        }
+        assert!(
+            start.elapsed() < LONG,
+            "{what}: status is {:#?}",
+            read_status(path)
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Kills the speaker if the test fails half-way.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &child.0.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "kill -{sig}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speaker_binary_follows_its_input_and_stops_on_sigterm() {
+    if !lab::enabled("speaker_binary_follows_its_input_and_stops_on_sigterm") {
+        return;
+    }
+    let _serial = LAB_LOCK.lock().await;
+    let lab = Lab::up("mlt-speaker-");
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("frr.conf");
+    let state = lab.state_dir("node1");
+    let status = state.join("status.json");
+    std::fs::write(&conf, lab::base_conf()).unwrap();
+    let bin_dir = tempfile::tempdir().unwrap();
+    let mut child = Child(
+        std::process::Command::new(metallb_bin(bin_dir.path()))
+            .args(["--log-level", "info", "speaker", "--node-name", "node1"])
+            .arg("--frr-conf-file")
+            .arg(&conf)
+            .args(["--frr-pathspace", &lab.ns("node1")])
+            .args(["--debounce-ms", "50", "--poll-ms", "50"])
+            .arg("--state-dir")
+            .arg(&state)
+            .spawn()
+            .unwrap(),
+    );
+    let router = lab.vtysh("router");
+    let every = Duration::from_millis(50);
+    lab::wait_route(&router, "198.51.100.10/32", Some(NODE1_V4), LONG, every)
+        .await
+        .unwrap();
+    wait_status(&status, "first apply", |s| s["applies"] == 1).await;
+
+    // A new service in the file: announced through the incremental path.
+    std::fs::write(
+        &conf,
+        lab::conf_with_services(&["198.51.100.77/32".to_string()], true),
+    )
+    .unwrap();
+    lab::wait_route(&router, "198.51.100.77/32", Some(NODE1_V4), LONG, every)
+        .await
+        .unwrap();
+    let s = wait_status(&status, "second apply", |s| s["applies"] == 2).await;
+    assert_eq!(s["last"]["path"], "incremental", "{s:#?}");
+
+    // A broken file: reported, FRR keeps the service.
+    std::fs::write(&conf, "router bgp 64500\n neighbor 10.77.0.1 bfdx\nexit\n").unwrap();
+    let s = wait_status(&status, "failure", |s| s["failures"].as_u64() >= Some(1)).await;
+    assert_eq!(s["last"]["failedStep"], "validate", "{s:#?}");
+    let running = lab.vtysh("node1").running_config().await.unwrap();
+    assert!(running.contains("network 198.51.100.77/32"));
+
+    // Back to the service file, then SIGHUP: the same text again runs nothing.
+    std::fs::write(
+        &conf,
+        lab::conf_with_services(&["198.51.100.77/32".to_string()], true),
+    )
+    .unwrap();
+    let s = wait_status(&status, "good again", |s| s["last"]["error"].is_null()).await;
+    let unchanged = s["unchanged"].as_u64().unwrap();
+    assert_eq!(s["applies"], 2, "{s:#?}");
+    signal(&child, "HUP");
+    wait_status(&status, "SIGHUP", |s| {
+        s["unchanged"].as_u64() == Some(unchanged + 1)
+    })
+    .await;
+
+    // SIGTERM: a clean exit.
+    signal(&child, "TERM");
+    let start = Instant::now();
+    let code = loop {
+        if let Some(code) = child.0.try_wait().unwrap() {
+            break code;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "speaker did not stop"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(code.success(), "{code:?}");
+}
+
+// === speakers rendering from manifests ===
+
+/// The lab's metallb.io objects: nodes node1 (rack a) and node2 (rack b), pool `lab`
+/// (198.51.100.0/24, 2001:db8:77::/120) advertised with community 64500:100, BFD profile `fast`
+/// on the IPv4 peer, and an IPv6 peer limited to `v6_peer_rack` when given.
+fn lab_manifests(v6_peer_rack: Option<&str>) -> String {
+    let selector = v6_peer_rack
+        .map(|r| format!("  nodeSelectors:\n  - matchLabels:\n      rack: {r}\n"))
+        .unwrap_or_default();
+    format!(
+        r#"apiVersion: v1
+kind: Node
+metadata:
+  name: node1
+  labels: {{rack: a}}
+---
+apiVersion: v1
+kind: Node
+metadata:
+  name: node2
+  labels: {{rack: b}}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: lab, namespace: metallb-system}}
+spec:
+  addresses: [198.51.100.0/24, "2001:db8:77::/120"]
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: lab, namespace: metallb-system}}
+spec:
+  ipAddressPools: [lab]
+  communities: ["64500:100"]
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: rack-a, namespace: metallb-system}}
+spec:
+  addresses: [203.0.113.0/24]
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {{name: rack-a, namespace: metallb-system}}
+spec:
+  ipAddressPools: [rack-a]
+  nodeSelectors:
+  - matchLabels: {{rack: a}}
+---
+apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata: {{name: fast, namespace: metallb-system}}
+spec:
+  receiveInterval: 200
+  transmitInterval: 200
+  detectMultiplier: 5
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: router-v4, namespace: metallb-system}}
+spec:
+  myASN: 64500
+  peerASN: 64501
+  peerAddress: 10.77.0.1
+  bfdProfile: fast
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: router-v6, namespace: metallb-system}}
+spec:
+  myASN: 64500
+  peerASN: 64501
+  peerAddress: "fd00:77::1"
+{selector}"#
+    )
+}
+
+/// A LoadBalancer Service asking for `ips` (comma-separated), optionally ETP Local.
+fn service(name: &str, ips: &str, local: bool) -> String {
+    let dual = if ips.contains(':') && ips.contains('.') {
+        "  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4, IPv6]\n"
+    } else {
+        ""
+    };
+    let etp = if local {
+        "  externalTrafficPolicy: Local\n"
+    } else {
+        ""
+    };
+    format!(
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\n  namespace: default\n  \
+         annotations:\n    metallb.io/loadBalancerIPs: {ips}\nspec:\n  type: LoadBalancer\n\
+         {dual}{etp}  selector: {{app: {name}}}\n  ports: [{{port: 80}}]\n"
+    )
+}
+
+/// An EndpointSlice of `service` with one ready endpoint on `node`.
+fn endpoint_on(service: &str, node: &str) -> String {
+    format!(
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\nmetadata:\n  name: {service}-x\n  \
+         namespace: default\n  labels:\n    kubernetes.io/service-name: {service}\n\
+         addressType: IPv4\nendpoints:\n- addresses: [\"10.244.0.5\"]\n  nodeName: {node}\n  \
+         conditions: {{ready: true, serving: true}}\n"
+    )
+}
+
+/// A private copy of the `metallb` binary in `dir` (`METALLB_BIN` overrides the source).
+/// Several worktrees may share one cargo target directory, and another branch's build can
+/// replace `target/debug/metallb` while these tests run; a copy taken now (and checked to have
+/// `speaker`) cannot change under them.
+fn metallb_bin(dir: &std::path::Path) -> std::path::PathBuf {
+    let copy = dir.join("metallb");
+    if !copy.exists() {
+        let source =
+            std::env::var("METALLB_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_metallb").into());
+        std::fs::copy(source, &copy).unwrap();
+    }
+    let help = std::process::Command::new(&copy)
+        .args(["speaker", "--help"])
+        .output()
+        .unwrap();
+    assert!(
+        help.status.success(),
+        "{} has no `speaker` subcommand: another build replaced it (shared target dir?); rerun, \
+         or point METALLB_BIN at a copy",
+        env!("CARGO_BIN_EXE_metallb")
+    );
+    copy
+}
+
+fn spawn_speaker(lab: &Lab, node: &str, manifests: &std::path::Path) -> Child {
+    let bin_dir = lab.state_dir("bin");
+    std::fs::create_dir_all(&bin_dir).unwrap();
+    Child(
+        std::process::Command::new(metallb_bin(&bin_dir))
+            .args(["--log-level", "info", "speaker", "--node-name", node])
+            .arg("--manifests")
+            .arg(manifests)
+            .args(["--frr-pathspace", &lab.ns(node)])
+            .args(["--debounce-ms", "50", "--poll-ms", "50"])
+            .arg("--state-dir")
+            .arg(lab.state_dir(node))
+            .spawn()
+            .unwrap(),
+    )
+}
+
+/// Waits until the router's valid paths for `prefix` come exactly from `nexthops`.
+async fn wait_paths(router: &metallb::frr::vtysh::Vtysh, prefix: &str, nexthops: &[&str]) {
+    let afi = if prefix.contains(':') {
+        metallb::frr::vtysh::Afi::Ipv6
+    } else {
+        metallb::frr::vtysh::Afi::Ipv4
+    };
+    let want: std::collections::BTreeSet<&str> = nexthops.iter().copied().collect();
+    let start = Instant::now();
+    let mut got = std::collections::BTreeSet::new();
+    while start.elapsed() < LONG {
+        if let Ok(t) = router.bgp_routes("default", afi).await {
+            got = t
+                .routes
+                .get(prefix)
+                .into_iter()
+                .flatten()
+                .filter(|p| p.valid)
+                .filter_map(|p| p.nexthops.first().map(|n| n.ip.clone()))
+                .collect();
+            if got
+                .iter()
+                .map(String::as_str)
+                .collect::<std::collections::BTreeSet<_>>()
+                == want
+            {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{prefix}: paths via {got:?}, want {want:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn speaker_from_manifests_announces_services_with_bfd_and_communities() {
+    if !lab::enabled("speaker_from_manifests_announces_services_with_bfd_and_communities") {
+        return;
+    }
+    let _serial = LAB_LOCK.lock().await;
+    let lab = Lab::up("mlt-mani-");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("00-lab.yaml"), lab_manifests(None)).unwrap();
+    std::fs::write(
+        dir.path().join("10-web.yaml"),
+        service("web", "198.51.100.10,2001:db8:77::10", false),
+    )
+    .unwrap();
+    let status = lab.state_dir("node1").join("status.json");
+    let _speaker = spawn_speaker(&lab, "node1", dir.path());
+    let router = lab.vtysh("router");
+    let every = Duration::from_millis(50);
+    lab::wait_route(&router, "198.51.100.10/32", Some(NODE1_V4), LONG, every)
+        .await
+        .unwrap();
+    lab::wait_route(&router, "2001:db8:77::10/128", Some(NODE1_V6), LONG, every)
+        .await
+        .unwrap();
+    // The community of the BGPAdvertisement.
+    let start = Instant::now();
+    loop {
+        let c = router
+            .bgp_prefix("default", "198.51.100.10/32")
+            .await
+            .unwrap()
+            .and_then(|p| p.best().and_then(|b| b.community.clone()))
+            .map(|c| c.string);
+        if c.as_deref() == Some("64500:100") {
+            break;
+        }
+        assert!(start.elapsed() < LONG, "community: {c:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // BFD with node1's profile: the router sees node1's intervals and multiplier.
+    let start = Instant::now();
+    loop {
+        let peers = router.bfd_peers("default").await.unwrap();
+        let p = peers.iter().find(|p| p.peer == NODE1_V4).cloned();
+        if let Some(p) = &p
+            && p.is_up()
+            && p.remote_detect_multiplier == 5
+            && p.remote_receive_interval == 200
+            && p.remote_transmit_interval == 200
+        {
+            break;
+        }
+        assert!(start.elapsed() < LONG, "BFD: {p:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let before = lab::wait_established(&router, NODE1_V4, LONG)
+        .await
+        .unwrap();
+
+    // A second Service appears, then goes: incremental both ways, no session reset.
+    let applies = wait_status(&status, "first apply", |s| s["applies"] == 1).await["applies"]
+        .as_u64()
+        .unwrap();
+    std::fs::write(
+        dir.path().join("20-api.yaml"),
+        service("api", "198.51.100.20", false),
+    )
+    .unwrap();
+    lab::wait_route(&router, "198.51.100.20/32", Some(NODE1_V4), LONG, every)
+        .await
+        .unwrap();
+    let s = wait_status(&status, "service added", |s| s["applies"] == applies + 1).await;
+    assert_eq!(s["last"]["path"], "incremental", "{s:#?}");
+    std::fs::remove_file(dir.path().join("20-api.yaml")).unwrap();
+    lab::wait_no_route(&router, "198.51.100.20/32", LONG)
+        .await
+        .unwrap();
+    let s = wait_status(&status, "service removed", |s| s["applies"] == applies + 2).await;
+    assert_eq!(s["last"]["path"], "incremental", "{s:#?}");
+    let after = lab::neighbor(&router, NODE1_V4).await;
+    assert_eq!(
+        after.connections_established,
+        before.connections_established
+    );
+
+    // An invalid manifest: reported in the log, FRR keeps the running config.
+    std::fs::write(
+        dir.path().join("30-bad.yaml"),
+        "kind: IPAddressPool\n: : :\n",
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    lab::wait_route(&router, "198.51.100.10/32", Some(NODE1_V4), LONG, every)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_selectors_and_etp_local_pick_the_announcing_nodes() {
+    if !lab::enabled("node_selectors_and_etp_local_pick_the_announcing_nodes") {
+        return;
+    }
+    let _serial = LAB_LOCK.lock().await;
+    let lab = Lab::up("mlt-sel-");
+    let dir = tempfile::tempdir().unwrap();
+    // IPv6 peer only on rack b (node2); services: cluster-wide, ETP Local with its endpoint on
+    // node2, and one from the rack-a-only pool.
+    std::fs::write(dir.path().join("00-lab.yaml"), lab_manifests(Some("b"))).unwrap();
+    std::fs::write(
+        dir.path().join("10-svc.yaml"),
+        [
+            service("cluster", "198.51.100.10,2001:db8:77::10", false),
+            service("local", "198.51.100.11", true),
+            endpoint_on("local", "node2"),
+            service("racka", "203.0.113.10", false),
+        ]
+        .join("---\n"),
+    )
+    .unwrap();
+    let _s1 = spawn_speaker(&lab, "node1", dir.path());
+    let _s2 = spawn_speaker(&lab, "node2", dir.path());
+    let router = lab.vtysh("router");
+    lab::wait_established(&router, NODE1_V4, LONG)
+        .await
+        .unwrap();
+    lab::wait_established(&router, "10.77.0.12", LONG)
+        .await
+        .unwrap();
+    lab::wait_established(&router, "fd00:77::12", LONG)
+        .await
+        .unwrap();
+
+    wait_paths(&router, "198.51.100.10/32", &[NODE1_V4, "10.77.0.12"]).await;
+    wait_paths(&router, "198.51.100.11/32", &["10.77.0.12"]).await;
+    wait_paths(&router, "203.0.113.10/32", &[NODE1_V4]).await;
+    // Only node2 peers over IPv6 (the v6 BGPPeer selects rack b).
+    let n = router.bgp_neighbors("default").await.unwrap();
+    assert!(!n[NODE1_V6].is_established(), "{:?}", n[NODE1_V6].bgp_state);
+    let v6 = router
+        .bgp_routes("default", metallb::frr::vtysh::Afi::Ipv6)
+        .await
+        .unwrap();
+    let hops: Vec<&str> = v6
+        .routes
+        .get("2001:db8:77::10/128")
+        .into_iter()
+        .flatten()
+        .filter_map(|p| p.nexthops.first().map(|h| h.ip.as_str()))
+        .collect();
+    assert_eq!(hops, ["fd00:77::12"]);
+
+    // The endpoint moves to node1: the ETP Local route follows.
+    std::fs::write(
+        dir.path().join("10-svc.yaml"),
+        [
+            service("cluster", "198.51.100.10,2001:db8:77::10", false),
+            service("local", "198.51.100.11", true),
+            endpoint_on("local", "node1"),
+            service("racka", "203.0.113.10", false),
+        ]
+        .join("---\n"),
+    )
+    .unwrap();
+    wait_paths(&router, "198.51.100.11/32", &[NODE1_V4]).await;
+}
