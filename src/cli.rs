@@ -53,6 +53,10 @@ pub enum Command {
     /// Run the BGP speaker for one node without Kubernetes: render the node's frr.conf from
     /// manifests in a directory and keep FRR in sync with it.
     Speaker(SpeakerArgs),
+    /// Run the layer 2 speaker of one node from manifests: answer ARP/NDP for the Service
+    /// addresses this node wins, fail over through SWIM membership with the other speakers.
+    #[command(name = "speaker-l2")]
+    SpeakerL2(Box<SpeakerL2Args>),
 }
 
 /// How to reach the cluster.
@@ -182,6 +186,58 @@ pub struct SpeakerArgs {
     /// Only handle Services with this `spec.loadBalancerClass` (none: Services without a class).
     #[arg(long, env = "METALLB_LB_CLASS")]
     pub lb_class: Option<String>,
+}
+
+/// `metallb speaker-l2`.
+#[derive(Debug, Args)]
+pub struct SpeakerL2Args {
+    /// This node's name (the Node object's name).
+    #[arg(long, env = "METALLB_NODE_NAME")]
+    pub node_name: String,
+    /// Files or directories of YAML manifests: metallb.io resources, Services (with their
+    /// status addresses), EndpointSlices and Nodes.
+    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    pub paths: Vec<PathBuf>,
+    /// UDP address for the membership protocol (e.g. the pod IP and port 7946); without it
+    /// membership is off and every node is assumed to run a live speaker.
+    #[arg(long, env = "METALLB_ML_BIND_ADDR")]
+    pub member_bind: Option<std::net::SocketAddr>,
+    /// Other speakers' membership addresses to join through (comma-separated).
+    #[arg(long, env = "METALLB_ML_MEMBERS", value_delimiter = ',')]
+    pub members: Vec<std::net::SocketAddr>,
+    /// The shared membership secret; required with --member-bind.
+    #[arg(long, env = "METALLB_ML_SECRET_KEY", hide_env_values = true)]
+    pub member_secret: Option<String>,
+    /// Membership probe period in milliseconds.
+    #[arg(long, env = "METALLB_ML_PROBE_PERIOD_MS", default_value_t = 100)]
+    pub probe_period_ms: u64,
+    /// Membership direct-probe timeout in milliseconds (less than the probe period).
+    #[arg(long, env = "METALLB_ML_PROBE_RTT_MS", default_value_t = 50)]
+    pub probe_rtt_ms: u64,
+    /// How long a suspected speaker has to refute before it is declared dead, in milliseconds.
+    #[arg(long, env = "METALLB_ML_SUSPECT_TO_DOWN_MS", default_value_t = 200)]
+    pub suspect_to_down_ms: u64,
+    /// Interface name patterns (regular expressions) never answered on; the default is
+    /// upstream's metallb-excludel2 list.
+    #[arg(long, value_delimiter = ',')]
+    pub exclude_interfaces: Option<Vec<String>>,
+    /// Keep nodes labelled node.kubernetes.io/exclude-from-external-load-balancers.
+    #[arg(long, env = "METALLB_IGNORE_EXCLUDE_LB")]
+    pub ignore_exclude_lb: bool,
+    /// Only handle Services with this `spec.loadBalancerClass`.
+    #[arg(long, env = "METALLB_LB_CLASS")]
+    pub lb_class: Option<String>,
+    /// Partition fence witness (host:port reachable over TCP, e.g. the API server): a speaker
+    /// that can reach neither its peers nor the witness withdraws every announcement.
+    #[arg(long, env = "METALLB_L2_FENCE_WITNESS")]
+    pub fence_witness: Option<std::net::SocketAddr>,
+    /// How long the witness may be unreachable before it counts as lost, in milliseconds.
+    #[arg(long, env = "METALLB_L2_FENCE_DEADLINE_MS", default_value_t = 1000)]
+    pub fence_deadline_ms: u64,
+    /// Write the announced services and per-address counters here as JSON, about every
+    /// 100 ms.
+    #[arg(long)]
+    pub status_file: Option<PathBuf>,
 }
 
 /// `metallb validate`.

@@ -5,6 +5,7 @@
 //! - [`core`]: the pure domain (addresses, config model, allocator); no Kubernetes, no I/O.
 //! - [`config`]: API objects → validated core config (the webhook logic), Services → allocator
 //!   input.
+//! - [`l2`]: the layer 2 speaker (ARP/NDP responder, announcer, membership).
 //! - [`manifest`]: reading multi-document YAML from files, directories and stdin.
 //! - [`plan`]: the dry run of the controller's allocation.
 //! - [`controller`]: `metallb controller`, allocation through the Kubernetes API.
@@ -21,6 +22,7 @@ pub mod controller;
 pub mod core;
 pub mod frr;
 pub mod k8s;
+pub mod l2;
 pub mod manifest;
 pub mod plan;
 pub mod speaker;

@@ -26,6 +26,7 @@ use crate::{
         frr::{self, FrrConfig, NodeFacts},
         service::{LbService, ServiceKey},
     },
+    l2::cluster::{self as l2, L2Announcement},
 };
 
 /// What to plan besides allocation.
@@ -45,9 +46,27 @@ pub struct Plan {
     pub services: Vec<ServicePlan>,
     /// Every pool, by name, with its usage after allocation.
     pub pools: Vec<PoolPlan>,
-    /// What every node (the manifests' Nodes and the ones asked for) announces over BGP, by
-    /// node name.
-    pub nodes: Vec<NodeAnnouncement>,
+    /// What every node (the manifests' Nodes and the ones asked for) announces, by node name.
+    pub nodes: Vec<NodePlan>,
+}
+
+/// What one node announces: over BGP (`name`, `bgp`, flattened) and with layer 2 (`l2`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct NodePlan {
+    /// The BGP side.
+    #[serde(flatten)]
+    pub announcement: NodeAnnouncement,
+    /// Addresses the node answers ARP/NDP for, assuming every node runs a speaker (as upstream
+    /// does with memberlist off).
+    pub l2: Vec<L2Announcement>,
+}
+
+impl std::ops::Deref for NodePlan {
+    type Target = NodeAnnouncement;
+
+    fn deref(&self) -> &NodeAnnouncement {
+        &self.announcement
+    }
 }
 
 /// What one Service gets.
@@ -196,11 +215,35 @@ pub fn plan(resources: &Resources, config: &Config, options: &PlanOptions) -> Pl
         .filter_map(|n| n.metadata.name.clone())
         .collect();
     names.extend(options.nodes.iter().cloned());
+    let mut l2_by_node = l2_announcements(resources, config, &plan.services);
     plan.nodes = names
         .iter()
-        .map(|name| bgp::announce(config, &node(resources, name), &announced))
+        .map(|name| NodePlan {
+            announcement: bgp::announce(config, &node(resources, name), &announced),
+            l2: l2_by_node.remove(name).unwrap_or_default(),
+        })
         .collect();
     plan
+}
+
+/// The layer 2 owner of every allocated address, by node name.
+fn l2_announcements(
+    resources: &Resources,
+    config: &Config,
+    services: &[ServicePlan],
+) -> BTreeMap<String, Vec<L2Announcement>> {
+    let assigned: BTreeMap<ServiceKey, (String, Vec<IpAddr>)> = services
+        .iter()
+        .filter_map(|s| {
+            let ips = s.ips.iter().filter_map(|ip| ip.parse().ok()).collect();
+            Some((
+                ServiceKey::new(&s.namespace, &s.name),
+                (s.pool.clone()?, ips),
+            ))
+        })
+        .collect();
+    let elections = l2::elect_all(resources, config, &assigned, None, false);
+    l2::announcements_by_node(resources, &elections)
 }
 
 /// The FRR configuration the speaker on `node_name` would apply after this plan. `facts.hostname`
@@ -225,7 +268,7 @@ pub fn announcement(
     node_name: &str,
 ) -> NodeAnnouncement {
     match plan.nodes.iter().find(|n| n.name == node_name) {
-        Some(a) => a.clone(),
+        Some(a) => a.announcement.clone(),
         None => bgp::announce(
             config,
             &node(resources, node_name),

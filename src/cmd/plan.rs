@@ -153,6 +153,30 @@ fn render_text(plan: &Plan) -> String {
         }
         out.push_str(&table(&rows));
     }
+    if plan.nodes.iter().any(|n| !n.l2.is_empty()) {
+        out.push('\n');
+        let mut rows = vec![[
+            "NODE".to_string(),
+            "L2 ADDRESS".into(),
+            "SERVICE".into(),
+            "INTERFACES".into(),
+        ]];
+        for node in &plan.nodes {
+            for a in &node.l2 {
+                rows.push([
+                    node.name.clone(),
+                    a.ip.clone(),
+                    a.service.clone(),
+                    if a.interfaces.is_empty() {
+                        "*".into()
+                    } else {
+                        a.interfaces.join(",")
+                    },
+                ]);
+            }
+        }
+        out.push_str(&table(&rows));
+    }
     out
 }
 

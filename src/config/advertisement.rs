@@ -16,7 +16,8 @@ use super::{
 };
 use crate::{
     api::{
-        address_pool::Protocol, bgp_advertisement::BGPAdvertisement,
+        LabelSelector as ApiLabelSelector, address_pool::Protocol,
+        bgp_advertisement::BGPAdvertisement,
         l2_advertisement::L2Advertisement as L2AdvertisementObject,
     },
     core::{
@@ -193,17 +194,10 @@ pub(crate) fn attach_l2(
             ),
             preferred_nodes,
         };
-        let pool_selectors = convert_list(
-            &origin,
-            "spec.ipAddressPoolSelectors",
-            &spec.ip_address_pool_selectors,
-            problems,
-        );
-        let pools = selected_pools(
+        let (pools, _) = selected_pools(
             &origin,
             &spec.ip_address_pools,
-            &pool_selectors,
-            !spec.ip_address_pool_selectors.is_empty(),
+            &spec.ip_address_pool_selectors,
             drafts,
             problems,
         );
@@ -298,17 +292,10 @@ pub(crate) fn attach_bgp(
             }
             peer_names.push(peer.clone());
         }
-        let pool_selectors = convert_list(
-            &origin,
-            "spec.ipAddressPoolSelectors",
-            &spec.ip_address_pool_selectors,
-            problems,
-        );
-        let pools = selected_pools(
+        let (pools, pool_selectors) = selected_pools(
             &origin,
             &spec.ip_address_pools,
-            &pool_selectors,
-            !spec.ip_address_pool_selectors.is_empty(),
+            &spec.ip_address_pool_selectors,
             drafts,
             problems,
         );
@@ -364,19 +351,26 @@ pub(crate) fn attach_bgp(
 
 // === shared by both advertisement kinds ===
 
-/// The pools an advertisement selects: by name, by label (its valid `selectors`), or every
-/// IPAddressPool when it writes neither (`selectors_written` counts invalid ones too, so a bad
-/// selector never widens the choice to every pool). Names are checked (no duplicates, the pool
+/// The pools an advertisement selects: by name, by label (its valid `ipAddressPoolSelectors`,
+/// converted here), or every IPAddressPool when it writes neither (an invalid selector still
+/// counts as written, so a bad selector never widens the choice to every pool). Names are checked (no duplicates, the pool
 /// exists and is an IPAddressPool); legacy AddressPools are never selected, since they carry
-/// their own advertisements.
+/// their own advertisements. Returns the pool names and the valid selectors (BGP compares them to
+/// find identical advertisements).
 fn selected_pools(
     origin: &ObjectRef,
     names: &[String],
-    selectors: &[LabelSelector],
-    selectors_written: bool,
+    written_selectors: &[ApiLabelSelector],
     drafts: &Drafts<'_>,
     problems: &mut Problems,
-) -> BTreeSet<String> {
+) -> (BTreeSet<String>, Vec<LabelSelector>) {
+    let selectors_written = !written_selectors.is_empty();
+    let selectors = convert_list(
+        origin,
+        "spec.ipAddressPoolSelectors",
+        written_selectors,
+        problems,
+    );
     let mut selected = BTreeSet::new();
     let mut listed: Vec<&String> = Vec::new();
     for (index, name) in names.iter().enumerate() {
@@ -420,7 +414,7 @@ fn selected_pools(
                 .map(|d| d.origin.name.clone()),
         );
     }
-    selected
+    (selected, selectors)
 }
 
 /// Aggregation lengths, checked against their family's width (1..=32, 1..=128). `None` when

@@ -682,6 +682,18 @@ struct Shared {
     ports: BTreeMap<Port, Slot>,
 }
 
+impl Shared {
+    /// The colocation group this address belongs to.
+    fn group_key(&self, pool: usize, family: Family) -> GroupKey {
+        GroupKey {
+            pool,
+            family,
+            sharing_key: self.key.clone(),
+            backend_key: self.backend.clone(),
+        }
+    }
+}
+
 /// Addresses of one pool family shared under one (sharing key, backend key).
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct GroupKey {
@@ -689,6 +701,18 @@ struct GroupKey {
     family: Family,
     sharing_key: String,
     backend_key: String,
+}
+
+impl GroupKey {
+    /// The group a Service with sharing key `key` joins in this pool family.
+    fn of_service(pool: usize, family: Family, key: &str, svc: &LbService) -> GroupKey {
+        GroupKey {
+            pool,
+            family,
+            sharing_key: key.to_string(),
+            backend_key: svc.backend_key.clone(),
+        }
+    }
 }
 
 /// The addresses of a [`GroupKey`], by ordinal, and how many of them use each port. When all of
@@ -1046,12 +1070,7 @@ impl Allocator {
                 if shared.ports.values().any(|h| !shared.holders.contains(h)) {
                     return Err(format!("{ip}: a port belongs to no holder"));
                 }
-                let group_key = GroupKey {
-                    pool: u.pool,
-                    family,
-                    sharing_key: shared.key.clone(),
-                    backend_key: shared.backend.clone(),
-                };
+                let group_key = shared.group_key(u.pool, family);
                 let group = groups.entry(group_key).or_default();
                 group.ips.insert(u.ordinal, *ip);
                 for port in shared.ports.keys() {
@@ -1555,12 +1574,7 @@ impl Allocator {
     /// compatible sharers of its key (lowest first), else the lowest free one.
     fn pick(&mut self, pool: usize, family: Family, svc: &LbService) -> Option<IpAddr> {
         if let Some(key) = sharing_key(svc) {
-            let group_key = GroupKey {
-                pool,
-                family,
-                sharing_key: key.to_string(),
-                backend_key: svc.backend_key.clone(),
-            };
+            let group_key = GroupKey::of_service(pool, family, key, svc);
             if let Some(group) = self.groups.get(&group_key) {
                 let all = group.ips.len();
                 let hopeless = svc
@@ -1638,12 +1652,7 @@ impl Allocator {
                 let holders = match sharing {
                     None => Holders::Sole(slot),
                     Some(key) => {
-                        let group_key = GroupKey {
-                            pool,
-                            family,
-                            sharing_key: key.to_string(),
-                            backend_key: svc.backend_key.clone(),
-                        };
+                        let group_key = GroupKey::of_service(pool, family, key, svc);
                         self.groups
                             .entry(group_key)
                             .or_default()
@@ -1676,12 +1685,7 @@ impl Allocator {
             }
         }
         if !added.is_empty() {
-            let group_key = GroupKey {
-                pool: u.pool,
-                family,
-                sharing_key: shared.key.clone(),
-                backend_key: shared.backend.clone(),
-            };
+            let group_key = shared.group_key(u.pool, family);
             let group = self
                 .groups
                 .get_mut(&group_key)
@@ -1718,12 +1722,7 @@ impl Allocator {
             }
             Holders::Shared(shared) => {
                 shared.holders.retain(|&h| h != slot);
-                let group_key = GroupKey {
-                    pool: u.pool,
-                    family,
-                    sharing_key: shared.key.clone(),
-                    backend_key: shared.backend.clone(),
-                };
+                let group_key = shared.group_key(u.pool, family);
                 let group = self
                     .groups
                     .get_mut(&group_key)

@@ -11,6 +11,7 @@ pub mod bgp;
 pub mod community;
 pub mod config;
 pub mod frr;
+pub mod l2;
 pub mod selector;
 pub mod service;
 

@@ -34,7 +34,7 @@ use tokio::{sync::watch, task::JoinHandle};
 use tracing::{Instrument as _, info, info_span, warn};
 
 use super::{
-    apply::{Applier, ApplyPath, Step, config_hash},
+    apply::{Applier, ApplyError, ApplyPath, ApplyReport, Step, config_hash},
     conf::DeltaStats,
 };
 
@@ -109,6 +109,42 @@ pub struct Attempt {
 }
 
 impl Attempt {
+    /// A successful attempt, from the applier's report.
+    fn succeeded(at: SystemTime, report: &ApplyReport, retry: u32) -> Attempt {
+        Attempt {
+            at,
+            duration: report.duration,
+            hash: report.hash.clone(),
+            path: Some(report.path),
+            failed_step: None,
+            error: None,
+            fallback_reason: report.fallback_reason.clone(),
+            stats: report.stats,
+            retry,
+        }
+    }
+
+    /// A failed attempt of the text with `hash`.
+    fn failed(
+        at: SystemTime,
+        duration: Duration,
+        hash: String,
+        error: &ApplyError,
+        retry: u32,
+    ) -> Attempt {
+        Attempt {
+            at,
+            duration,
+            hash,
+            path: None,
+            failed_step: Some(error.step()),
+            error: Some(error.to_string()),
+            fallback_reason: None,
+            stats: DeltaStats::default(),
+            retry,
+        }
+    }
+
     /// True when the attempt succeeded.
     pub fn ok(&self) -> bool {
         self.error.is_none()
@@ -197,34 +233,20 @@ async fn resync(applier: &mut Applier, status: &watch::Sender<ApplyStatus>) {
                   "frr: re-applied after drift");
             status.send_modify(|s| {
                 s.resyncs += 1;
-                s.last = Some(Attempt {
-                    at: SystemTime::now(),
-                    duration: report.duration,
-                    hash: report.hash.clone(),
-                    path: Some(report.path),
-                    failed_step: None,
-                    error: None,
-                    fallback_reason: report.fallback_reason.clone(),
-                    stats: report.stats,
-                    retry: 0,
-                });
+                s.last = Some(Attempt::succeeded(SystemTime::now(), &report, 0));
             });
         }
         Err(e) => {
             warn!(error = %e, "frr: drift check failed");
             status.send_modify(|s| {
                 s.failures += 1;
-                s.last = Some(Attempt {
-                    at: SystemTime::now(),
-                    duration: Duration::ZERO,
-                    hash: s.applied_hash.clone().unwrap_or_default(),
-                    path: None,
-                    failed_step: Some(e.step()),
-                    error: Some(e.to_string()),
-                    fallback_reason: None,
-                    stats: DeltaStats::default(),
-                    retry: 0,
-                });
+                s.last = Some(Attempt::failed(
+                    SystemTime::now(),
+                    Duration::ZERO,
+                    s.applied_hash.clone().unwrap_or_default(),
+                    &e,
+                    0,
+                ));
             });
         }
     }
@@ -300,17 +322,7 @@ async fn run(
                         s.applies += 1;
                     }
                     s.applied_hash = Some(report.hash.clone());
-                    s.last = Some(Attempt {
-                        at: now,
-                        duration: report.duration,
-                        hash: report.hash.clone(),
-                        path: Some(report.path),
-                        failed_step: None,
-                        error: None,
-                        fallback_reason: report.fallback_reason.clone(),
-                        stats: report.stats,
-                        retry: attempt_no,
-                    });
+                    s.last = Some(Attempt::succeeded(now, &report, attempt_no));
                 });
             }
             Err(e) => {
@@ -322,17 +334,13 @@ async fn run(
                       retry_in_ms = delay.as_millis() as u64, "frr: apply failed");
                 status.send_modify(|s| {
                     s.failures += 1;
-                    s.last = Some(Attempt {
-                        at: now,
-                        duration: started.elapsed(),
-                        hash: hash.clone(),
-                        path: None,
-                        failed_step: Some(e.step()),
-                        error: Some(e.to_string()),
-                        fallback_reason: None,
-                        stats: DeltaStats::default(),
-                        retry: attempt_no,
-                    });
+                    s.last = Some(Attempt::failed(
+                        now,
+                        started.elapsed(),
+                        hash.clone(),
+                        &e,
+                        attempt_no,
+                    ));
                 });
                 retry = Some(Retry {
                     hash,

@@ -1,0 +1,467 @@
+//! The layer 2 lab driven from Rust: `tests/lab/l2.sh` namespaces, speakers started inside
+//! them, a TCP listener on the service address in each node, and client-side observations
+//! (neighbor table, captured answers, TCP connects). Shared by `tests/l2_lab.rs` and
+//! `benches/l2_failover.rs`.
+#![allow(dead_code)]
+
+use std::{
+    collections::BTreeMap,
+    io::{BufRead, BufReader},
+    path::{Path, PathBuf},
+    process::{Child, Command, Output, Stdio},
+    thread,
+    time::{Duration, Instant},
+};
+
+/// The Service addresses of `tests/fixtures/l2/lab/cluster.yaml`.
+pub const VIP4: &str = "10.77.0.200";
+/// IPv6 Service address.
+pub const VIP6: &str = "fd00:77::200";
+/// Listener port on the service addresses.
+pub const PORT: u16 = 8080;
+
+/// Whether lab tests should run: `METALLB_LAB=1`. When set, a missing environment is a
+/// failure; when unset, callers print a skip note.
+pub fn enabled(test: &str) -> bool {
+    if std::env::var("METALLB_LAB").as_deref() != Ok("1") {
+        eprintln!("skip {test}: set METALLB_LAB=1 (root, iproute2, python3) to run the netns lab");
+        return false;
+    }
+    let uid = run(Command::new("id").arg("-u"));
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "METALLB_LAB=1 needs root"
+    );
+    for tool in ["ip", "python3", "sysctl"] {
+        assert!(
+            Command::new("sh")
+                .args(["-c", &format!("command -v {tool}")])
+                .stdout(Stdio::null())
+                .status()
+                .unwrap()
+                .success(),
+            "METALLB_LAB=1 needs {tool}"
+        );
+    }
+    true
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"))
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// MAC of a lab role, as lab.sh assigns them.
+pub fn mac(role: &str) -> &'static str {
+    match role {
+        "node1" => "02:77:00:00:00:0b",
+        "node2" => "02:77:00:00:00:0c",
+        "client" => "02:77:00:00:00:64",
+        _ => panic!("unknown role {role}"),
+    }
+}
+
+fn node_ip(node: &str) -> &'static str {
+    match node {
+        "node1" => "10.77.0.11",
+        "node2" => "10.77.0.12",
+        _ => panic!("unknown node {node}"),
+    }
+}
+
+/// A frame seen by the client.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    /// `arp-reply`, `arp-gratuitous` (request or reply form), `na` (solicited) or
+    /// `na-unsolicited`.
+    pub kind: String,
+    /// The address it is about.
+    pub ip: String,
+    /// Sender MAC.
+    pub mac: String,
+    /// Seconds since the capture started.
+    pub at: f64,
+}
+
+/// A capture running on the client.
+pub struct Watch {
+    child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+}
+
+impl Watch {
+    /// Waits for the capture to end and returns what it saw.
+    pub fn collect(mut self) -> Vec<Answer> {
+        let mut out = Vec::new();
+        for line in self.lines.by_ref() {
+            let line = line.unwrap();
+            let w: Vec<&str> = line.split_whitespace().collect();
+            out.push(Answer {
+                kind: w[0].to_string(),
+                ip: w[1].to_string(),
+                mac: w[2].to_string(),
+                at: w[3].parse().unwrap(),
+            });
+        }
+        self.child.wait().unwrap();
+        out
+    }
+}
+
+/// A running lab; dropping it stops every process and deletes the namespaces.
+pub struct Lab {
+    /// Namespace prefix.
+    pub prefix: String,
+    bin: PathBuf,
+    dir: tempfile::TempDir,
+    speakers: BTreeMap<String, Child>,
+    listeners: Vec<Child>,
+    /// Extra speaker flags.
+    pub speaker_args: Vec<String>,
+    /// Manifests the speakers read (default `tests/fixtures/l2/lab`).
+    pub manifests: PathBuf,
+}
+
+impl Lab {
+    /// Creates the namespaces (prefix must be unique among concurrently running labs), puts the
+    /// service addresses on each node's `lo` (where the listener binds; the speaker, not the
+    /// kernel, answers ARP/NDP for them: `arp_ignore=1`, and NDP only answers for addresses of
+    /// the receiving interface) and starts a listener on each node.
+    pub fn up(prefix: &str, bin: &Path) -> Lab {
+        let mut lab = Lab {
+            prefix: prefix.to_string(),
+            bin: bin.to_path_buf(),
+            dir: tempfile::tempdir().unwrap(),
+            speakers: BTreeMap::new(),
+            listeners: Vec::new(),
+            speaker_args: Vec::new(),
+            manifests: root().join("tests/fixtures/l2/lab"),
+        };
+        // A leftover lab of the same prefix (killed test run) is removed first.
+        lab.script("down");
+        let out = lab.script("up");
+        assert!(
+            out.status.success(),
+            "l2.sh up: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for node in ["node1", "node2"] {
+            lab.ip(&[
+                "-n",
+                &lab.ns(node),
+                "addr",
+                "add",
+                &format!("{VIP4}/32"),
+                "dev",
+                "lo",
+            ]);
+            lab.ip(&[
+                "-n",
+                &lab.ns(node),
+                "addr",
+                "add",
+                &format!("{VIP6}/128"),
+                "dev",
+                "lo",
+            ]);
+            // Never use the VIP as the source of the kernel's own ARP requests.
+            lab.exec_ok(node, &["sysctl", "-qw", "net.ipv4.conf.all.arp_announce=2"]);
+            lab.start_listener(node);
+        }
+        lab
+    }
+
+    fn script(&self, verb: &str) -> Output {
+        run(Command::new(root().join("tests/lab/l2.sh"))
+            .arg(verb)
+            .env("MLB_LAB_PREFIX", &self.prefix)
+            .env("MLB_LAB_QUIET", "1"))
+    }
+
+    /// Namespace of a role.
+    pub fn ns(&self, role: &str) -> String {
+        format!("{}{role}", self.prefix)
+    }
+
+    /// `ip ARGS`, which must succeed.
+    pub fn ip(&self, args: &[&str]) {
+        let out = run(Command::new("ip").args(args));
+        assert!(
+            out.status.success(),
+            "ip {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Runs a command inside a role's namespace.
+    pub fn exec(&self, role: &str, args: &[&str]) -> Output {
+        run(Command::new("ip")
+            .args(["netns", "exec", &self.ns(role)])
+            .args(args))
+    }
+
+    fn exec_ok(&self, role: &str, args: &[&str]) {
+        let out = self.exec(role, args);
+        assert!(
+            out.status.success(),
+            "{role}: {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn start_listener(&mut self, node: &str) {
+        let script = format!(
+            r#"
+import socket, threading
+def serve(fam, addr):
+    s = socket.socket(fam, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, {PORT}))
+    s.listen(16)
+    while True:
+        c, _ = s.accept()
+        c.sendall(b"{node}")
+        c.close()
+threading.Thread(target=serve, args=(socket.AF_INET6, "{VIP6}"), daemon=True).start()
+serve(socket.AF_INET, "{VIP4}")
+"#
+        );
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns(node), "python3", "-c", &script])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.listeners.push(child);
+    }
+
+    /// Starts a TCP listener on the client (10.77.0.100:9000), the partition fence's witness:
+    /// the outside world as a node sees it. Returns the speaker flags that use it.
+    pub fn start_witness(&mut self, deadline_ms: u64) -> Vec<String> {
+        let script = "import socket\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('10.77.0.100', 9000))\ns.listen(64)\nwhile True:\n    c, _ = s.accept()\n    c.close()\n";
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns("client"), "python3", "-c", script])
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap();
+        self.listeners.push(child);
+        thread::sleep(Duration::from_millis(300));
+        vec![
+            "--fence-witness".into(),
+            "10.77.0.100:9000".into(),
+            "--fence-deadline-ms".into(),
+            deadline_ms.to_string(),
+        ]
+    }
+
+    /// Whether a node's status lists the service.
+    pub fn announcing(&self, node: &str) -> bool {
+        self.status(node)["services"]["default/web"].is_array()
+    }
+
+    /// Starts (or restarts) the speaker of a node, with membership to both nodes.
+    pub fn start_speaker(&mut self, node: &str) {
+        let log = std::fs::File::create(self.dir.path().join(format!("{node}.log"))).unwrap();
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns(node)])
+            .arg(&self.bin)
+            .args([
+                "speaker-l2",
+                "--log-level",
+                "info",
+                "--node-name",
+                node,
+                "-f",
+            ])
+            .arg(&self.manifests)
+            .args([
+                "--member-bind",
+                &format!("{}:7946", node_ip(node)),
+                "--members",
+                "10.77.0.11:7946,10.77.0.12:7946",
+                "--member-secret",
+                "lab-secret",
+                "--status-file",
+            ])
+            .arg(self.status_path(node))
+            .args(&self.speaker_args)
+            .stdout(Stdio::null())
+            .stderr(log);
+        let child = cmd.spawn().unwrap();
+        if let Some(mut old) = self.speakers.insert(node.to_string(), child) {
+            let _ = old.kill();
+            let _ = old.wait();
+        }
+    }
+
+    /// SIGKILLs a node's speaker (no goodbye to the others) and returns when it was sent.
+    pub fn kill_speaker(&mut self, node: &str) -> Instant {
+        let mut child = self.speakers.remove(node).expect("speaker running");
+        let at = Instant::now();
+        child.kill().unwrap();
+        child.wait().unwrap();
+        at
+    }
+
+    /// SIGTERMs a node's speaker (it leaves the membership on the way out), waits for it to
+    /// exit and returns when the signal was sent.
+    pub fn terminate_speaker(&mut self, node: &str) -> Instant {
+        let mut child = self.speakers.remove(node).expect("speaker running");
+        let at = Instant::now();
+        let out = run(Command::new("kill").args(["-TERM", &child.id().to_string()]));
+        assert!(out.status.success());
+        let status = child.wait().unwrap();
+        assert!(status.success(), "speaker exited with {status}");
+        at
+    }
+
+    /// The speaker's log so far.
+    pub fn log(&self, node: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(format!("{node}.log"))).unwrap_or_default()
+    }
+
+    fn status_path(&self, node: &str) -> PathBuf {
+        self.dir.path().join(format!("{node}.json"))
+    }
+
+    /// The speaker's status file.
+    pub fn status(&self, node: &str) -> serde_json::Value {
+        std::fs::read_to_string(self.status_path(node))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(serde_json::Value::Null)
+    }
+
+    /// Waits until `node`'s status lists the service (with both addresses).
+    pub fn wait_announcing(&self, node: &str, timeout: Duration) -> bool {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.status(node)["services"]["default/web"]
+                .as_array()
+                .map(Vec::len)
+                == Some(2)
+            {
+                return true;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
+    /// The client's neighbor entry (lladdr) for an address.
+    pub fn neigh(&self, ip: &str) -> Option<String> {
+        let out = run(Command::new("ip").args(["-n", &self.ns("client"), "neigh", "show", ip]));
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut words = text.split_whitespace();
+        words.find(|w| *w == "lladdr")?;
+        words.next().map(str::to_string)
+    }
+
+    /// Forgets the client's entry, so the next packet resolves afresh (broadcast ARP request /
+    /// multicast NS that every node sees).
+    pub fn flush(&self, ip: &str) {
+        let _ =
+            run(Command::new("ip").args(["-n", &self.ns("client"), "neigh", "flush", "to", ip]));
+    }
+
+    /// Pings from the client (resolving the address on the way).
+    pub fn ping(&self, ip: &str) -> bool {
+        let family = if ip.contains(':') { "-6" } else { "-4" };
+        self.exec("client", &["ping", family, "-c1", "-W1", "-q", ip])
+            .status
+            .success()
+    }
+
+    /// Connects from the client to the listener on `ip` and returns what it says (the node
+    /// name).
+    pub fn connect(&self, ip: &str) -> String {
+        let script = format!(
+            "import socket; s = socket.create_connection(('{ip}', {PORT}), timeout=2); print(s.recv(64).decode())"
+        );
+        let out = self.exec("client", &["python3", "-c", &script]);
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Polls the client's entry for `ip` until it is `mac`; how long that took from `since`.
+    pub fn wait_neigh(
+        &self,
+        ip: &str,
+        mac: &str,
+        since: Instant,
+        timeout: Duration,
+    ) -> Option<Duration> {
+        while since.elapsed() < timeout {
+            if self.neigh(ip).as_deref() == Some(mac) {
+                return Some(since.elapsed());
+            }
+            thread::sleep(Duration::from_millis(5));
+        }
+        None
+    }
+
+    /// Captures, on the client, the ARP replies / gratuitous ARPs (both forms) / NAs for the
+    /// service addresses for `seconds`, while `during` runs.
+    pub fn watch_answers(&self, seconds: f32, during: impl FnOnce()) -> Vec<Answer> {
+        let watch = self.watch(seconds);
+        during();
+        watch.collect()
+    }
+
+    /// Starts a capture on the client for `seconds`; [`Watch::collect`] waits for it to end.
+    pub fn watch(&self, seconds: f32) -> Watch {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.ns("client"), "python3"])
+            .arg(root().join("tests/lab/neigh_watch.py"))
+            .args(["eth0", &seconds.to_string(), VIP4, VIP6])
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        assert_eq!(lines.next().unwrap().unwrap(), "ready");
+        Watch { child, lines }
+    }
+
+    /// Takes a node off the bridge (its switch port down: the node sees no carrier).
+    pub fn cut(&self, node: &str) {
+        self.ip(&[
+            "-n",
+            &self.ns("sw"),
+            "link",
+            "set",
+            &format!("p-{node}"),
+            "down",
+        ]);
+    }
+
+    /// Puts a node back on the bridge.
+    pub fn heal(&self, node: &str) {
+        self.ip(&[
+            "-n",
+            &self.ns("sw"),
+            "link",
+            "set",
+            &format!("p-{node}"),
+            "up",
+        ]);
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        for (_, mut c) in std::mem::take(&mut self.speakers) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for mut c in std::mem::take(&mut self.listeners) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let out = self.script("down");
+        if !out.status.success() {
+            eprintln!("l2.sh down: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+}
