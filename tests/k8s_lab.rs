@@ -104,6 +104,33 @@ fn spawn_speaker(bin: &Path, cluster: &Cluster, lab: &Lab, node: &str) -> Guard 
     )
 }
 
+/// Waits until the router's valid paths for `prefix` come exactly from `nexthops`.
+async fn wait_paths(router: &metallb::frr::vtysh::Vtysh, prefix: &str, nexthops: &[&str]) {
+    let want: std::collections::BTreeSet<String> = nexthops.iter().map(|s| s.to_string()).collect();
+    let start = Instant::now();
+    let mut got = std::collections::BTreeSet::new();
+    while start.elapsed() < LONG {
+        if let Ok(t) = router
+            .bgp_routes("default", metallb::frr::vtysh::Afi::Ipv4)
+            .await
+        {
+            got = t
+                .routes
+                .get(prefix)
+                .into_iter()
+                .flatten()
+                .filter(|p| p.valid)
+                .filter_map(|p| p.nexthops.first().map(|n| n.ip.clone()))
+                .collect();
+            if got == want {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{prefix}: paths via {got:?}, want {want:?}");
+}
+
 async fn has_route(router: &metallb::frr::vtysh::Vtysh, prefix: &str) -> bool {
     router
         .bgp_routes("default", metallb::frr::vtysh::Afi::Ipv4)
@@ -182,13 +209,36 @@ async fn service_through_the_api_reaches_the_router_and_is_withdrawn() {
         .await;
     }
 
+    // Both nodes' paths are in before the delete (both sessions fully up).
+    wait_paths(&router, &prefix, &["10.77.0.11", "10.77.0.12"]).await;
+
     // Deleted → withdrawn.
     let deleted = Instant::now();
     services
         .delete("web", &DeleteParams::default())
         .await
         .unwrap();
-    lab::wait_no_route(&router, &prefix, LONG).await.unwrap();
+    if let Err(e) = lab::wait_no_route(&router, &prefix, LONG).await {
+        let mut dump = String::new();
+        for role in ["node1", "node2"] {
+            let out = Command::new("vtysh")
+                .args([
+                    "-N",
+                    &lab.ns(role),
+                    "-c",
+                    "show running-config",
+                    "-c",
+                    "show bgp ipv4 unicast",
+                ])
+                .output()
+                .unwrap();
+            dump.push_str(&format!(
+                "--- {role}\n{}\n",
+                String::from_utf8_lossy(&out.stdout)
+            ));
+        }
+        panic!("{e}\n{dump}");
+    }
     eprintln!(
         "{prefix} withdrawn {:.0} ms after the delete",
         deleted.elapsed().as_secs_f64() * 1000.0
