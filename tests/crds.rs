@@ -110,7 +110,8 @@ fn every_crd_is_a_valid_v1_custom_resource_definition() {
             "ConfigurationState",
             "IPAddressPool",
             "L2Advertisement",
-            "MetalLB"
+            "MetalLB",
+            "ServiceBGPStatus"
         ]
     );
 }

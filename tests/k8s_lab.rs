@@ -23,6 +23,7 @@ use kube::{
     api::{DeleteParams, PostParams},
 };
 use lab::Lab;
+use metallb::api::service_bgp_status::ServiceBGPStatus;
 use serde_json::json;
 use support::{Cluster, controller as ctl, eventually};
 
@@ -209,6 +210,32 @@ async fn service_through_the_api_reaches_the_router_and_is_withdrawn() {
         .await;
     }
 
+    // ServiceBGPStatus: per node, the peers it advertises the Service to.
+    let statuses: Api<ServiceBGPStatus> =
+        Api::namespaced(client.clone(), support::METALLB_NAMESPACE);
+    for node in ["node1", "node2"] {
+        eventually(
+            &format!("ServiceBGPStatus of default/web on {node}"),
+            LONG,
+            || {
+                let statuses = statuses.clone();
+                async move {
+                    let s = statuses
+                        .get_opt(&format!("{node}-default-web"))
+                        .await
+                        .ok()??
+                        .status?;
+                    (s.node == node
+                        && s.service_name == "web"
+                        && s.service_namespace == "default"
+                        && s.peers == ["router"])
+                    .then_some(())
+                }
+            },
+        )
+        .await;
+    }
+
     // Both nodes' paths are in before the delete (both sessions fully up).
     wait_paths(&router, &prefix, &["10.77.0.11", "10.77.0.12"]).await;
 
@@ -239,6 +266,20 @@ async fn service_through_the_api_reaches_the_router_and_is_withdrawn() {
         }
         panic!("{e}\n{dump}");
     }
+    eventually("ServiceBGPStatus objects of web are deleted", LONG, || {
+        let statuses = statuses.clone();
+        async move {
+            let left = statuses.list(&Default::default()).await.ok()?;
+            (!left.items.iter().any(|o| {
+                o.metadata
+                    .name
+                    .as_deref()
+                    .is_some_and(|n| n.ends_with("-default-web"))
+            }))
+            .then_some(())
+        }
+    })
+    .await;
     eprintln!(
         "{prefix} withdrawn {:.0} ms after the delete",
         deleted.elapsed().as_secs_f64() * 1000.0

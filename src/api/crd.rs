@@ -6,7 +6,7 @@ use kube::core::crd::{CustomResourceExt, MergeError, merge_crds};
 use super::{
     address_pool, bfd_profile::BFDProfile, bgp_advertisement::BGPAdvertisement, bgp_peer,
     community::Community, configuration_state::ConfigurationState, ip_address_pool::IPAddressPool,
-    l2_advertisement::L2Advertisement, metallb::MetalLB,
+    l2_advertisement::L2Advertisement, metallb::MetalLB, service_bgp_status::ServiceBGPStatus,
 };
 
 /// All CRDs, sorted by name, multi-version kinds merged with their stored version.
@@ -33,6 +33,7 @@ pub fn all() -> Result<Vec<CustomResourceDefinition>, MergeError> {
         IPAddressPool::crd(),
         L2Advertisement::crd(),
         MetalLB::crd(),
+        ServiceBGPStatus::crd(),
     ];
     crds.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     Ok(crds)

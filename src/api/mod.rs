@@ -20,6 +20,7 @@ pub mod crd;
 pub mod ip_address_pool;
 pub mod l2_advertisement;
 pub mod metallb;
+pub mod service_bgp_status;
 
 /// The API group of every MetalLB resource.
 pub const GROUP: &str = "metallb.io";

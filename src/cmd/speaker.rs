@@ -134,6 +134,13 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
                 instance: Some(node.clone()),
             },
         );
+        let (bgp_status_tx, bgp_status_rx) = tokio::sync::watch::channel(Default::default());
+        let bgp_status = tokio::spawn(crate::speaker::bgp_status::publish(
+            client.clone(),
+            args.namespace.clone(),
+            node.clone(),
+            bgp_status_rx,
+        ));
         let mut source = ApiSource::new(client, &args.namespace);
         let mut last: Option<String> = None;
         let mut announced = std::collections::BTreeSet::new();
@@ -158,6 +165,14 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
                         handle.set(Arc::<str>::from(text.as_str()));
                         last = Some(text);
                     }
+                    let peers = crate::speaker::service_peers(&announcement, &assigned);
+                    bgp_status_tx.send_if_modified(|old| {
+                        let changed = *old != peers;
+                        if changed {
+                            *old = peers;
+                        }
+                        changed
+                    });
                     let now = crate::speaker::announced_services(&announcement, &assigned);
                     for (ns, name) in crate::speaker::newly_announced(&mut announced, now) {
                         let Some(svc) = source.service(&ns, &name) else {
@@ -186,6 +201,7 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+        bgp_status.abort();
     }
     if !args.from_api {
         loop {

@@ -11,6 +11,7 @@
 //!  cmd::speaker::render_resources → frr.conf → apply loop → FRR
 //! ```
 
+pub mod bgp_status;
 pub mod source;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -39,6 +40,31 @@ pub fn announced_services(
         })
         .map(|(k, _)| k.clone())
         .collect()
+}
+
+/// For each Service this node announces, the BGPPeer names it is advertised to.
+pub fn service_peers(
+    announcement: &NodeAnnouncement,
+    assigned: &BTreeMap<(String, String), Desired>,
+) -> BTreeMap<(String, String), Vec<String>> {
+    let mut out: BTreeMap<(String, String), Vec<String>> = BTreeMap::new();
+    for peer in &announcement.bgp {
+        for (key, d) in assigned {
+            if d.ips
+                .iter()
+                .any(|ip| peer.prefixes.iter().any(|r| r.prefix.contains(ip)))
+            {
+                let peers = out.entry(key.clone()).or_default();
+                if !peers.contains(&peer.peer) {
+                    peers.push(peer.peer.clone());
+                }
+            }
+        }
+    }
+    for peers in out.values_mut() {
+        peers.sort();
+    }
+    out
 }
 
 /// Updates `announced` to `now` and returns the Services that were not announced before: the
