@@ -236,6 +236,27 @@ async fn service_through_the_api_reaches_the_router_and_is_withdrawn() {
         .await;
     }
 
+    let states: Api<metallb::api::configuration_state::ConfigurationState> =
+        Api::namespaced(client.clone(), support::METALLB_NAMESPACE);
+    for node in ["node1", "node2"] {
+        eventually(
+            &format!("ConfigurationState speaker-{node} is Valid"),
+            LONG,
+            || {
+                let states = states.clone();
+                async move {
+                    let s = states
+                        .get_opt(&format!("speaker-{node}"))
+                        .await
+                        .ok()??
+                        .status?;
+                    (s.result.as_deref() == Some("Valid")).then_some(())
+                }
+            },
+        )
+        .await;
+    }
+
     // Both nodes' paths are in before the delete (both sessions fully up).
     wait_paths(&router, &prefix, &["10.77.0.11", "10.77.0.12"]).await;
 

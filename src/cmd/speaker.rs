@@ -141,6 +141,15 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
             node.clone(),
             bgp_status_rx,
         ));
+        let (state_tx, state_rx) = tokio::sync::watch::channel(None);
+        let config_state = tokio::spawn(crate::k8s::config_state::publish(
+            client.clone(),
+            args.namespace.clone(),
+            format!("speaker-{node}"),
+            "speaker",
+            crate::speaker::bgp_status::FIELD_MANAGER.into(),
+            state_rx,
+        ));
         let mut source = ApiSource::new(client, &args.namespace);
         let mut last: Option<String> = None;
         let mut announced = std::collections::BTreeSet::new();
@@ -161,6 +170,12 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
                 Some(&assigned),
             ) {
                 Ok((text, announcement)) => {
+                    state_tx.send_if_modified(|old| {
+                        let valid = Some(crate::k8s::config_state::State::Valid);
+                        let changed = *old != valid;
+                        *old = valid;
+                        changed
+                    });
                     if last.as_deref() != Some(text.as_str()) {
                         handle.set(Arc::<str>::from(text.as_str()));
                         last = Some(text);
@@ -197,11 +212,21 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
                 Err(e) => {
-                    error!(error = %e, "speaker: cannot render frr.conf; FRR keeps its configuration")
+                    error!(error = %e, "speaker: cannot render frr.conf; FRR keeps its configuration");
+                    let summary = match &e {
+                        SpeakerError::Invalid(errors) => errors
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                        other => other.to_string(),
+                    };
+                    state_tx.send_replace(Some(crate::k8s::config_state::State::Invalid(summary)));
                 }
             }
         }
         bgp_status.abort();
+        config_state.abort();
     }
     if !args.from_api {
         loop {
