@@ -43,9 +43,15 @@ use sha2::{Digest as _, Sha256};
 use tracing::{debug, info, warn};
 
 use super::{
-    conf::{self, Conf, DeltaStats},
+    conf::{self, Conf, DeltaStats, RemovedNetwork},
     vtysh::{Output, Vtysh, VtyshError, run_process},
 };
+
+/// How long a removed network may stay in an Adj-RIB-Out before it is re-withdrawn (a queued
+/// withdrawal is sent within a few ms on the lab; see [`Applier::ensure_withdrawn`]).
+const WITHDRAW_GRACE: Duration = Duration::from_millis(300);
+/// How long to keep re-withdrawing before giving up with a warning.
+const WITHDRAW_DEADLINE: Duration = Duration::from_secs(10);
 
 /// Where frr-reload.py lives on Debian and in the FRR images.
 pub const DEFAULT_FRR_RELOAD: &str = "/usr/lib/frr/frr-reload.py";
@@ -316,7 +322,10 @@ impl Applier {
                 let delta = conf::delta(old, new);
                 if delta.is_incremental() {
                     let residual = residual.clone();
-                    match self.incremental(&file, &delta.batch, &residual).await {
+                    match self
+                        .incremental(&file, &delta.batch, &delta.removed_networks, &residual)
+                        .await
+                    {
                         Ok(()) => {
                             self.remember(text, new_conf.ok(), residual.clone());
                             let report = ApplyReport {
@@ -407,6 +416,7 @@ impl Applier {
         &self,
         file: &Path,
         batch: &str,
+        removed: &[RemovedNetwork],
         residual: &str,
     ) -> Result<(), IncrementalMiss> {
         let mut batch_note = None;
@@ -444,6 +454,11 @@ impl Applier {
         let test = self.test(file).await.map_err(IncrementalMiss::Process)?;
         self.mark("verify", t);
         if test.success() && test.stdout.trim() == residual.trim() {
+            if !removed.is_empty() {
+                let t = Instant::now();
+                self.ensure_withdrawn(removed).await;
+                self.mark("withdraw-check", t);
+            }
             if self.cfg.persist && !batch.is_empty() {
                 // FRR's own frr.conf must follow, or a daemon restart brings back old lines.
                 let t = Instant::now();
@@ -462,6 +477,163 @@ impl Applier {
             why = format!("{note}; {why}");
         }
         Err(IncrementalMiss::Left(why))
+    }
+
+    /// Makes sure every removed `network` really left the Adj-RIB-Out of every established
+    /// neighbor, re-withdrawing it (`network X`, then `no network X`) when bgpd lost the
+    /// withdrawal.
+    ///
+    /// Measured in the netns lab (shell repro of the k8s_lab
+    /// `service_through_the_api_reaches_the_router_and_is_withdrawn` flake: two nodes, the
+    /// prefix announced by the first reload, `no network` via `vtysh -f` right after the
+    /// session is Established or right after the router has both paths): 2 of ~44 deletes
+    /// were lost. In both, the node's `show bgp ipv4 unicast` had 0 prefixes but
+    /// `neighbors 10.77.0.1 advertised-routes` still listed the prefix (Adj-RIB-Out entry with
+    /// no path), no withdrawal was sent, and the router kept a normal, not stale, path from
+    /// that node (GR is helper-only, no AFI in the capability) indefinitely.
+    /// `clear bgp ipv4 unicast 10.77.0.1 soft out` did not remove it; `network X` followed by
+    /// `no network X` (two vtysh runs) did.
+    ///
+    /// Likely mechanism (FRR source, not proven step by step): `group_announce_route_walkcb`
+    /// skips update subgroups whose coalesce timer runs, and the table walk when the timer
+    /// fires only announces selected paths; it never withdraws an Adj-RIB-Out entry whose
+    /// prefix has no path. The timer runs around session establishment.
+    async fn ensure_withdrawn(&self, removed: &[RemovedNetwork]) {
+        let start = Instant::now();
+        let mut rewithdrawn = 0usize;
+        loop {
+            let stale = match self.still_advertised(removed).await {
+                Ok(stale) => stale,
+                Err(e) => {
+                    warn!(error = %e, "frr: cannot check that removed networks were withdrawn");
+                    return;
+                }
+            };
+            if stale.is_empty() {
+                if rewithdrawn > 0 {
+                    info!(
+                        rounds = rewithdrawn,
+                        ms = start.elapsed().as_millis() as u64,
+                        "frr: bgpd had lost withdrawals; re-withdrawn"
+                    );
+                }
+                return;
+            }
+            let elapsed = start.elapsed();
+            if elapsed >= WITHDRAW_DEADLINE {
+                let left: Vec<&str> = stale.iter().map(|r| r.prefix.as_str()).collect();
+                warn!(prefixes = ?left, "frr: removed networks are still advertised");
+                return;
+            }
+            if elapsed < WITHDRAW_GRACE {
+                // A withdrawal that is queued but not sent yet is still in the Adj-RIB-Out.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+            rewithdrawn += 1;
+            debug!(
+                count = stale.len(),
+                "frr: re-withdrawing networks bgpd still advertises"
+            );
+            if let Err(e) = self.rewithdraw(&stale).await {
+                warn!(error = %e, "frr: re-withdrawing networks failed");
+                return;
+            }
+            // Give a running coalesce timer (1.05 s on FRR 8.4) time to end before checking.
+            tokio::time::sleep(Duration::from_millis(400)).await;
+        }
+    }
+
+    /// The removed networks that some established neighbor still has in its Adj-RIB-Out.
+    async fn still_advertised<'a>(
+        &self,
+        removed: &'a [RemovedNetwork],
+    ) -> Result<Vec<&'a RemovedNetwork>, VtyshError> {
+        let mut vrfs: Vec<&str> = removed.iter().map(|r| r.vrf()).collect();
+        vrfs.sort_unstable();
+        vrfs.dedup();
+        let mut stale: Vec<&RemovedNetwork> = Vec::new();
+        for vrf in vrfs {
+            let neighbors = self.vtysh.bgp_neighbors(vrf).await?;
+            let mut afis: Vec<&str> = removed
+                .iter()
+                .filter(|r| r.vrf() == vrf)
+                .map(|r| r.afi_safi())
+                .collect();
+            afis.sort_unstable();
+            afis.dedup();
+            for (peer, n) in neighbors.iter().filter(|(_, n)| n.is_established()) {
+                for afi in &afis {
+                    // `ipv4 unicast` → `ipv4Unicast`: only neighbors active in the family
+                    // (FRR answers "No such neighbor or address family" for the others).
+                    let key = afi.replacen(" u", "U", 1);
+                    if !n.address_family_info.contains_key(&key) {
+                        continue;
+                    }
+                    let cmd =
+                        format!("show bgp vrf {vrf} {afi} neighbors {peer} advertised-routes json");
+                    let v: serde_json::Value = match self.vtysh.json(&cmd).await {
+                        Ok(v) => v,
+                        Err(e) => {
+                            debug!(error = %e, "frr: advertised-routes check skipped");
+                            continue;
+                        }
+                    };
+                    let Some(adv) = v.get("advertisedRoutes").and_then(|a| a.as_object()) else {
+                        continue;
+                    };
+                    for r in removed {
+                        if r.vrf() == vrf
+                            && r.afi_safi() == *afi
+                            && adv.contains_key(&r.prefix)
+                            && !stale.contains(&r)
+                        {
+                            stale.push(r);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(stale)
+    }
+
+    /// `network X` and then, once bgpd has processed it, `no network X`: the path comes back
+    /// and goes again, and this time the withdrawal reaches every subgroup.
+    async fn rewithdraw(&self, stale: &[&RemovedNetwork]) -> Result<(), VtyshError> {
+        let mut add = String::new();
+        let mut remove = String::new();
+        for r in stale {
+            add.push_str(&format!(
+                "{}\n {}\n  network {}\n exit-address-family\nexit\n",
+                r.router, r.family, r.prefix
+            ));
+            remove.push_str(&format!(
+                "{}\n {}\n  no network {}\n exit-address-family\nexit\n",
+                r.router, r.family, r.prefix
+            ));
+        }
+        let file = self.cfg.dir.join("frr-rewithdraw.conf");
+        for (i, text) in [add, remove].iter().enumerate() {
+            write_atomic(&file, text).map_err(|e| VtyshError::Failed {
+                what: "write the re-withdraw batch".into(),
+                code: None,
+                output: e.to_string(),
+            })?;
+            let out = self.vtysh.raw(&["-f", &file.to_string_lossy()]).await?;
+            if !out.success() {
+                return Err(VtyshError::Failed {
+                    what: "vtysh -f re-withdraw batch".into(),
+                    code: out.code,
+                    output: out.text(),
+                });
+            }
+            if i == 0 {
+                // Both lines in one batch can be folded into one bgp_process run that sees no
+                // change at all; let bgpd process the re-added path first.
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+        }
+        Ok(())
     }
 
     /// `frr-reload.py --test`, `--reload`, `--test`; returns the accepted residual diff.

@@ -233,6 +233,41 @@ pub struct Delta {
     pub stats: DeltaStats,
     /// Structural differences the batch does not cover; non-empty means frr-reload is needed.
     pub structural: Vec<String>,
+    /// The `network` lines the batch removes, with where they were.
+    pub removed_networks: Vec<RemovedNetwork>,
+}
+
+/// A `network` line removed by a [`Delta`] batch.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RemovedNetwork {
+    /// `router bgp ASN [vrf V]`.
+    pub router: String,
+    /// `address-family ipv4 unicast`.
+    pub family: String,
+    /// The prefix (`198.51.100.0/32`).
+    pub prefix: String,
+}
+
+impl RemovedNetwork {
+    /// The VRF name as `show bgp vrf NAME` wants it (`default` for the default instance).
+    pub fn vrf(&self) -> &str {
+        match self
+            .router
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .as_slice()
+        {
+            ["router", "bgp", _, "vrf", v, ..] => v,
+            _ => "default",
+        }
+    }
+
+    /// `ipv4 unicast` / `ipv6 unicast` (the address family header without `address-family`).
+    pub fn afi_safi(&self) -> &str {
+        self.family
+            .strip_prefix("address-family ")
+            .unwrap_or(&self.family)
+    }
 }
 
 /// What a [`Delta`] batch changes.
@@ -327,6 +362,13 @@ pub fn delta(old: &Conf, new: &Conf) -> Delta {
                 removes.push_str(&format!("{header}\n {af}\n"));
                 for n in &gone {
                     removes.push_str(&format!("  no {n}\n"));
+                    if let Some(prefix) = n.split_whitespace().nth(1) {
+                        d.removed_networks.push(RemovedNetwork {
+                            router: header.clone(),
+                            family: af.clone(),
+                            prefix: prefix.to_string(),
+                        });
+                    }
                 }
                 removes.push_str(" exit-address-family\nexit\n");
                 d.stats.networks_removed += gone.len();
@@ -427,6 +469,30 @@ mod tests {
         // Parsing the running form gives the same contexts.
         let running = crate::frr::vtysh::strip_running_preamble(&canonical("11-full.running"));
         assert_eq!(c, Conf::parse(&running).unwrap());
+    }
+
+    #[test]
+    fn removed_networks_are_listed_with_vrf_and_family() {
+        let old = Conf::parse(&canonical("14b-add-service-ip.conf")).unwrap();
+        let new = Conf::parse(&canonical("13-session-base.conf")).unwrap();
+        let d = delta(&old, &new);
+        assert_eq!(
+            d.removed_networks,
+            [RemovedNetwork {
+                router: "router bgp 64500".into(),
+                family: "address-family ipv4 unicast".into(),
+                prefix: "198.51.100.11/32".into(),
+            }]
+        );
+        assert_eq!(d.removed_networks[0].vrf(), "default");
+        assert_eq!(d.removed_networks[0].afi_safi(), "ipv4 unicast");
+        let r = RemovedNetwork {
+            router: "router bgp 64500 vrf red".into(),
+            family: "address-family ipv6 unicast".into(),
+            prefix: "2001:db8::1/128".into(),
+        };
+        assert_eq!((r.vrf(), r.afi_safi()), ("red", "ipv6 unicast"));
+        assert!(delta(&new, &old).removed_networks.is_empty());
     }
 
     #[test]
