@@ -70,6 +70,19 @@ pub fn annotation<'a>(service: &'a Service, name: &str) -> Option<&'a str> {
         .map(String::as_str)
 }
 
+/// The addresses in `status.loadBalancer.ingress` (entries that are not IPs are skipped).
+pub fn ingress_ips(service: &Service) -> Vec<IpAddr> {
+    service
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|ingress| ingress.ip.as_deref()?.parse().ok())
+        .collect()
+}
+
 /// The allocator's view of a Service. `namespace_labels` are the labels of its namespace.
 pub fn lb_service(
     service: &Service,
@@ -175,15 +188,7 @@ pub fn lb_service(
         _ => IpFamilyPolicy::SingleStack,
     };
 
-    let current_ips = service
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|ingress| ingress.ip.as_deref()?.parse().ok())
-        .collect();
+    let current_ips = ingress_ips(service);
 
     Ok(LbService {
         key,

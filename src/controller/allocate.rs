@@ -35,15 +35,7 @@ pub enum Converged {
 
 /// What is in a Service's status and annotation now.
 pub fn observed(svc: &Service) -> Desired {
-    let ips = svc
-        .status
-        .as_ref()
-        .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref())
-        .into_iter()
-        .flatten()
-        .filter_map(|i| i.ip.as_deref()?.parse().ok())
-        .collect();
+    let ips = crate::config::service::ingress_ips(svc);
     let pool = svc
         .metadata
         .annotations
