@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use lab::Lab;
 use metallb::frr::{
     apply::{Applier, ApplierConfig, ApplyPath, Step, config_hash},
-    apply_loop::{self, ApplyHandle, ApplyStatus, LoopConfig},
+    apply_loop::{self, ApplyHandle, ApplyStatus, Attempt, LoopConfig},
 };
 
 static LAB_LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -48,6 +48,23 @@ async fn apply(h: &ApplyHandle, text: &str) -> ApplyStatus {
     })
     .await
     .unwrap_or_else(|s| panic!("{hash} not applied: {s:#?}"))
+}
+
+/// Sets `text` and waits until an attempt of it has failed; returns the status and the attempt.
+async fn reject(h: &ApplyHandle, text: String) -> (ApplyStatus, Attempt) {
+    let hash = config_hash(&text);
+    h.set(text);
+    let s = h
+        .wait_for(LONG, |s| {
+            s.last.as_ref().is_some_and(|a| a.hash == hash && !a.ok())
+        })
+        .await
+        .unwrap_or_else(|s| panic!("{hash} did not fail: {s:#?}"));
+    let last = s
+        .last
+        .clone()
+        .expect("invariant: waited for a last attempt");
+    (s, last)
 }
 
 /// Applies the base config and waits for both sessions and both base routes on the router.
@@ -278,16 +295,7 @@ async fn rejected_configs_leave_the_previous_one_running() {
         " neighbor 10.77.0.1 bfd\n neighbor 10.77.0.1 bfdx\n",
     );
     let bad_hash = config_hash(&unknown);
-    h.set(unknown);
-    let s = h
-        .wait_for(LONG, |s| {
-            s.last
-                .as_ref()
-                .is_some_and(|a| a.hash == bad_hash && !a.ok())
-        })
-        .await
-        .unwrap();
-    let last = s.last.clone().unwrap();
+    let (s, last) = reject(&h, unknown).await;
     assert_eq!(last.failed_step, Some(Step::Validate), "{last:?}");
     assert!(
         last.error.as_deref().unwrap().contains("Unknown command"),
@@ -311,17 +319,7 @@ async fn rejected_configs_leave_the_previous_one_running() {
         "  neighbor 10.77.0.1 route-map 10.77.0.1-out out\n",
         "  neighbor 10.77.0.1 route-map 10.77.0.1-out out\n  neighbor 10.9.9.9 route-map FOO in\n",
     );
-    let semantic_hash = config_hash(&semantic);
-    h.set(semantic);
-    let s = h
-        .wait_for(LONG, |s| {
-            s.last
-                .as_ref()
-                .is_some_and(|a| a.hash == semantic_hash && !a.ok())
-        })
-        .await
-        .unwrap();
-    let last = s.last.clone().unwrap();
+    let (s, last) = reject(&h, semantic).await;
     assert_eq!(last.failed_step, Some(Step::Reload), "{last:?}");
     let error = last.error.unwrap();
     assert!(error.contains("10.9.9.9"), "{error}");
