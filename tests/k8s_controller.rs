@@ -115,21 +115,25 @@ async fn seed_behaviours_through_the_api_match_the_plan() {
                 "{name} has no address"
             );
         } else {
-            let got = eventually(&format!("{name} gets {want:?}"), WAIT, || {
+            // The writer lands status first and the annotation second (src/k8s/status.rs),
+            // so wait for both before comparing the annotation with the plan.
+            let (got, pool) = eventually(&format!("{name} gets {want:?}"), WAIT, || {
                 let services = services.clone();
                 let want = want.clone();
                 async move {
-                    let got = ctl::ips(&services, name).await;
-                    (got == want).then_some(got)
+                    let obj = services.get(name).await.ok()?;
+                    let got = ctl::service_ips(&obj);
+                    let pool = obj
+                        .metadata
+                        .annotations
+                        .unwrap_or_default()
+                        .remove("metallb.io/ip-allocated-from-pool")?;
+                    (got == want).then_some((got, pool))
                 }
             })
             .await;
-            let obj = services.get(name).await.unwrap();
-            let annotations = obj.metadata.annotations.unwrap_or_default();
             assert_eq!(
-                annotations
-                    .get("metallb.io/ip-allocated-from-pool")
-                    .map(String::as_str),
+                Some(pool.as_str()),
                 svc["pool"].as_str(),
                 "{name}: pool annotation"
             );
