@@ -312,6 +312,51 @@ async fn rejected_configs_leave_the_previous_one_running() {
         .unwrap();
     assert_eq!(s.last.unwrap().hash, bad_hash);
 
+    // 1b. A Services-only change (bgpd's vty session path) with one line bgpd's parser
+    //     rejects after one it accepts: the accepted line is undone, nothing reaches the router.
+    let svc = |ips: &[&str]| {
+        lab::conf_with_services(
+            &ips.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            false,
+        )
+    };
+    let one = svc(&["198.18.0.1/32"]);
+    apply(&h, &one).await;
+    let bad = svc(&["198.18.0.1/32", "198.18.0.5/32"]).replace(
+        "  network 198.18.0.5/32\n",
+        "  network 198.18.0.5/32\n  network 198.18.0.77/33\n",
+    );
+    let (s, last) = reject(&h, bad).await;
+    assert_eq!(last.failed_step, Some(Step::Validate), "{last:?}");
+    let error = last.error.as_deref().unwrap();
+    assert!(
+        error.contains("network 198.18.0.77/33") && error.contains("Unknown command"),
+        "{error}"
+    );
+    assert_eq!(s.applied_hash.as_deref(), Some(config_hash(&one).as_str()));
+    let running = node1.running_config().await.unwrap();
+    assert!(!running.contains("198.18.0.5/32"), "undone: {running}");
+    assert!(!running.contains("198.18.0.77"), "{running}");
+    // A good Services-only change goes over the vty session, not a vtysh process.
+    let s = apply(&h, &svc(&["198.18.0.1/32", "198.18.0.6/32"])).await;
+    let last = s.last.unwrap();
+    assert_eq!(last.path, Some(ApplyPath::Incremental), "{last:?}");
+    assert!(
+        last.steps_ms.iter().any(|(step, _)| step == "batch-vty"),
+        "{last:?}"
+    );
+    let every = Duration::from_millis(50);
+    lab::wait_route(&router, "198.18.0.6/32", Some(NODE1_V4), LONG, every)
+        .await
+        .unwrap();
+    lab::wait_no_route(&router, "198.18.0.5/32", Duration::from_secs(1))
+        .await
+        .unwrap();
+    apply(&h, &base).await;
+    lab::wait_no_route(&router, "198.18.0.6/32", LONG)
+        .await
+        .unwrap();
+
     // 2. A config FRR accepts line by line but rejects when applied: a route-map on a
     //    neighbor that does not exist, next to a new service. frr-reload.py applies the good
     //    lines and fails the bad one; the applier rolls everything back.

@@ -11,8 +11,10 @@
 //!  delta(last applied, text) only networks / prefix-list entries / route-map entries?
 //!     │ yes                                              │ no (structural, or first apply)
 //!     ▼                                                  ▼
-//!  vtysh -f DELTA (one batch, `no` lines included)    frr-reload.py --test FILE (rc≠0 → Validate)
-//!  frr-reload.py --test FILE: empty? ──yes──► done    frr-reload.py --reload FILE
+//!  only `network` lines? → bgpd vty session, a line   frr-reload.py --test FILE (rc≠0 → Validate)
+//!    at a time (syntax error → undo, Validate)        frr-reload.py --reload FILE
+//!  else vtysh -C DELTA, vtysh -f DELTA (one batch)
+//!  frr-reload.py --test FILE: empty? ──yes──► done
 //!     │ no (or batch failed)                          frr-reload.py --test FILE
 //!     └──────────────► fall back to reload ──────►   empty, or rc 0 → done (Reload)
 //!                                                     rc≠0 and not empty → roll back to the last
@@ -30,6 +32,10 @@
 //!   reported, not treated as a failure; the fast path accepts exactly that residual.
 //! - frr-reload.py deletes one line per vtysh process (26 s for 1,000 lines); the fast path
 //!   sends the `no` lines in one batch (0.09 s).
+//! - A Service's own change is `network` lines only, which only bgpd hears. A vtysh process
+//!   costs 25-40 ms before its first command; a line on the open bgpd vty session costs
+//!   ~0.1 ms. After that, bgpd holds its process queue 50 ms before it announces (FRR's
+//!   `spec.hold`, not configurable), and the peer holds its own 50 ms before selecting.
 
 use std::{
     io::Write as _,
@@ -44,6 +50,7 @@ use tracing::{debug, info, warn};
 
 use super::{
     conf::{self, Conf, DeltaStats, RemovedNetwork},
+    vty::{self, VtyError, VtySession},
     vtysh::{Output, Vtysh, VtyshError, run_process},
 };
 
@@ -76,6 +83,10 @@ pub struct ApplierConfig {
     /// After an incremental apply, `write memory` so FRR's own frr.conf follows (frr-reload.py
     /// does that itself).
     pub persist: bool,
+    /// FRR's socket directory (`/var/run/frr`): bgpd-only batches (`network` lines) go over a
+    /// persistent session on `<dir>/[<pathspace>/]bgpd.vty` instead of a `vtysh -f` process.
+    /// `None`: always `vtysh -f`.
+    pub vty_run_dir: Option<PathBuf>,
 }
 
 impl ApplierConfig {
@@ -90,6 +101,7 @@ impl ApplierConfig {
             reload_timeout: Duration::from_secs(600),
             incremental: true,
             persist: true,
+            vty_run_dir: Some(PathBuf::from(vty::DEFAULT_RUN_DIR)),
         }
     }
 }
@@ -246,6 +258,8 @@ pub struct Applier {
     baseline: Option<Applied>,
     /// Step timings of the apply in progress.
     steps: std::sync::Mutex<Vec<(&'static str, Duration)>>,
+    /// The open session on bgpd's vty socket, opened on first use and dropped on any I/O error.
+    bgpd: tokio::sync::Mutex<Option<VtySession>>,
 }
 
 impl Applier {
@@ -260,6 +274,7 @@ impl Applier {
             last: None,
             baseline: None,
             steps: Default::default(),
+            bgpd: Default::default(),
         }
     }
 
@@ -322,10 +337,7 @@ impl Applier {
                 let delta = conf::delta(old, new);
                 if delta.is_incremental() {
                     let residual = residual.clone();
-                    match self
-                        .incremental(&file, &delta.batch, &delta.removed_networks, &residual)
-                        .await
-                    {
+                    match self.incremental(&file, &delta, &residual).await {
                         Ok(()) => {
                             self.remember(text, new_conf.ok(), residual.clone());
                             let report = ApplyReport {
@@ -415,12 +427,39 @@ impl Applier {
     async fn incremental(
         &self,
         file: &Path,
-        batch: &str,
-        removed: &[RemovedNetwork],
+        delta: &conf::Delta,
         residual: &str,
     ) -> Result<(), IncrementalMiss> {
+        let batch = delta.batch.as_str();
+        let removed = delta.removed_networks.as_slice();
         let mut batch_note = None;
-        if !batch.is_empty() {
+        let mut sent = false;
+        if !batch.is_empty() && delta.is_bgpd_only() && self.cfg.vty_run_dir.is_some() {
+            let t = Instant::now();
+            match self.batch_over_vty(batch).await {
+                Ok(note) => {
+                    self.mark("batch-vty", t);
+                    batch_note = note;
+                    sent = true;
+                }
+                Err(VtyBatchError::Unavailable(e)) => {
+                    debug!(error = %e, "frr: bgpd vty unavailable, using vtysh -f");
+                }
+                Err(VtyBatchError::Rejected(output)) => {
+                    return Err(IncrementalMiss::Rejected(output));
+                }
+                Err(VtyBatchError::Mismatch(why)) => {
+                    return Err(IncrementalMiss::Left(format!("bgpd refused {why}")));
+                }
+                Err(VtyBatchError::Broken(e)) => {
+                    // Part of the batch may be in; frr-reload.py diffs against what is running.
+                    return Err(IncrementalMiss::Left(format!(
+                        "bgpd vty session broke: {e}"
+                    )));
+                }
+            }
+        }
+        if !batch.is_empty() && !sent {
             let delta_file = self.cfg.dir.join("frr-delta.conf");
             write_atomic(&delta_file, batch)
                 .map_err(|e| IncrementalMiss::Left(format!("cannot write the batch: {e}")))?;
@@ -479,6 +518,60 @@ impl Applier {
         Err(IncrementalMiss::Left(why))
     }
 
+    /// Sends a bgpd-only batch (`router bgp` / `address-family` / `[no] network` lines) over the
+    /// bgpd vty session, one command at a time, and leaves config mode again.
+    ///
+    /// A line bgpd's parser rejects stops the batch and the lines before it are undone, so
+    /// nothing of a rejected batch stays applied (the job `vtysh -C` does on the other path,
+    /// without its 30-50 ms process). Any other failed line (`no network` of a prefix bgpd no
+    /// longer has) is reported and the batch goes on; the `--test` afterwards decides.
+    async fn batch_over_vty(&self, batch: &str) -> Result<Option<String>, VtyBatchError> {
+        let mut guard = self.bgpd.lock().await;
+        if guard.is_none() {
+            let dir = self
+                .cfg
+                .vty_run_dir
+                .as_deref()
+                .unwrap_or(Path::new(vty::DEFAULT_RUN_DIR));
+            let path = vty::socket_path(dir, self.cfg.pathspace.as_deref(), "bgpd");
+            let session = VtySession::connect(path, self.cfg.command_timeout)
+                .await
+                .map_err(VtyBatchError::Unavailable)?;
+            *guard = Some(session);
+        }
+        let session = guard.as_mut().expect("invariant: connected above");
+        let result = run_vty_batch(session, batch).await;
+        match result {
+            Ok(VtyBatchOutcome::Done { failures }) => Ok(
+                (!failures.is_empty()).then(|| format!("bgpd refused: {}", failures.join("; ")))
+            ),
+            Ok(VtyBatchOutcome::Rejected {
+                syntax,
+                line,
+                output,
+                applied,
+            }) => {
+                let undo = undo_batch(&applied);
+                if !undo.is_empty()
+                    && let Err(e) = run_vty_batch(session, &undo).await
+                {
+                    *guard = None;
+                    return Err(VtyBatchError::Broken(e));
+                }
+                let why = format!("`{line}`: {}", output.trim());
+                Err(if syntax {
+                    VtyBatchError::Rejected(why)
+                } else {
+                    VtyBatchError::Mismatch(why)
+                })
+            }
+            Err(e) => {
+                *guard = None;
+                Err(VtyBatchError::Broken(e))
+            }
+        }
+    }
+
     /// Makes sure every removed `network` really left the Adj-RIB-Out of every established
     /// neighbor, re-withdrawing it (`network X`, then `no network X`) when bgpd lost the
     /// withdrawal.
@@ -526,8 +619,9 @@ impl Applier {
                 return;
             }
             if elapsed < WITHDRAW_GRACE {
-                // A withdrawal that is queued but not sent yet is still in the Adj-RIB-Out.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                // A withdrawal that is queued but not sent yet (bgpd holds its process queue
+                // for 50 ms) is still in the Adj-RIB-Out.
+                tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
             rewithdrawn += 1;
@@ -544,6 +638,31 @@ impl Applier {
         }
     }
 
+    /// A bgpd `show` command's output: over the bgpd vty session when it is available (sub-ms),
+    /// else one vtysh process.
+    async fn bgpd_show(&self, command: &str) -> Result<String, VtyshError> {
+        if self.cfg.vty_run_dir.is_some() {
+            let mut guard = self.bgpd.lock().await;
+            if let Some(session) = guard.as_mut() {
+                match session.command(command).await {
+                    Ok(reply) if reply.success() => return Ok(reply.output),
+                    Ok(reply) => {
+                        return Err(VtyshError::Failed {
+                            what: format!("bgpd vty `{command}`"),
+                            code: Some(i32::from(reply.status)),
+                            output: reply.output.trim().to_string(),
+                        });
+                    }
+                    Err(e) => {
+                        debug!(error = %e, "frr: bgpd vty session lost; using vtysh");
+                        *guard = None;
+                    }
+                }
+            }
+        }
+        self.vtysh.command(command).await
+    }
+
     /// The removed networks that some established neighbor still has in its Adj-RIB-Out.
     async fn still_advertised<'a>(
         &self,
@@ -554,7 +673,10 @@ impl Applier {
         vrfs.dedup();
         let mut stale: Vec<&RemovedNetwork> = Vec::new();
         for vrf in vrfs {
-            let neighbors = self.vtysh.bgp_neighbors(vrf).await?;
+            let neighbors = self
+                .bgpd_show(&format!("show bgp vrf {vrf} neighbors json"))
+                .await
+                .and_then(|text| super::vtysh::parse_bgp_neighbors(&text))?;
             let mut afis: Vec<&str> = removed
                 .iter()
                 .filter(|r| r.vrf() == vrf)
@@ -572,7 +694,11 @@ impl Applier {
                     }
                     let cmd =
                         format!("show bgp vrf {vrf} {afi} neighbors {peer} advertised-routes json");
-                    let v: serde_json::Value = match self.vtysh.json(&cmd).await {
+                    let v: serde_json::Value = match self
+                        .bgpd_show(&cmd)
+                        .await
+                        .and_then(|text| super::vtysh::parse_json(&cmd, &text))
+                    {
                         Ok(v) => v,
                         Err(e) => {
                             debug!(error = %e, "frr: advertised-routes check skipped");
@@ -614,6 +740,14 @@ impl Applier {
         }
         let file = self.cfg.dir.join("frr-rewithdraw.conf");
         for (i, text) in [add, remove].iter().enumerate() {
+            if i == 1 {
+                // Both lines in one batch can be folded into one bgp_process run that sees no
+                // change at all; let bgpd process the re-added path first.
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+            if self.cfg.vty_run_dir.is_some() && self.batch_over_vty(text).await.is_ok() {
+                continue;
+            }
             write_atomic(&file, text).map_err(|e| VtyshError::Failed {
                 what: "write the re-withdraw batch".into(),
                 code: None,
@@ -626,11 +760,6 @@ impl Applier {
                     code: out.code,
                     output: out.text(),
                 });
-            }
-            if i == 0 {
-                // Both lines in one batch can be folded into one bgp_process run that sees no
-                // change at all; let bgpd process the re-added path first.
-                tokio::time::sleep(Duration::from_millis(150)).await;
             }
         }
         Ok(())
@@ -858,6 +987,107 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), ApplyError> {
     tmp.as_file().sync_all().map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
+}
+
+/// Why a batch did not go over the bgpd vty session.
+#[derive(Debug)]
+enum VtyBatchError {
+    /// No session could be opened; nothing was sent (use `vtysh -f`).
+    Unavailable(VtyError),
+    /// bgpd's parser rejected a line; the lines before it were undone.
+    Rejected(String),
+    /// bgpd refused a context line (it runs something else); the lines before it were undone.
+    Mismatch(String),
+    /// The session failed mid-batch; what was applied is unknown.
+    Broken(VtyError),
+}
+
+/// How a batch sent over a vty session ended.
+#[derive(Debug, PartialEq, Eq)]
+enum VtyBatchOutcome {
+    /// Every line was sent; `failures` lists the lines bgpd refused for other than syntax.
+    Done { failures: Vec<String> },
+    /// `line` was a syntax error (or a context line bgpd refused); `applied` holds the
+    /// `network` changes made before it.
+    Rejected {
+        syntax: bool,
+        line: String,
+        output: String,
+        applied: Vec<NetworkChange>,
+    },
+}
+
+/// One `[no] network` line and where it was applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct NetworkChange {
+    router: String,
+    family: String,
+    line: String,
+}
+
+/// Runs a batch of config lines from enable mode: `configure terminal`, each line, `end`.
+async fn run_vty_batch(session: &mut VtySession, batch: &str) -> Result<VtyBatchOutcome, VtyError> {
+    let reply = session.command("configure terminal").await?;
+    if !reply.success() {
+        return Err(VtyError::Io {
+            path: session.path().to_path_buf(),
+            command: "configure terminal".into(),
+            source: std::io::Error::other(reply.output.trim().to_string()),
+        });
+    }
+    let mut router = String::new();
+    let mut family = String::new();
+    let mut applied = Vec::new();
+    let mut failures = Vec::new();
+    let mut outcome = None;
+    for line in batch.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let reply = session.command(line).await?;
+        let is_network = line.starts_with("network ") || line.starts_with("no network ");
+        // A refused context line (`router bgp` of another ASN) would send the lines after it
+        // to the wrong node: stop there too.
+        if reply.is_syntax_error() || (!is_network && !reply.success()) {
+            outcome = Some(VtyBatchOutcome::Rejected {
+                syntax: reply.is_syntax_error(),
+                line: line.to_string(),
+                output: reply.output,
+                applied: std::mem::take(&mut applied),
+            });
+            break;
+        }
+        if !reply.success() {
+            failures.push(format!("`{line}`: {}", reply.output.trim()));
+        }
+        if line.starts_with("router bgp ") {
+            router = line.to_string();
+        } else if line.starts_with("address-family ") {
+            family = line.to_string();
+        } else if is_network && reply.success() {
+            applied.push(NetworkChange {
+                router: router.clone(),
+                family: family.clone(),
+                line: line.to_string(),
+            });
+        }
+    }
+    // Back to enable mode whatever happened, so the next batch starts from a known node.
+    session.command("end").await?;
+    Ok(outcome.unwrap_or(VtyBatchOutcome::Done { failures }))
+}
+
+/// The batch that reverts `applied` (newest first).
+fn undo_batch(applied: &[NetworkChange]) -> String {
+    let mut undo = String::new();
+    for c in applied.iter().rev() {
+        let inverse = match c.line.strip_prefix("no ") {
+            Some(add) => add.to_string(),
+            None => format!("no {}", c.line),
+        };
+        undo.push_str(&format!(
+            "{}\n {}\n  {inverse}\n exit-address-family\nexit\n",
+            c.router, c.family
+        ));
+    }
+    undo
 }
 
 #[cfg(test)]

@@ -106,6 +106,8 @@ pub struct Attempt {
     pub stats: DeltaStats,
     /// 0 for the first attempt of this text, then 1, 2, ... for retries.
     pub retry: u32,
+    /// Milliseconds per step of a successful apply (`batch-vty`, `batch`, `verify`, ...).
+    pub steps_ms: Vec<(String, f64)>,
 }
 
 impl Attempt {
@@ -121,6 +123,11 @@ impl Attempt {
             fallback_reason: report.fallback_reason.clone(),
             stats: report.stats,
             retry,
+            steps_ms: report
+                .steps
+                .iter()
+                .map(|(step, d)| (step.to_string(), d.as_secs_f64() * 1000.0))
+                .collect(),
         }
     }
 
@@ -142,6 +149,7 @@ impl Attempt {
             fallback_reason: None,
             stats: DeltaStats::default(),
             retry,
+            steps_ms: Vec::new(),
         }
     }
 

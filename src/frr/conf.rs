@@ -293,6 +293,17 @@ impl Delta {
         self.structural.is_empty()
     }
 
+    /// True when the batch only adds or removes `network` lines: bgpd is the only daemon that
+    /// has to hear it (prefix-lists and route-maps live in every daemon vtysh talks to).
+    pub fn is_bgpd_only(&self) -> bool {
+        let s = &self.stats;
+        self.is_incremental()
+            && s.prefix_list_entries_set == 0
+            && s.prefix_list_entries_removed == 0
+            && s.route_map_entries_set == 0
+            && s.route_map_entries_removed == 0
+    }
+
     /// True when there is nothing to do at all.
     pub fn is_empty(&self) -> bool {
         self.batch.is_empty() && self.structural.is_empty()

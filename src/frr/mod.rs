@@ -2,6 +2,7 @@
 //! FRR safely and fast, and reading FRR's state back.
 //!
 //! - [`render`]: the FRR configuration model → canonical `frr.conf` text.
+//! - [`vty`]: a persistent session on a daemon's vty socket (bgpd-only batches, sub-ms).
 //! - [`vtysh`]: run vtysh commands with a timeout; typed JSON status (neighbors, BFD, routes).
 //! - [`conf`]: frr.conf text → contexts; the incremental delta between two texts.
 //! - [`apply`]: one apply (write, validate, incremental batch or frr-reload.py, verify,
@@ -12,4 +13,5 @@ pub mod apply;
 pub mod apply_loop;
 pub mod conf;
 pub mod render;
+pub mod vty;
 pub mod vtysh;
