@@ -349,6 +349,17 @@ async fn rejected_configs_leave_the_previous_one_running() {
     lab::wait_route(&router, "198.18.0.6/32", Some(NODE1_V4), LONG, every)
         .await
         .unwrap();
+    // Its `--test` confirmation ran once the loop was idle, and wrote FRR's own frr.conf.
+    let confirmed = h
+        .wait_for(LONG, |s| !s.confirm_pending && s.confirmations >= 1)
+        .await
+        .unwrap_or_else(|s| panic!("never confirmed: {s:#?}"));
+    assert_eq!(
+        confirmed.resyncs, 0,
+        "FRR ran what was applied: {confirmed:#?}"
+    );
+    let saved = std::fs::read_to_string(format!("/etc/frr/{}/frr.conf", lab.ns("node1"))).unwrap();
+    assert!(saved.contains("network 198.18.0.6/32"), "{saved}");
     lab::wait_no_route(&router, "198.18.0.5/32", Duration::from_secs(1))
         .await
         .unwrap();

@@ -260,6 +260,28 @@ pub struct Applier {
     steps: std::sync::Mutex<Vec<(&'static str, Duration)>>,
     /// The open session on bgpd's vty socket, opened on first use and dropped on any I/O error.
     bgpd: tokio::sync::Mutex<Option<VtySession>>,
+    /// Leave the `--test` confirmation of vty batches to [`Applier::confirm`] (the apply loop
+    /// runs it while idle) instead of running it inside [`Applier::apply`].
+    defer_confirm: bool,
+    /// What the deferred confirmation still has to check, accumulated over batches.
+    pending: Option<PendingConfirm>,
+}
+
+/// Work left after vty batches whose confirmation was deferred.
+#[derive(Clone, Debug, Default)]
+struct PendingConfirm {
+    /// `network` lines removed by the batches (checked out of every Adj-RIB-Out).
+    removed: Vec<RemovedNetwork>,
+    /// The batches changed something: FRR's own frr.conf must be written.
+    persist: bool,
+}
+
+/// How an incremental apply ended.
+enum Confirmation {
+    /// `--test` confirmed it (and the withdraw check and persist ran).
+    Done,
+    /// Confirmation deferred to [`Applier::confirm`].
+    Deferred(PendingConfirm),
 }
 
 impl Applier {
@@ -275,6 +297,8 @@ impl Applier {
             baseline: None,
             steps: Default::default(),
             bgpd: Default::default(),
+            defer_confirm: false,
+            pending: None,
         }
     }
 
@@ -337,8 +361,18 @@ impl Applier {
                 let delta = conf::delta(old, new);
                 if delta.is_incremental() {
                     let residual = residual.clone();
+                    if self.pending.is_some() && !self.deferrable(&delta) {
+                        // This change will be confirmed now: confirm the earlier batches first,
+                        // so their withdraw check and persist are not lost.
+                        self.confirm().await?;
+                    }
                     match self.incremental(&file, &delta, &residual).await {
-                        Ok(()) => {
+                        Ok(confirmation) => {
+                            if let Confirmation::Deferred(more) = confirmation {
+                                let pending = self.pending.get_or_insert_with(Default::default);
+                                pending.removed.extend(more.removed);
+                                pending.persist |= more.persist;
+                            }
                             self.remember(text, new_conf.ok(), residual.clone());
                             let report = ApplyReport {
                                 path: ApplyPath::Incremental,
@@ -367,6 +401,9 @@ impl Applier {
             }
         };
 
+        if self.pending.is_some() {
+            self.confirm().await?;
+        }
         info!(reason = %fallback, "frr: applying with frr-reload.py");
         let t = Instant::now();
         self.check_syntax(&file).await?;
@@ -429,7 +466,7 @@ impl Applier {
         file: &Path,
         delta: &conf::Delta,
         residual: &str,
-    ) -> Result<(), IncrementalMiss> {
+    ) -> Result<Confirmation, IncrementalMiss> {
         let batch = delta.batch.as_str();
         let removed = delta.removed_networks.as_slice();
         let mut batch_note = None;
@@ -458,6 +495,12 @@ impl Applier {
                     )));
                 }
             }
+        }
+        if sent && batch_note.is_none() && self.defer_confirm {
+            return Ok(Confirmation::Deferred(PendingConfirm {
+                removed: removed.to_vec(),
+                persist: self.cfg.persist,
+            }));
         }
         if !batch.is_empty() && !sent {
             let delta_file = self.cfg.dir.join("frr-delta.conf");
@@ -506,7 +549,7 @@ impl Applier {
                 }
                 self.mark("persist", t);
             }
-            return Ok(());
+            return Ok(Confirmation::Done);
         }
         let mut why = format!(
             "after the batch, --test shows: {}",
@@ -837,11 +880,109 @@ impl Applier {
         Err(ApplyError::Reload { output, rollback })
     }
 
+    /// Makes [`Applier::apply`] leave the `--test` confirmation of bgpd vty batches (and their
+    /// withdraw check and `write memory`) to [`Applier::confirm`]. The apply loop turns this on
+    /// and confirms while idle, so a Service change is not queued behind the previous change's
+    /// 100-300 ms `frr-reload.py --test`.
+    pub fn set_defer_confirm(&mut self, defer: bool) {
+        self.defer_confirm = defer;
+    }
+
+    /// True when vty batches wait for [`Applier::confirm`].
+    pub fn confirm_pending(&self) -> bool {
+        self.pending.is_some()
+    }
+
+    fn deferrable(&self, delta: &conf::Delta) -> bool {
+        self.defer_confirm
+            && self.cfg.vty_run_dir.is_some()
+            && delta.is_bgpd_only()
+            && !delta.batch.is_empty()
+    }
+
+    /// The read-only half of [`Applier::confirm`]: `frr-reload.py --test` of the last applied
+    /// text. Dropping it mid-way is safe (the process is killed), which is how the loop puts a
+    /// new change ahead of a confirmation.
+    pub async fn confirm_test(&self) -> Result<Output, VtyshError> {
+        let text = self
+            .last
+            .as_ref()
+            .map(|a| a.text.clone())
+            .unwrap_or_default();
+        let file = self.cfg.dir.join("frr-confirm.conf");
+        write_atomic(&file, &text).map_err(|e| VtyshError::Failed {
+            what: format!("write {}", file.display()),
+            code: None,
+            output: e.to_string(),
+        })?;
+        self.test(&file).await
+    }
+
+    /// The rest of [`Applier::confirm`] once `test` is known: when FRR runs the applied text,
+    /// check that removed networks left every Adj-RIB-Out and `write memory`; otherwise reload
+    /// the applied text (`Ok(Some(report))`).
+    pub async fn confirm_finish(
+        &mut self,
+        test: Result<Output, VtyshError>,
+    ) -> Result<Option<ApplyReport>, ApplyError> {
+        let Some(pending) = self.pending.take() else {
+            return Ok(None);
+        };
+        let Some(last) = self.last.clone() else {
+            return Ok(None);
+        };
+        let start = Instant::now();
+        self.steps.lock().expect("invariant: steps lock").clear();
+        let test = test.map_err(|source| ApplyError::Verify {
+            source,
+            rollback: Rollback::NotNeeded,
+        })?;
+        if test.success() && test.stdout.trim() == last.residual.trim() {
+            if !pending.removed.is_empty() {
+                self.ensure_withdrawn(&pending.removed).await;
+            }
+            if pending.persist
+                && let Err(e) = self.vtysh.command("write memory").await
+            {
+                warn!(error = %e, "frr: write memory failed after incremental applies");
+            }
+            return Ok(None);
+        }
+        let left = first_lines(&test.stdout, 6);
+        warn!(diff = %left, "frr: vty batches left a difference; reloading the applied text");
+        let file = self.cfg.dir.join("frr-confirm.conf");
+        let residual = self.reload(&file).await?;
+        self.remember(&last.text, last.conf.clone(), residual.clone());
+        Ok(Some(ApplyReport {
+            path: ApplyPath::Reload,
+            hash: config_hash(&last.text),
+            duration: start.elapsed(),
+            stats: DeltaStats::default(),
+            fallback_reason: Some(format!("after vty batches, --test shows: {left}")),
+            residual: (!residual.is_empty()).then_some(residual),
+            steps: self.take_steps(),
+        }))
+    }
+
+    /// Confirms deferred vty batches: [`Applier::confirm_test`], then
+    /// [`Applier::confirm_finish`]. `Ok(None)` when nothing was pending or FRR runs the text.
+    pub async fn confirm(&mut self) -> Result<Option<ApplyReport>, ApplyError> {
+        if self.pending.is_none() {
+            return Ok(None);
+        }
+        let test = self.confirm_test().await;
+        self.confirm_finish(test).await
+    }
+
     /// Checks that FRR still runs the last applied text (`frr-reload.py --test` shows nothing
     /// beyond the accepted residual) and re-applies it with frr-reload.py if not: a daemon
     /// restart from an old file, or someone's manual `vtysh` change. `Ok(None)` when nothing
     /// was applied yet or nothing drifted.
     pub async fn resync(&mut self) -> Result<Option<ApplyReport>, ApplyError> {
+        if self.pending.is_some() {
+            // The same check, plus the deferred withdraw check and persist.
+            return self.confirm().await;
+        }
         let Some(last) = self.last.clone() else {
             return Ok(None);
         };

@@ -23,6 +23,12 @@
 //! - **Drift.** While idle, every `resync` the loop checks with `frr-reload.py --test` that FRR
 //!   still runs the applied text, and reloads it if not (a daemon restarted from an old file, a
 //!   manual change); counted as `resyncs`.
+//! - **Confirmation off the critical path.** A Services-only change sent over bgpd's vty
+//!   session is in FRR when its apply returns; its `frr-reload.py --test` confirmation (with
+//!   the withdraw check and `write memory`) runs once the loop has been idle for `debounce`
+//!   ([`Applier::confirm`]), covering every batch since the last one. A new change arriving
+//!   during the `--test` stops it and goes first; the confirmation runs again afterwards. A
+//!   difference it finds is reloaded like drift.
 
 use std::{
     sync::Arc,
@@ -81,6 +87,10 @@ pub struct ApplyStatus {
     pub unchanged: u64,
     /// Drift checks that found FRR changed behind our back and re-applied the config.
     pub resyncs: u64,
+    /// True while vty batches wait for their `--test` confirmation.
+    pub confirm_pending: bool,
+    /// Confirmations run to the end (each covers every batch since the previous one).
+    pub confirmations: u64,
 }
 
 /// One attempt of the loop.
@@ -175,6 +185,8 @@ pub fn spawn(applier: Applier, cfg: LoopConfig) -> ApplyHandle {
         "frr_apply",
         pathspace = applier.config().pathspace.as_deref()
     );
+    let mut applier = applier;
+    applier.set_defer_confirm(true);
     let task = tokio::spawn(run(applier, cfg, desired_rx, status_tx).instrument(span));
     ApplyHandle {
         desired,
@@ -222,6 +234,8 @@ enum Wake {
     Apply,
     /// Idle long enough: check for drift.
     Resync,
+    /// Idle after vty batches: confirm them.
+    Confirm,
     /// The producer is gone.
     Stop,
 }
@@ -234,7 +248,24 @@ impl From<bool> for Wake {
 
 /// Runs a drift check and records a re-apply in the status.
 async fn resync(applier: &mut Applier, status: &watch::Sender<ApplyStatus>) {
-    match applier.resync().await {
+    let result = applier.resync().await;
+    record_check(result, applier, status);
+}
+
+/// Records the outcome of a drift check or a confirmation.
+fn record_check(
+    result: Result<Option<ApplyReport>, ApplyError>,
+    applier: &Applier,
+    status: &watch::Sender<ApplyStatus>,
+) {
+    let pending = applier.confirm_pending();
+    status.send_modify(|s| {
+        if s.confirm_pending && !pending {
+            s.confirmations += 1;
+        }
+        s.confirm_pending = pending;
+    });
+    match result {
         Ok(None) => {}
         Ok(Some(report)) => {
             info!(hash = %report.hash, reason = report.fallback_reason.as_deref().unwrap_or(""),
@@ -276,22 +307,39 @@ async fn run(
 ) -> Applier {
     let mut retry: Option<Retry> = None;
     let resync_every = cfg.resync.unwrap_or(Duration::MAX);
+    let confirm_after = cfg.debounce.max(Duration::from_millis(10));
     loop {
-        let woke = match &retry {
-            None => tokio::select! {
-                changed = desired.changed() => Wake::from(changed.is_ok()),
-                () = tokio::time::sleep(resync_every) => Wake::Resync,
-            },
-            Some(r) => tokio::select! {
-                changed = desired.changed() => Wake::from(changed.is_ok()),
-                () = tokio::time::sleep(r.delay) => Wake::Apply,
-            },
+        let confirm_due = applier.confirm_pending();
+        let retry_delay = retry.as_ref().map_or(Duration::MAX, |r| r.delay);
+        let woke = tokio::select! {
+            changed = desired.changed() => Wake::from(changed.is_ok()),
+            () = tokio::time::sleep(confirm_after), if confirm_due => Wake::Confirm,
+            () = tokio::time::sleep(retry_delay), if retry.is_some() => Wake::Apply,
+            () = tokio::time::sleep(resync_every), if retry.is_none() && !confirm_due => Wake::Resync,
         };
         match woke {
             Wake::Stop => break,
             Wake::Resync => {
                 resync(&mut applier, &status).await;
                 continue;
+            }
+            Wake::Confirm => {
+                // Only the read-only `--test` races a new change; the rest runs to the end.
+                let test = tokio::select! {
+                    test = applier.confirm_test() => Some(test),
+                    changed = desired.changed() => {
+                        if changed.is_err() {
+                            break;
+                        }
+                        None
+                    }
+                };
+                // None: a new change came; apply it now and confirm afterwards.
+                if let Some(test) = test {
+                    let result = applier.confirm_finish(test).await;
+                    record_check(result, &applier, &status);
+                    continue;
+                }
             }
             Wake::Apply => {}
         }
@@ -323,12 +371,17 @@ async fn run(
                           reason = report.fallback_reason.as_deref(),
                           "frr: applied");
                 }
+                let pending = applier.confirm_pending();
                 status.send_modify(|s| {
                     if report.path == ApplyPath::Unchanged {
                         s.unchanged += 1;
                     } else {
                         s.applies += 1;
                     }
+                    if s.confirm_pending && !pending {
+                        s.confirmations += 1;
+                    }
+                    s.confirm_pending = pending;
                     s.applied_hash = Some(report.hash.clone());
                     s.last = Some(Attempt::succeeded(now, &report, attempt_no));
                 });
@@ -357,6 +410,11 @@ async fn run(
                 });
             }
         }
+    }
+    if applier.confirm_pending() {
+        // Shutting down: leave FRR confirmed and its frr.conf written.
+        let result = applier.confirm().await;
+        record_check(result, &applier, &status);
     }
     applier
 }
