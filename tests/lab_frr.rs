@@ -1128,3 +1128,92 @@ async fn network_removed_right_after_session_up_is_withdrawn_at_the_router() {
         }
     }
 }
+
+/// localPref only travels on iBGP: with the router's session to node1 made internal (both in
+/// AS 64501), a BGPAdvertisement's localPref and community arrive on the router's path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ibgp_peer_receives_the_advertisements_local_pref() {
+    if !lab::enabled("ibgp_peer_receives_the_advertisements_local_pref") {
+        return;
+    }
+    let _serial = LAB_LOCK.lock().await;
+    let lab = Lab::up("mlt-ibgp-");
+    let router = lab.vtysh("router");
+    // The router's neighbor node1 becomes internal (remote-as = its own AS).
+    router
+        .raw(&[
+            "-c",
+            "configure terminal",
+            "-c",
+            "router bgp 64501",
+            "-c",
+            &format!("neighbor {NODE1_V4} remote-as 64501"),
+        ])
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("00-ibgp.yaml"),
+        r#"apiVersion: v1
+kind: Node
+metadata: {name: node1}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: internal, namespace: metallb-system}
+spec:
+  addresses: [198.51.100.0/24]
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: internal, namespace: metallb-system}
+spec:
+  ipAddressPools: [internal]
+  localPref: 150
+  communities: ["64501:7"]
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: router, namespace: metallb-system}
+spec:
+  myASN: 64501
+  peerASN: 64501
+  peerAddress: 10.77.0.1
+"#,
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("10-web.yaml"),
+        service("web", "198.51.100.40", false),
+    )
+    .unwrap();
+    let _speaker = spawn_speaker(&lab, "node1", dir.path());
+    let neighbor = lab::wait_established(&router, NODE1_V4, LONG)
+        .await
+        .unwrap();
+    assert_eq!(neighbor.remote_as, 64501, "an iBGP session: {neighbor:?}");
+    let start = Instant::now();
+    let path = loop {
+        let best = router
+            .bgp_prefix("default", "198.51.100.40/32")
+            .await
+            .unwrap()
+            .and_then(|p| p.best().cloned());
+        if let Some(b) = best
+            && b.peer.peer_id == NODE1_V4
+            && b.loc_prf.is_some()
+        {
+            break b;
+        }
+        assert!(start.elapsed() < LONG, "198.51.100.40/32 never arrived");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(path.loc_prf, Some(150), "{path:?}");
+    assert_eq!(
+        path.community.as_ref().map(|c| c.string.as_str()),
+        Some("64501:7"),
+        "{path:?}"
+    );
+    assert_eq!(path.peer.kind, "internal", "{path:?}");
+    assert_eq!(path.aspath.length, 0, "iBGP adds no AS: {path:?}");
+}
