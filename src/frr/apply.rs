@@ -951,17 +951,31 @@ impl Applier {
         let left = first_lines(&test.stdout, 6);
         warn!(diff = %left, "frr: vty batches left a difference; reloading the applied text");
         let file = self.cfg.dir.join("frr-confirm.conf");
-        let residual = self.reload(&file).await?;
+        let why = format!("after vty batches, --test shows: {left}");
+        self.reload_applied(&last, &file, why, start)
+            .await
+            .map(Some)
+    }
+
+    /// Reloads `last` (written to `file`) after a `--test` showed FRR runs something else.
+    async fn reload_applied(
+        &mut self,
+        last: &Applied,
+        file: &Path,
+        why: String,
+        start: Instant,
+    ) -> Result<ApplyReport, ApplyError> {
+        let residual = self.reload(file).await?;
         self.remember(&last.text, last.conf.clone(), residual.clone());
-        Ok(Some(ApplyReport {
+        Ok(ApplyReport {
             path: ApplyPath::Reload,
             hash: config_hash(&last.text),
             duration: start.elapsed(),
             stats: DeltaStats::default(),
-            fallback_reason: Some(format!("after vty batches, --test shows: {left}")),
+            fallback_reason: Some(why),
             residual: (!residual.is_empty()).then_some(residual),
             steps: self.take_steps(),
-        }))
+        })
     }
 
     /// Confirms deferred vty batches: [`Applier::confirm_test`], then
@@ -1004,17 +1018,10 @@ impl Applier {
         }
         let drift = first_lines(&test.stdout, 6);
         warn!(diff = %drift, "frr: running configuration drifted from the applied one; reloading");
-        let residual = self.reload(&file).await?;
-        self.remember(&last.text, last.conf.clone(), residual.clone());
-        Ok(Some(ApplyReport {
-            path: ApplyPath::Reload,
-            hash: config_hash(&last.text),
-            duration: start.elapsed(),
-            stats: DeltaStats::default(),
-            fallback_reason: Some(format!("drift: {drift}")),
-            residual: (!residual.is_empty()).then_some(residual),
-            steps: self.take_steps(),
-        }))
+        let why = format!("drift: {drift}");
+        self.reload_applied(&last, &file, why, start)
+            .await
+            .map(Some)
     }
 
     /// Re-applies the last good text (or what ran before the first apply).

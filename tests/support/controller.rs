@@ -1,9 +1,18 @@
 //! Helpers for controller tests: running replicas in-process, reading Services and events.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
+use futures::StreamExt;
 use k8s_openapi::api::{core::v1::Service, events::v1::Event};
-use kube::{Api, Client, api::ListParams};
+use kube::{
+    Api, Client,
+    api::ListParams,
+    runtime::{WatchStreamExt, watcher},
+};
 use metallb::{
     controller::{self, ControllerConfig},
     k8s::status::WriterStats,
@@ -20,6 +29,32 @@ pub fn config(identity: &str) -> ControllerConfig {
         lease.retry_period = Duration::from_millis(250);
     }
     config
+}
+
+/// When a watch first saw each Service (by name) with an address in status.
+pub type FirstSeen = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// Watches `services` and records when each first has an address in status; abort the task
+/// when done.
+pub fn watch_first_address(services: &Api<Service>) -> (FirstSeen, tokio::task::JoinHandle<()>) {
+    let seen: FirstSeen = Arc::default();
+    let task = {
+        let seen = seen.clone();
+        let services = services.clone();
+        tokio::spawn(async move {
+            let mut stream =
+                std::pin::pin!(watcher(services, watcher::Config::default()).applied_objects());
+            while let Some(Ok(svc)) = stream.next().await {
+                if !service_ips(&svc).is_empty() {
+                    seen.lock()
+                        .unwrap()
+                        .entry(svc.metadata.name.clone().unwrap_or_default())
+                        .or_insert_with(Instant::now);
+                }
+            }
+        })
+    };
+    (seen, task)
 }
 
 /// Runs a replica (with leader election as configured) in a task; abort it to simulate a crash.
