@@ -3,8 +3,12 @@
 //! shows each Service's address while it exists. Needs `METALLB_K8S=1` and `METALLB_LAB=1`
 //! (root, FRR from hack/setup.sh); otherwise it prints a skip note.
 //!
-//! The speakers run in the root namespace and drive their node's FRR through its pathspace
-//! (`vtysh -N`), as `tests/lab_frr.rs` does, so they reach the apiserver on 127.0.0.1.
+//! Each speaker runs inside its node's network namespace (`ip netns exec <prefix>node1 metallb
+//! speaker ...`), as it would on a real node: it reaches the apiserver over the lab bridge at
+//! 10.77.0.254 (the lab's host port, `MLB_LAB_HOST=1`; the apiserver listens on 0.0.0.0 with
+//! that address in its certificate) and drives its node's FRR through the pathspace's sockets
+//! under /var/run/frr/<ns>/ (`vtysh -N`), which are files and so reachable from any namespace.
+//! The test itself talks to the apiserver on 127.0.0.1.
 
 mod support;
 
@@ -28,7 +32,7 @@ use metallb::{
     frr::{vty::VtySession, vtysh::parse_bgp_prefix},
 };
 use serde_json::json;
-use support::{Cluster, controller as ctl, eventually};
+use support::{Cluster, ClusterOptions, controller as ctl, eventually};
 
 const LONG: Duration = Duration::from_secs(60);
 const BENCH_SERVICES: usize = 100;
@@ -84,10 +88,14 @@ impl Drop for Guard {
     }
 }
 
+/// `metallb speaker --from-api` inside `node`'s network namespace. `ip netns exec` execs the
+/// program (no fork), so the child's pid is the speaker's.
 fn spawn_speaker(bin: &Path, cluster: &Cluster, lab: &Lab, node: &str) -> Guard {
     let log = cluster.dir.join(format!("speaker-{node}.log"));
     Guard(
-        Command::new(bin)
+        Command::new("ip")
+            .args(["netns", "exec", &lab.ns(node)])
+            .arg(bin)
             .args([
                 "--log-level",
                 "info",
@@ -97,7 +105,7 @@ fn spawn_speaker(bin: &Path, cluster: &Cluster, lab: &Lab, node: &str) -> Guard 
                 node,
             ])
             .arg("--kubeconfig")
-            .arg(cluster.kubeconfig_as("speaker"))
+            .arg(cluster.kubeconfig_as_via("speaker", lab::HOST_IPV4))
             .args(["--frr-pathspace", &lab.ns(node)])
             .args(["--debounce-ms", "20"])
             .arg("--state-dir")
@@ -106,6 +114,36 @@ fn spawn_speaker(bin: &Path, cluster: &Cluster, lab: &Lab, node: &str) -> Guard 
             .spawn()
             .unwrap(),
     )
+}
+
+/// (device, inode) of a network namespace file (`/proc/<pid>/ns/net`, `/run/netns/<name>`):
+/// two processes share a namespace exactly when these are equal.
+fn netns_id(path: &str) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).unwrap_or_else(|e| panic!("stat {path}: {e}"));
+    (m.dev(), m.ino())
+}
+
+/// The speaker's established TCP connections to the apiserver's bridge address, as `ss` in the
+/// node's namespace lists them (`local peer` pairs).
+fn speaker_connections(lab: &Lab, node: &str, pid: u32, api: &str) -> Vec<String> {
+    let out = Command::new("ip")
+        .args(["netns", "exec", &lab.ns(node)])
+        .args(["ss", "-Htnp", "state", "established", "dst", api])
+        .output()
+        .expect("ss runs");
+    let owner = format!("pid={pid},");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&owner))
+        .map(|l| {
+            l.split_whitespace()
+                .skip(2)
+                .take(2)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect()
 }
 
 /// Waits until the router's valid paths for `prefix` come exactly from `nexthops`.
@@ -156,9 +194,15 @@ async fn service_through_the_api_reaches_the_router_and_is_withdrawn() {
         eprintln!("skipping {name}: needs METALLB_K8S=1 and METALLB_LAB=1");
         return;
     }
-    let cluster = Cluster::start().await;
+    // Bound to 0.0.0.0 so the test keeps using 127.0.0.1 while the speakers, inside the node
+    // namespaces, come in over the lab's host port; the certificate names that address too.
+    let cluster = Cluster::start_with(ClusterOptions {
+        bind: Some("0.0.0.0".into()),
+        extra_ips: vec![lab::HOST_IPV4.into()],
+    })
+    .await;
     let client = cluster.client.clone();
-    let lab = Lab::up("mlk-");
+    let lab = Lab::up_with_host("mlk-");
     support::create_yaml(&client, LAB_OBJECTS, None)
         .await
         .unwrap();
@@ -173,7 +217,7 @@ async fn service_through_the_api_reaches_the_router_and_is_withdrawn() {
         support::LogOnPanic(cluster.dir.join("speaker-node1.log")),
         support::LogOnPanic(cluster.dir.join("speaker-node2.log")),
     ];
-    let _speakers = [
+    let speakers = [
         spawn_speaker(&bin, &cluster, &lab, "node1"),
         spawn_speaker(&bin, &cluster, &lab, "node2"),
     ];
@@ -265,6 +309,41 @@ async fn service_through_the_api_reaches_the_router_and_is_withdrawn() {
             },
         )
         .await;
+    }
+
+    // The speakers live in their node namespaces and talk to the apiserver over the bridge:
+    // each one's network namespace is the node's, and its API connections go from the node's
+    // address to 10.77.0.254:<port> (inside the namespace 127.0.0.1 is its own loopback, and
+    // the bridge is the only way out).
+    let port = cluster.server.rsplit(':').next().unwrap();
+    for (speaker, node, ip) in [
+        (&speakers[0], "node1", "10.77.0.11"),
+        (&speakers[1], "node2", "10.77.0.12"),
+    ] {
+        let pid = speaker.0.id();
+        assert_eq!(
+            netns_id(&format!("/proc/{pid}/ns/net")),
+            netns_id(&format!("/run/netns/{}", lab.ns(node))),
+            "speaker {node} (pid {pid}) is not in netns {}",
+            lab.ns(node)
+        );
+        let conns = speaker_connections(&lab, node, pid, lab::HOST_IPV4);
+        let want = format!("{ip}:");
+        let to = format!(" {}:{port}", lab::HOST_IPV4);
+        assert!(
+            !conns.is_empty()
+                && conns
+                    .iter()
+                    .all(|c| c.starts_with(&want) && c.ends_with(&to)),
+            "speaker {node}: connections to the apiserver {conns:?}, want {ip}:* -> {}:{port}",
+            lab::HOST_IPV4
+        );
+        eprintln!(
+            "speaker {node} (pid {pid}) runs in netns {}: {} connections {ip} -> {}:{port}",
+            lab.ns(node),
+            conns.len(),
+            lab::HOST_IPV4
+        );
     }
 
     // Both nodes' paths are in before the delete (both sessions fully up).

@@ -11,7 +11,8 @@
 # daemons linger as "[watchfrr] <defunct>" for ~2 s; `down` waits for that (up to 5 s) so
 # `pgrep -a -f frr` is clean afterwards. MLB_LAB_FAST_DOWN=1 skips the wait (down ~0.3-0.6 s).
 #
-# Topology (every name carries $MLB_LAB_PREFIX, default "mlb-"; nothing in the root netns):
+# Topology (every name carries $MLB_LAB_PREFIX, default "mlb-"; nothing in the root netns
+# unless MLB_LAB_HOST=1):
 #
 #   netns ${P}sw: bridge br0, ports p-router p-node1 p-node2 p-client (veth)
 #        |             |              |             |
@@ -19,6 +20,12 @@
 #   10.77.0.1      10.77.0.11     10.77.0.12    10.77.0.100     /24
 #   fd00:77::1     fd00:77::11    fd00:77::12   fd00:77::100    /64
 #   FRR AS 64501   FRR            FRR           no FRR
+#
+# With MLB_LAB_HOST=1 the root netns gets a port too: veth ${P}host (root end, 10.77.0.254/24,
+# fd00:77::254/64) <-> p-host on br0, so processes inside the node namespaces can reach a
+# service on the host (the kube-apiserver of the k8s lab test and hack/lab-demo). Only the
+# lab's own /24 and /64 become routable from the host; nothing is forwarded or NATed. One such
+# lab at a time: up refuses when 10.77.0.0/24 or fd00:77::/64 is already routed in the root netns.
 #
 # Each FRR instance is a pathspace named after its netns (-N ${P}router ...): config in
 # /etc/frr/<ns>/, sockets and pidfiles in /var/run/frr/<ns>/, started by
@@ -37,6 +44,7 @@
 #                         diff. lab_node_conf_bgp renders an initial `router bgp 64500`
 #                         peering to the router (v4 + v6, bfd, no prefixes).
 #   MLB_LAB_CLIENT=0      do not create the client namespace
+#   MLB_LAB_HOST=1        also connect the root netns to br0 as 10.77.0.254 (see above)
 #   MLB_LAB_QUIET=1       less output
 #
 # Library functions (after `source`): lab_up, lab_down, lab_status, lab_ns ROLE,
@@ -45,10 +53,12 @@
 # placeholders from stdin), lab_node_conf_for ROLE, lab_reload ROLE FILE,
 # lab_apply ROLE FILE, lab_wait_established ROLE PEER [TIMEOUT],
 # lab_wait_route ROLE PREFIX [NEXTHOP] [TIMEOUT], lab_bgp_counter ROLE PEER FIELD,
-# lab_leftovers, lab_selftest. Roles: sw router node1 node2 client.
+# lab_leftovers, lab_selftest, lab_host_up, lab_host_down, lab_host_link.
+# Roles: sw router node1 node2 client.
 
 : "${MLB_LAB_PREFIX:=mlb-}"
 : "${MLB_LAB_CLIENT:=1}"
+: "${MLB_LAB_HOST:=0}"
 : "${MLB_LAB_QUIET:=0}"
 
 LAB_ROLES_ALL="router node1 node2 client"
@@ -71,6 +81,9 @@ lab_octet() {
     esac
 }
 lab_ipv4() { echo "10.77.0.$(lab_octet "$1")"; }
+# The root netns end of the host port (MLB_LAB_HOST=1).
+LAB_HOST_IPV4=10.77.0.254
+LAB_HOST_IPV6=fd00:77::254
 lab_ipv6() { echo "fd00:77::$(lab_octet "$1")"; }
 # Deterministic MACs (02:77:00:00:00:<octet in hex>) so layer-2 tests can predict them.
 lab_mac() { printf '02:77:00:00:00:%02x' "$(lab_octet "$1")"; }
@@ -342,6 +355,53 @@ lab_topology_up() {
     done
 }
 
+# The root netns end of the host port: named after the prefix so parallel labs (which never
+# enable it together, see lab_host_up) and the other labs' interfaces cannot collide.
+lab_host_link() { printf '%shost' "$MLB_LAB_PREFIX"; }
+
+# Refuses when the host link name is too long for the kernel (15 bytes) or when the root netns
+# already routes the lab subnet (another lab's host port, or a real network): a lab must never
+# shadow anything of the host.
+lab_host_check() {
+    local link
+    link=$(lab_host_link)
+    [[ ${#link} -le 15 ]] || { lab_die "host link name '$link' longer than 15 bytes (shorten MLB_LAB_PREFIX)"; return 1; }
+    local taken
+    taken="$(ip -4 route show exact 10.77.0.0/24)$(ip -6 route show exact fd00:77::/64)$(ip -4 addr show to "$LAB_HOST_IPV4/32")"
+    if [[ -n "$taken" ]]; then
+        lab_die "the lab subnet is already routed in the root netns (another lab with MLB_LAB_HOST=1?): $taken"
+        return 1
+    fi
+}
+
+# Connect the root netns to br0 as 10.77.0.254/24 and fd00:77::254/64.
+lab_host_up() {
+    local link sw
+    link=$(lab_host_link); sw=$(lab_ns sw)
+    lab_host_check || return 1
+    ip link add "$link" type veth peer name p-host netns "$sw" || return 1
+    ip -n "$sw" link set p-host master br0 up
+    # Same as inside the namespaces: no DAD, no router advertisements taken from the lab.
+    # (Written to /proc: sysctl would read a '.' in the prefix as a key separator.)
+    local k
+    for k in accept_dad accept_ra autoconf; do
+        echo 0 > "/proc/sys/net/ipv6/conf/$link/$k"
+    done
+    ip addr add "$LAB_HOST_IPV4/24" dev "$link"
+    ip addr add "$LAB_HOST_IPV6/64" dev "$link" nodad
+    ip link set "$link" up
+}
+
+# Remove the host port (idempotent). Deleting one end of a veth pair deletes both, so this
+# also covers a lab whose switch namespace is already gone.
+lab_host_down() {
+    local link
+    link=$(lab_host_link)
+    if ip link show "$link" >/dev/null 2>&1; then
+        ip link del "$link"
+    fi
+}
+
 lab_up() {
     local r ns pids=() rc=0 p
     command -v vtysh >/dev/null || { lab_die "FRR missing: run hack/setup.sh"; return 1; }
@@ -351,8 +411,18 @@ lab_up() {
             lab_die "$ns already exists (run: lab.sh down)"; return 1
         fi
     done
+    if ip link show "$(lab_host_link)" >/dev/null 2>&1; then
+        lab_die "$(lab_host_link) already exists (run: lab.sh down)"; return 1
+    fi
+    # Checked before anything is created, so a refusal leaves nothing to clean up.
+    if [[ "$MLB_LAB_HOST" == 1 ]]; then
+        lab_host_check || return 1
+    fi
     lab_log "creating namespaces (prefix '$MLB_LAB_PREFIX')"
     lab_topology_up || { lab_die "topology failed"; return 1; }
+    if [[ "$MLB_LAB_HOST" == 1 ]]; then
+        lab_host_up || { lab_die "host port failed"; return 1; }
+    fi
     for r in $LAB_ROLES_FRR; do
         lab_write_frr_files "$r" || return 1
     done
@@ -370,6 +440,9 @@ lab_up() {
     [[ $rc == 0 ]] || return 1
     lab_exec node1 ping -c1 -W2 -q "$(lab_ipv4 router)" >/dev/null || { lab_die "node1 cannot ping router (v4)"; return 1; }
     lab_exec node1 ping -6 -c1 -W2 -q "$(lab_ipv6 router)" >/dev/null || { lab_die "node1 cannot ping router (v6)"; return 1; }
+    if [[ "$MLB_LAB_HOST" == 1 ]]; then
+        lab_exec node1 ping -c1 -W2 -q "$LAB_HOST_IPV4" >/dev/null || { lab_die "node1 cannot ping the host port ($LAB_HOST_IPV4)"; return 1; }
+    fi
     lab_log "up"
 }
 
@@ -379,6 +452,8 @@ lab_down() {
         lab_frr_stop "$r" & pids+=($!)
     done
     for p in "${pids[@]}"; do wait "$p" || rc=1; done
+    # Whether or not MLB_LAB_HOST is set now: an earlier `up` may have had it.
+    lab_host_down || rc=1
     for r in $LAB_ROLES_ALL sw; do
         ns=$(lab_ns "$r")
         if lab_ns_exists "$ns"; then
@@ -422,6 +497,7 @@ lab_leftovers() {
         local p
         for p in $(lab_frr_pids "$ns"); do echo "process $p $(tr '\0' ' ' < /proc/$p/cmdline 2>/dev/null)"; done
     done
+    ip link show "$(lab_host_link)" >/dev/null 2>&1 && echo "link $(lab_host_link) (root netns)"
     return 0
 }
 
@@ -439,6 +515,9 @@ lab_status() {
             printf '%-14s absent\n' "$ns"
         fi
     done
+    if ip link show "$(lab_host_link)" >/dev/null 2>&1; then
+        printf '%-14s root netns link  %s %s\n' "$(lab_host_link)" "$LAB_HOST_IPV4" "$LAB_HOST_IPV6"
+    fi
     if lab_ns_exists "$(lab_ns router)" && [[ -n "$(lab_frr_pids "$(lab_ns router)")" ]]; then
         echo "--- $(lab_ns router): show bgp summary"
         lab_vtysh router -c 'show bgp summary' 2>&1 | sed 's/^/  /'

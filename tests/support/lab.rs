@@ -57,18 +57,35 @@ pub fn nodename() -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// The root netns end of the host port (`MLB_LAB_HOST=1`, [`Lab::up_with_host`]) on br0.
+pub const HOST_IPV4: &str = "10.77.0.254";
+
 /// A running lab; dropping it tears everything down (also when the test panics).
 pub struct Lab {
     /// Namespace/pathspace prefix, e.g. `mlt-a-`.
     pub prefix: String,
+    /// Whether the root netns is on br0 as [`HOST_IPV4`].
+    host: bool,
 }
 
 impl Lab {
     /// Brings up router, node1 and node2 (no client) under `prefix`. Leftovers of an earlier
     /// run with the same prefix are removed first.
     pub fn up(prefix: &str) -> Lab {
+        Lab::start(prefix, false)
+    }
+
+    /// [`Lab::up`] plus a veth from the root netns into br0 (`<prefix>host`, [`HOST_IPV4`]/24),
+    /// so processes inside the node namespaces reach a server on the host, such as the
+    /// kube-apiserver. One such lab at a time on a machine (lab.sh refuses a second).
+    pub fn up_with_host(prefix: &str) -> Lab {
+        Lab::start(prefix, true)
+    }
+
+    fn start(prefix: &str, host: bool) -> Lab {
         let lab = Lab {
             prefix: prefix.to_string(),
+            host,
         };
         let _ = lab.script("down");
         let status = lab.script("up");
@@ -83,6 +100,7 @@ impl Lab {
             .env("MLB_LAB_PREFIX", &self.prefix)
             .env("MLB_LAB_CLIENT", "0")
             .env("MLB_LAB_QUIET", "1")
+            .env("MLB_LAB_HOST", if self.host { "1" } else { "0" })
             .status()
             .map(|s| s.success())
             .unwrap_or(false)

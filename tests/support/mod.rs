@@ -294,6 +294,22 @@ impl Cluster {
     /// A kubeconfig authenticating as ServiceAccount `metallb-system/<sa>` (one of
     /// [`SERVICE_ACCOUNTS`]): only the RBAC rules bound to it apply.
     pub fn kubeconfig_as(&self, sa: &str) -> PathBuf {
+        self.write_sa_kubeconfig(sa, &self.server, &format!("kubeconfig-{sa}"))
+    }
+
+    /// [`Cluster::kubeconfig_as`] with server `https://<ip>:<port>`: for a component inside a
+    /// network namespace, where 127.0.0.1 is the namespace's own loopback. The apiserver must
+    /// listen on `ip` and have it as a SAN ([`ClusterOptions`]).
+    pub fn kubeconfig_as_via(&self, sa: &str, ip: &str) -> PathBuf {
+        let port = self.server.rsplit(':').next().unwrap();
+        self.write_sa_kubeconfig(
+            sa,
+            &format!("https://{ip}:{port}"),
+            &format!("kubeconfig-{sa}-{ip}"),
+        )
+    }
+
+    fn write_sa_kubeconfig(&self, sa: &str, server: &str, file: &str) -> PathBuf {
         let tokens = std::fs::read_to_string(self.dir.join("tokens.csv")).unwrap();
         let user = format!("system:serviceaccount:{METALLB_NAMESPACE}:{sa}");
         let token = tokens
@@ -301,10 +317,10 @@ impl Cluster {
             .find(|l| l.split(',').nth(1) == Some(user.as_str()))
             .and_then(|l| l.split(',').next())
             .unwrap_or_else(|| panic!("no token for {user}"));
-        let path = self.dir.join(format!("kubeconfig-{sa}"));
+        let path = self.dir.join(file);
         std::fs::write(
             &path,
-            kubeconfig_yaml(&self.server, &self.dir.join("ca.crt"), token),
+            kubeconfig_yaml(server, &self.dir.join("ca.crt"), token),
         )
         .unwrap();
         path
