@@ -194,15 +194,16 @@ async fn service_through_the_api_reaches_the_router_and_is_withdrawn() {
         eprintln!("skipping {name}: needs METALLB_K8S=1 and METALLB_LAB=1");
         return;
     }
-    // Bound to 0.0.0.0 so the test keeps using 127.0.0.1 while the speakers, inside the node
-    // namespaces, come in over the lab's host port; the certificate names that address too.
+    // The apiserver listens on the lab's host port only (10.77.0.254, on a veth this test
+    // creates into its own bridge), never on the machine's other interfaces: the test and the
+    // speakers inside the node namespaces all come in there. So the lab goes up first.
+    let lab = Lab::up_with_host("mlk-");
     let cluster = Cluster::start_with(ClusterOptions {
-        bind: Some("0.0.0.0".into()),
+        bind: Some(lab::HOST_IPV4.into()),
         extra_ips: vec![lab::HOST_IPV4.into()],
     })
     .await;
     let client = cluster.client.clone();
-    let lab = Lab::up_with_host("mlk-");
     support::create_yaml(&client, LAB_OBJECTS, None)
         .await
         .unwrap();

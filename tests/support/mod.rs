@@ -70,8 +70,8 @@ pub const SERVICE_ACCOUNTS: [&str; 2] = ["controller", "speaker"];
 /// Options of [`Cluster::start_with`].
 #[derive(Clone, Debug, Default)]
 pub struct ClusterOptions {
-    /// Address the apiserver binds to; `None` is 127.0.0.1. `0.0.0.0` serves the host and
-    /// network namespaces alike.
+    /// Address the apiserver binds to and clients use; `None` is 127.0.0.1. Give an address
+    /// reachable from network namespaces (the lab's host port) for components inside them.
     pub bind: Option<String>,
     /// Extra IP SANs for the serving certificate (addresses clients in namespaces use).
     pub extra_ips: Vec<String>,
@@ -150,9 +150,14 @@ impl Cluster {
         std::fs::write(dir.join("tokens.csv"), tokens).map_err(|e| e.to_string())?;
 
         let [etcd_client, etcd_peer, api_port] = free_ports::<3>();
+        // Where clients reach the apiserver: its bind address, or loopback when it binds all.
+        let host = match options.bind.as_deref() {
+            None | Some("0.0.0.0") => "127.0.0.1".to_string(),
+            Some(ip) => ip.to_string(),
+        };
         let mut cluster = Cluster {
             dir: dir.clone(),
-            server: format!("https://127.0.0.1:{api_port}"),
+            server: format!("https://{host}:{api_port}"),
             kubeconfig: dir.join("kubeconfig"),
             client: Client::try_from(Config::new("https://127.0.0.1:1".parse().unwrap()))
                 .map_err(|e| e.to_string())?,
@@ -223,7 +228,7 @@ impl Cluster {
         )?);
         let ca = d("ca.crt");
         let auth = format!("Authorization: Bearer {token}");
-        let readyz = format!("https://127.0.0.1:{api_port}/readyz");
+        let readyz = format!("https://{host}:{api_port}/readyz");
         wait_for("kube-apiserver /readyz", Duration::from_secs(60), || {
             Command::new("curl")
                 .args([
