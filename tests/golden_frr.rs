@@ -71,11 +71,13 @@ fn render_case(path: &Path) -> String {
         nodes: vec![node.clone()],
     };
     let plan = plan::plan(&resources, &config, &options);
+    let (passwords, errors) = config::secrets::peer_passwords(&resources, &config);
+    assert!(errors.is_empty(), "{name}: {errors:?}");
     let facts = NodeFacts {
         hostname: node.clone(),
         log_level,
         router_id,
-        passwords: Default::default(),
+        passwords,
     };
     let frr = plan::frr_config(&resources, &config, &plan, &node, &facts);
     render::render(&frr).unwrap()

@@ -1217,3 +1217,104 @@ spec:
     assert_eq!(path.peer.kind, "internal", "{path:?}");
     assert_eq!(path.aspath.length, 0, "iBGP adds no AS: {path:?}");
 }
+
+/// `passwordSecret`: the password comes from a basic-auth Secret, the router (which requires
+/// TCP MD5) establishes the session, and a config whose Secret is gone is refused while FRR
+/// keeps the last good one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_from_a_secret_brings_up_an_md5_session() {
+    if !lab::enabled("password_from_a_secret_brings_up_an_md5_session") {
+        return;
+    }
+    let _serial = LAB_LOCK.lock().await;
+    let lab = Lab::up("mlt-md5-");
+    let router = lab.vtysh("router");
+    router
+        .raw(&[
+            "-c",
+            "configure terminal",
+            "-c",
+            "router bgp 64501",
+            "-c",
+            &format!("neighbor {NODE1_V4} password s3cret-md5"),
+        ])
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("00-peer.yaml"),
+        r#"apiVersion: v1
+kind: Node
+metadata: {name: node1}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lab, namespace: metallb-system}
+spec:
+  addresses: [198.51.100.0/24]
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: lab, namespace: metallb-system}
+spec:
+  ipAddressPools: [lab]
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: router, namespace: metallb-system}
+spec:
+  myASN: 64500
+  peerASN: 64501
+  peerAddress: 10.77.0.1
+  passwordSecret: {name: bgp-auth}
+"#,
+    )
+    .unwrap();
+    let secret = dir.path().join("01-secret.yaml");
+    let secret_text = "apiVersion: v1\nkind: Secret\nmetadata: {name: bgp-auth, namespace: metallb-system}\n\
+                       type: kubernetes.io/basic-auth\nstringData: {password: s3cret-md5}\n";
+    std::fs::write(&secret, secret_text).unwrap();
+    std::fs::write(
+        dir.path().join("10-web.yaml"),
+        service("web", "198.51.100.10", false),
+    )
+    .unwrap();
+    let _speaker = spawn_speaker(&lab, "node1", dir.path());
+    let every = Duration::from_millis(50);
+    lab::wait_route(&router, "198.51.100.10/32", Some(NODE1_V4), LONG, every)
+        .await
+        .unwrap();
+    let running = lab.vtysh("node1").running_config().await.unwrap();
+    assert!(
+        running.contains(" neighbor 10.77.0.1 password s3cret-md5\n"),
+        "{running}"
+    );
+    let before = lab::wait_established(&router, NODE1_V4, LONG)
+        .await
+        .unwrap();
+
+    // The Secret goes, in the same change as a new Service: the speaker refuses the config, so
+    // neither the password nor the new Service changes on FRR.
+    std::fs::remove_file(&secret).unwrap();
+    std::fs::write(
+        dir.path().join("20-api.yaml"),
+        service("api", "198.51.100.20", false),
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let running = lab.vtysh("node1").running_config().await.unwrap();
+    assert!(running.contains("password s3cret-md5"), "{running}");
+    assert!(!running.contains("198.51.100.20"), "{running}");
+    let after = lab::neighbor(&router, NODE1_V4).await;
+    assert!(after.is_established(), "{after:?}");
+    assert_eq!(
+        after.connections_established, before.connections_established,
+        "the session was reset"
+    );
+
+    // The Secret is back: the pending Service goes out.
+    std::fs::write(&secret, secret_text).unwrap();
+    lab::wait_route(&router, "198.51.100.20/32", Some(NODE1_V4), LONG, every)
+        .await
+        .unwrap();
+}

@@ -42,20 +42,18 @@ pub(super) fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         PlanFormat::Text => print!("{}", render_text(&plan)),
         PlanFormat::Frr => {
             let node = args.node.as_deref().expect("checked above");
+            // A plan reads Secrets from its input; a dry run on partial input only notes the
+            // ones it cannot find (the speaker refuses such a config).
+            let (passwords, errors) = crate::config::secrets::peer_passwords(&resources, &config);
+            for e in &errors {
+                eprintln!("note: {e}: no password line");
+            }
             let facts = NodeFacts {
                 hostname: node.to_string(),
                 log_level: args.frr_log_level,
                 router_id: args.router_id,
-                passwords: Default::default(),
+                passwords,
             };
-            for peer in config.peers.values() {
-                if let Some(crate::core::config::Password::Secret { name, .. }) = &peer.password {
-                    eprintln!(
-                        "note: BGPPeer {} takes its password from Secret {name}, which a plan cannot read: no password line",
-                        peer.name
-                    );
-                }
-            }
             let frr = plan::frr_config(&resources, &config, &plan, node, &facts);
             print!("{}", render::render(&frr)?);
         }

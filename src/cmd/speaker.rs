@@ -115,8 +115,7 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
         hostname: args.frr_hostname.clone().unwrap_or_else(nodename),
         log_level: args.frr_log_level,
         router_id: args.router_id,
-        // Without Kubernetes there are no Secrets to read: peers with a Secret password get no
-        // password line (as in `metallb plan -o frr`).
+        // Filled per render from the Secrets in the input (`config::secrets`).
         passwords: Default::default(),
     };
     info!(node = %node, hostname = %facts.hostname, state_dir = %state_dir.display(), "speaker: started");
@@ -342,8 +341,21 @@ pub fn render_resources(
         // Announcements are recomputed from the filtered services by frr_config.
         plan.nodes.clear();
     }
+    let (passwords, errors) = config::secrets::peer_passwords(&resources, &config);
+    if !errors.is_empty() {
+        return Err(SpeakerError::Invalid(errors));
+    }
+    let facts = NodeFacts {
+        passwords,
+        ..facts.clone()
+    };
     let announcement = plan::announcement(&resources, &config, &plan, node);
-    let frr = crate::core::frr::build(&config, &plan::node(&resources, node), &announcement, facts);
+    let frr = crate::core::frr::build(
+        &config,
+        &plan::node(&resources, node),
+        &announcement,
+        &facts,
+    );
     Ok((render::render(&frr)?, announcement))
 }
 

@@ -10,6 +10,7 @@ pub mod error;
 pub mod peer;
 pub mod pool;
 pub mod resources;
+pub mod secrets;
 pub mod selector;
 pub mod service;
 

@@ -5,7 +5,7 @@
 //! would otherwise silently keep the default).
 
 use k8s_openapi::api::{
-    core::v1::{Namespace, Node, Service},
+    core::v1::{Namespace, Node, Secret, Service},
     discovery::v1::EndpointSlice,
 };
 use serde::de::DeserializeOwned;
@@ -57,6 +57,8 @@ pub struct Resources {
     pub nodes: Vec<Node>,
     /// EndpointSlices.
     pub endpoint_slices: Vec<EndpointSlice>,
+    /// Secrets (BGP passwords, `BGPPeer.spec.passwordSecret`).
+    pub secrets: Vec<Secret>,
 }
 
 impl Resources {
@@ -112,6 +114,7 @@ impl Resources {
             ("v1", "Service") => self.services.push(decode(doc, kind, false)?),
             ("v1", "Namespace") => self.namespaces.push(decode(doc, kind, false)?),
             ("v1", "Node") => self.nodes.push(decode(doc, kind, false)?),
+            ("v1", "Secret") => self.secrets.push(decode(doc, kind, false)?),
             ("discovery.k8s.io/v1", "EndpointSlice") => {
                 self.endpoint_slices.push(decode(doc, kind, false)?)
             }

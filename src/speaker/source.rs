@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use k8s_openapi::api::{
-    core::v1::{Namespace, Node, Service},
+    core::v1::{Namespace, Node, Secret, Service},
     discovery::v1::EndpointSlice,
 };
 use kube::{
@@ -27,6 +27,8 @@ use crate::{
 pub struct ApiSource {
     stores: Stores,
     endpoint_slices: Store<EndpointSlice>,
+    /// Secrets in MetalLB's namespace (BGP passwords; RBAC: deploy/rbac/speaker.yaml).
+    secrets: Store<Secret>,
     rx: mpsc::UnboundedReceiver<Input>,
     kinds: usize,
     synced: BTreeSet<Kind>,
@@ -82,10 +84,15 @@ impl ApiSource {
         };
         let endpoint_slices =
             watch_kind!(Api::<EndpointSlice>::all(c.clone()), Kind::EndpointSlice);
+        let secrets = watch_kind!(
+            Api::<Secret>::namespaced(c.clone(), namespace),
+            Kind::Config("Secret")
+        );
         let kinds = tasks.len();
         ApiSource {
             stores,
             endpoint_slices,
+            secrets,
             rx,
             kinds,
             synced: BTreeSet::new(),
@@ -146,6 +153,7 @@ impl ApiSource {
                 .cmp(&(&b.metadata.namespace, &b.metadata.name))
         });
         resources.endpoint_slices = slices;
+        resources.secrets = self.secrets.state().iter().map(|o| (**o).clone()).collect();
         resources
     }
 
