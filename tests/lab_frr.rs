@@ -1129,6 +1129,36 @@ async fn network_removed_right_after_session_up_is_withdrawn_at_the_router() {
     }
 }
 
+/// Runs `line` inside the router's `router bgp 64501` (changes to the lab's baseline router).
+async fn router_bgp_line(lab: &Lab, line: &str) {
+    lab.vtysh("router")
+        .raw(&[
+            "-c",
+            "configure terminal",
+            "-c",
+            "router bgp 64501",
+            "-c",
+            line,
+        ])
+        .await
+        .unwrap();
+}
+
+/// node1, one pool (198.51.100.0/24) advertised over BGP with `advertisement` spec lines, and
+/// one BGPPeer to the router from `my_asn` with `peer` spec lines.
+fn one_peer_manifests(my_asn: u32, peer_asn: u32, advertisement: &str, peer: &str) -> String {
+    format!(
+        "apiVersion: v1\nkind: Node\nmetadata: {{name: node1}}\n---\n\
+         apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\n\
+         metadata: {{name: lab, namespace: metallb-system}}\nspec:\n  addresses: [198.51.100.0/24]\n---\n\
+         apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\n\
+         metadata: {{name: lab, namespace: metallb-system}}\nspec:\n  ipAddressPools: [lab]\n{advertisement}---\n\
+         apiVersion: metallb.io/v1beta2\nkind: BGPPeer\n\
+         metadata: {{name: router, namespace: metallb-system}}\nspec:\n  myASN: {my_asn}\n  \
+         peerASN: {peer_asn}\n  peerAddress: 10.77.0.1\n{peer}"
+    )
+}
+
 /// localPref only travels on iBGP: with the router's session to node1 made internal (both in
 /// AS 64501), a BGPAdvertisement's localPref and community arrive on the router's path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1140,46 +1170,16 @@ async fn ibgp_peer_receives_the_advertisements_local_pref() {
     let lab = Lab::up("mlt-ibgp-");
     let router = lab.vtysh("router");
     // The router's neighbor node1 becomes internal (remote-as = its own AS).
-    router
-        .raw(&[
-            "-c",
-            "configure terminal",
-            "-c",
-            "router bgp 64501",
-            "-c",
-            &format!("neighbor {NODE1_V4} remote-as 64501"),
-        ])
-        .await
-        .unwrap();
+    router_bgp_line(&lab, &format!("neighbor {NODE1_V4} remote-as 64501")).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("00-ibgp.yaml"),
-        r#"apiVersion: v1
-kind: Node
-metadata: {name: node1}
----
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: internal, namespace: metallb-system}
-spec:
-  addresses: [198.51.100.0/24]
----
-apiVersion: metallb.io/v1beta1
-kind: BGPAdvertisement
-metadata: {name: internal, namespace: metallb-system}
-spec:
-  ipAddressPools: [internal]
-  localPref: 150
-  communities: ["64501:7"]
----
-apiVersion: metallb.io/v1beta2
-kind: BGPPeer
-metadata: {name: router, namespace: metallb-system}
-spec:
-  myASN: 64501
-  peerASN: 64501
-  peerAddress: 10.77.0.1
-"#,
+        one_peer_manifests(
+            64501,
+            64501,
+            "  localPref: 150\n  communities: [\"64501:7\"]\n",
+            "",
+        ),
     )
     .unwrap();
     std::fs::write(
@@ -1229,45 +1229,11 @@ async fn password_from_a_secret_brings_up_an_md5_session() {
     let _serial = LAB_LOCK.lock().await;
     let lab = Lab::up("mlt-md5-");
     let router = lab.vtysh("router");
-    router
-        .raw(&[
-            "-c",
-            "configure terminal",
-            "-c",
-            "router bgp 64501",
-            "-c",
-            &format!("neighbor {NODE1_V4} password s3cret-md5"),
-        ])
-        .await
-        .unwrap();
+    router_bgp_line(&lab, &format!("neighbor {NODE1_V4} password s3cret-md5")).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("00-peer.yaml"),
-        r#"apiVersion: v1
-kind: Node
-metadata: {name: node1}
----
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: lab, namespace: metallb-system}
-spec:
-  addresses: [198.51.100.0/24]
----
-apiVersion: metallb.io/v1beta1
-kind: BGPAdvertisement
-metadata: {name: lab, namespace: metallb-system}
-spec:
-  ipAddressPools: [lab]
----
-apiVersion: metallb.io/v1beta2
-kind: BGPPeer
-metadata: {name: router, namespace: metallb-system}
-spec:
-  myASN: 64500
-  peerASN: 64501
-  peerAddress: 10.77.0.1
-  passwordSecret: {name: bgp-auth}
-"#,
+        one_peer_manifests(64500, 64501, "", "  passwordSecret: {name: bgp-auth}\n"),
     )
     .unwrap();
     let secret = dir.path().join("01-secret.yaml");
