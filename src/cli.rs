@@ -196,8 +196,25 @@ pub struct SpeakerL2Args {
     pub node_name: String,
     /// Files or directories of YAML manifests: metallb.io resources, Services (with their
     /// status addresses), EndpointSlices and Nodes.
-    #[arg(short = 'f', long = "filename", required = true, num_args = 1..)]
+    #[arg(
+        short = 'f',
+        long = "filename",
+        num_args = 1..,
+        required_unless_present = "from_api",
+        conflicts_with = "from_api"
+    )]
     pub paths: Vec<PathBuf>,
+    /// Read everything from the Kubernetes API instead (reflectors on Services,
+    /// EndpointSlices, Nodes, Namespaces and the metallb.io kinds) and emit `nodeAssigned`
+    /// events.
+    #[arg(long)]
+    pub from_api: bool,
+    /// Cluster access (with `--from-api`).
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// Namespace of the metallb.io configuration objects (with `--from-api`).
+    #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
+    pub namespace: String,
     /// UDP address for the membership protocol (e.g. the pod IP and port 7946); without it
     /// membership is off and every node is assumed to run a live speaker.
     #[arg(long, env = "METALLB_ML_BIND_ADDR")]

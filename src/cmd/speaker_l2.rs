@@ -1,4 +1,9 @@
-//! `metallb speaker-l2`: the layer 2 speaker of one node, fed from manifests.
+//! `metallb speaker-l2`: the layer 2 speaker of one node, fed from manifests or, with
+//! `--from-api`, from the Kubernetes API (then `nodeAssigned` is a Kubernetes event too).
+//!
+//! The announcer and membership are threads; the API side runs on its own thread with a
+//! tokio runtime and hands the speaker loop a new [`Input`] whenever the cluster changes
+//! (an invalid configuration keeps the last valid one).
 
 use std::{
     process::ExitCode,
@@ -18,7 +23,7 @@ use crate::{
         fence::{Fence, Witness},
         interface::{self, DEFAULT_EXCLUDED},
         membership::{Membership, Settings, Timing},
-        speaker::{self, Options},
+        speaker::{self, Change, Input, Options},
     },
 };
 
@@ -26,27 +31,37 @@ use crate::{
 const JOIN_WAIT: Duration = Duration::from_millis(1500);
 
 pub(super) fn run(args: &SpeakerL2Args) -> anyhow::Result<ExitCode> {
-    let (resources, mut errors, _) = match load(&args.paths) {
-        Ok(loaded) => loaded,
-        Err(code) => return Ok(code),
-    };
-    let config = match config::build(&resources, &config::BuildOptions::default()) {
-        Ok(config) if errors.is_empty() => config,
-        Ok(_) => return Ok(invalid(&mut errors)),
-        Err(mut build_errors) => {
-            errors.append(&mut build_errors);
-            return Ok(invalid(&mut errors));
-        }
-    };
     if args.probe_rtt_ms >= args.probe_period_ms {
         anyhow::bail!("--probe-rtt-ms must be less than --probe-period-ms");
     }
-    if !resources
+    let (mut input, events) = if args.from_api {
+        let (input, events) = api::start(args)?;
+        (input, Some(events))
+    } else {
+        let (resources, mut errors, _) = match load(&args.paths) {
+            Ok(loaded) => loaded,
+            Err(code) => return Ok(code),
+        };
+        let config = match config::build(&resources, &config::BuildOptions::default()) {
+            Ok(config) if errors.is_empty() => config,
+            Ok(_) => return Ok(invalid(&mut errors)),
+            Err(mut build_errors) => {
+                errors.append(&mut build_errors);
+                return Ok(invalid(&mut errors));
+            }
+        };
+        // Manifests are read once; the speaker loop treats the closed channel as "no change".
+        let (_, rx) = tokio::sync::watch::channel(Arc::new(Input { resources, config }));
+        (rx, None)
+    };
+    if !input
+        .borrow()
+        .resources
         .nodes
         .iter()
         .any(|n| n.metadata.name.as_deref() == Some(args.node_name.as_str()))
     {
-        tracing::warn!(node = %args.node_name, "no Node object of this name in the manifests: this speaker will never be elected");
+        tracing::warn!(node = %args.node_name, "no Node object of this name: this speaker is not elected until one exists");
     }
     let patterns = args
         .exclude_interfaces
@@ -114,6 +129,12 @@ pub(super) fn run(args: &SpeakerL2Args) -> anyhow::Result<ExitCode> {
             configured_peers: peers,
         }
     });
+    let on_change = |change: &Change| {
+        if let Some(events) = &events {
+            // The API thread publishes it; a full or closed channel only loses the event.
+            let _ = events.send(change.clone());
+        }
+    };
     speaker::run(
         &Options {
             node: args.node_name.clone(),
@@ -121,8 +142,8 @@ pub(super) fn run(args: &SpeakerL2Args) -> anyhow::Result<ExitCode> {
             lb_class: args.lb_class.clone(),
             status_file: args.status_file.clone(),
         },
-        &resources,
-        &config,
+        &mut input,
+        &on_change,
         &announcer,
         initial_live,
         &rx,
@@ -140,4 +161,128 @@ fn invalid(errors: &mut Vec<config::ConfigError>) -> ExitCode {
     }
     eprintln!("invalid configuration: {} problem(s)", errors.len());
     ExitCode::from(EXIT_INVALID)
+}
+
+/// The Kubernetes side of `--from-api`.
+mod api {
+    use std::sync::Arc;
+
+    use anyhow::Context as _;
+    use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+    use tokio::sync::{mpsc, watch};
+    use tracing::{info, warn};
+
+    use crate::{
+        cli::SpeakerL2Args,
+        config,
+        l2::speaker::{Change, Input},
+        speaker::{REASON_NODE_ASSIGNED, source::ApiSource},
+    };
+
+    /// Starts the API thread; returns once the first valid configuration is in, with the
+    /// input channel and the sender for events.
+    pub(super) fn start(
+        args: &SpeakerL2Args,
+    ) -> anyhow::Result<(watch::Receiver<Arc<Input>>, mpsc::UnboundedSender<Change>)> {
+        let (first_tx, first_rx) = std::sync::mpsc::channel();
+        let (event_tx, event_rx) = mpsc::unbounded_channel();
+        let kubeconfig = args.kube.kubeconfig.clone();
+        let context = args.kube.context.clone();
+        let namespace = args.namespace.clone();
+        let node = args.node_name.clone();
+        std::thread::Builder::new()
+            .name("l2-api".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(r) => r,
+                    Err(e) => {
+                        let _ = first_tx.send(Err(anyhow::Error::from(e)));
+                        return;
+                    }
+                };
+                runtime.block_on(serve(
+                    kubeconfig, context, namespace, node, first_tx, event_rx,
+                ));
+            })
+            .context("starting the API thread")?;
+        let input = first_rx
+            .recv()
+            .context("the API thread stopped before the first configuration")??;
+        Ok((input, event_tx))
+    }
+
+    async fn serve(
+        kubeconfig: Option<std::path::PathBuf>,
+        context: Option<String>,
+        namespace: String,
+        node: String,
+        first: std::sync::mpsc::Sender<anyhow::Result<watch::Receiver<Arc<Input>>>>,
+        mut events: mpsc::UnboundedReceiver<Change>,
+    ) {
+        let client = match crate::k8s::client(kubeconfig.as_deref(), context.as_deref()).await {
+            Ok(c) => c,
+            Err(e) => {
+                let _ = first.send(Err(e.into()));
+                return;
+            }
+        };
+        let recorder = Recorder::new(
+            client.clone(),
+            Reporter {
+                controller: "metallb-speaker".into(),
+                instance: Some(node.clone()),
+            },
+        );
+        info!(node = %node, namespace = %namespace, "speaker-l2: reading the cluster");
+        let mut source = ApiSource::new(client, &namespace);
+        let mut input: Option<watch::Sender<Arc<Input>>> = None;
+        let mut first = Some(first);
+        loop {
+            tokio::select! {
+                () = source.changed() => {
+                    let resources = source.resources();
+                    match config::build(&resources, &config::BuildOptions::default()) {
+                        Ok(config) => {
+                            let next = Arc::new(Input { resources, config });
+                            match &input {
+                                Some(tx) => {
+                                    tx.send_replace(next);
+                                }
+                                None => {
+                                    let (tx, rx) = watch::channel(next);
+                                    input = Some(tx);
+                                    if let Some(first) = first.take() {
+                                        let _ = first.send(Ok(rx));
+                                    }
+                                }
+                            }
+                        }
+                        Err(errors) => {
+                            let summary: Vec<String> = errors.iter().map(ToString::to_string).collect();
+                            warn!(errors = %summary.join("; "), "speaker-l2: invalid configuration; the last valid one stays in force");
+                        }
+                    }
+                }
+                Some(change) = events.recv() => {
+                    let Change::Assigned(key) = change else { continue };
+                    let Some(svc) = source.service(&key.namespace, &key.name) else { continue };
+                    info!(service = %key, node = %node, "speaker-l2: nodeAssigned event");
+                    let reference = kube::Resource::object_ref(&*svc, &());
+                    let event = Event {
+                        type_: EventType::Normal,
+                        reason: REASON_NODE_ASSIGNED.into(),
+                        note: Some(format!("announcing from node \"{node}\" with protocol \"layer2\"")),
+                        action: "Announce".into(),
+                        secondary: None,
+                    };
+                    if let Err(error) = recorder.publish(&event, &reference).await {
+                        warn!(%error, "speaker-l2: nodeAssigned event not published");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -9,9 +9,9 @@
 //!                                └──► status file (owned services, counters)
 //! ```
 //!
-//! The speaker reads its input once from manifests (Services with their status addresses,
-//! EndpointSlices, Nodes, metallb.io objects); watching a cluster is the Kubernetes-facing
-//! speaker's job and reuses [`reconcile`] unchanged.
+//! The input (Services with their status addresses, EndpointSlices, Nodes, metallb.io objects)
+//! arrives on a watch channel: once from manifests, or whenever the cluster changes with
+//! `--from-api`. Every [`Change`] is also handed to a callback (Kubernetes events).
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -108,6 +108,15 @@ pub fn reconcile(
     owned
 }
 
+/// One consistent view of the input: the objects and the configuration built from them.
+#[derive(Debug)]
+pub struct Input {
+    /// The objects.
+    pub resources: Resources,
+    /// The configuration built from them (the last valid one).
+    pub config: Config,
+}
+
 /// Speaker settings.
 #[derive(Debug)]
 pub struct Options {
@@ -138,21 +147,34 @@ struct Status<'a> {
 #[allow(clippy::too_many_arguments)]
 pub fn run(
     options: &Options,
-    resources: &Resources,
-    config: &Config,
+    input: &mut tokio::sync::watch::Receiver<std::sync::Arc<Input>>,
+    on_change: &dyn Fn(&Change),
     announcer: &Announcer,
     initial_live: Option<BTreeSet<String>>,
     live_changes: &mpsc::Receiver<BTreeSet<String>>,
     fence: Option<&Fence>,
     stop: &std::sync::atomic::AtomicBool,
 ) {
-    let assigned = cluster::assigned_from_status(resources, config, options.lb_class.as_deref());
+    let mut current = input.borrow_and_update().clone();
+    let mut assigned = cluster::assigned_from_status(
+        &current.resources,
+        &current.config,
+        options.lb_class.as_deref(),
+    );
     let mut live = initial_live;
     let mut owned = Owned::new();
     let mut last_scan = Instant::now();
     let mut last_status = Instant::now() - Duration::from_secs(10);
     let mut fenced = false;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+        if input.has_changed().unwrap_or(false) {
+            current = input.borrow_and_update().clone();
+            assigned = cluster::assigned_from_status(
+                &current.resources,
+                &current.config,
+                options.lb_class.as_deref(),
+            );
+        }
         let now_fenced = match (fence, &live) {
             (Some(f), Some(live)) => f.fenced(live.len()),
             _ => false,
@@ -170,8 +192,8 @@ pub fn run(
         } else {
             reconcile(
                 &options.node,
-                resources,
-                config,
+                &current.resources,
+                &current.config,
                 &assigned,
                 live.as_ref(),
                 options.ignore_exclude_lb,
@@ -179,6 +201,7 @@ pub fn run(
             )
         };
         for change in changes(&owned, &next) {
+            on_change(&change);
             match change {
                 Change::Assigned(key) => {
                     info!(service = %key, node = %options.node, protocol = "layer2", "event=nodeAssigned announcing from node {} with protocol layer2", options.node);

@@ -27,7 +27,15 @@ l2_up() {
     for r in sw $LAB_ROLES_ALL; do
         lab_ns_exists "$(lab_ns "$r")" && { lab_die "$(lab_ns "$r") already exists (run: l2.sh down)"; return 1; }
     done
+    if [[ "$MLB_LAB_HOST" == 1 ]]; then
+        lab_host_check || return 1
+    fi
     lab_topology_up || { lab_die "topology failed"; return 1; }
+    # MLB_LAB_HOST=1: the root netns on the bridge as 10.77.0.254 (lab.sh), so speakers in
+    # the node namespaces reach an apiserver listening there.
+    if [[ "$MLB_LAB_HOST" == 1 ]]; then
+        lab_host_up || { lab_die "host port failed"; return 1; }
+    fi
     # The service address must not be answered by the kernel's own ARP on a non-owner node:
     # arp_ignore=1 makes a node reply only for addresses on the receiving interface, so a VIP
     # kept on lo (where the listener binds) is answered by the speaker alone.
@@ -39,6 +47,7 @@ l2_up() {
 
 l2_down() {
     local r ns pid rc=0
+    lab_host_down
     for r in $LAB_ROLES_ALL sw; do
         ns=$(lab_ns "$r")
         lab_ns_exists "$ns" || continue

@@ -124,6 +124,10 @@ pub struct Lab {
     pub speaker_args: Vec<String>,
     /// Manifests the speakers read (default `tests/fixtures/l2/lab`).
     pub manifests: PathBuf,
+    /// With a kubeconfig, speakers run `--from-api` with it instead of reading `manifests`.
+    pub kubeconfig: Option<PathBuf>,
+    /// The lab has the root netns on its bridge as 10.77.0.254 (`MLB_LAB_HOST=1`).
+    host_port: bool,
 }
 
 impl Lab {
@@ -132,7 +136,19 @@ impl Lab {
     /// kernel, answers ARP/NDP for them: `arp_ignore=1`, and NDP only answers for addresses of
     /// the receiving interface) and starts a listener on each node.
     pub fn up(prefix: &str, bin: &Path) -> Lab {
+        Lab::up_with(prefix, bin, false)
+    }
+
+    /// [`Lab::up`] with the root netns on the bridge as 10.77.0.254 (an apiserver there is
+    /// reachable from the node namespaces).
+    pub fn up_with_host(prefix: &str, bin: &Path) -> Lab {
+        Lab::up_with(prefix, bin, true)
+    }
+
+    fn up_with(prefix: &str, bin: &Path, host_port: bool) -> Lab {
         let mut lab = Lab {
+            kubeconfig: None,
+            host_port,
             prefix: prefix.to_string(),
             bin: bin.to_path_buf(),
             dir: tempfile::tempdir().unwrap(),
@@ -179,6 +195,7 @@ impl Lab {
         run(Command::new(root().join("tests/lab/l2.sh"))
             .arg(verb)
             .env("MLB_LAB_PREFIX", &self.prefix)
+            .env("MLB_LAB_HOST", if self.host_port { "1" } else { "0" })
             .env("MLB_LAB_QUIET", "1"))
     }
 
@@ -268,28 +285,24 @@ serve(socket.AF_INET, "{VIP4}")
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.ns(node)])
             .arg(&self.bin)
-            .args([
-                "speaker-l2",
-                "--log-level",
-                "info",
-                "--node-name",
-                node,
-                "-f",
-            ])
-            .arg(&self.manifests)
-            .args([
-                "--member-bind",
-                &format!("{}:7946", node_ip(node)),
-                "--members",
-                "10.77.0.11:7946,10.77.0.12:7946",
-                "--member-secret",
-                "lab-secret",
-                "--status-file",
-            ])
-            .arg(self.status_path(node))
-            .args(&self.speaker_args)
-            .stdout(Stdio::null())
-            .stderr(log);
+            .args(["speaker-l2", "--log-level", "info", "--node-name", node]);
+        match &self.kubeconfig {
+            Some(kubeconfig) => cmd.arg("--from-api").arg("--kubeconfig").arg(kubeconfig),
+            None => cmd.arg("-f").arg(&self.manifests),
+        };
+        cmd.args([
+            "--member-bind",
+            &format!("{}:7946", node_ip(node)),
+            "--members",
+            "10.77.0.11:7946,10.77.0.12:7946",
+            "--member-secret",
+            "lab-secret",
+            "--status-file",
+        ])
+        .arg(self.status_path(node))
+        .args(&self.speaker_args)
+        .stdout(Stdio::null())
+        .stderr(log);
         let child = cmd.spawn().unwrap();
         if let Some(mut old) = self.speakers.insert(node.to_string(), child) {
             let _ = old.kill();
