@@ -73,6 +73,18 @@ async fn node_assigned(client: &kube::Client) -> Vec<String> {
         .collect()
 }
 
+/// Waits for a `nodeAssigned` event of default/web from `node`; returns its note.
+async fn wait_node_assigned(client: &kube::Client, node: &str) -> String {
+    let note = format!("announcing from node \"{node}\" with protocol \"layer2\"");
+    eventually(&format!("nodeAssigned event for {node}"), LONG, || {
+        let client = client.clone();
+        let want = note.clone();
+        async move { node_assigned(&client).await.contains(&want).then_some(()) }
+    })
+    .await;
+    note
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn l2_speakers_from_the_api_announce_fail_over_and_report_node_assigned() {
     let name = "l2_speakers_from_the_api_announce_fail_over_and_report_node_assigned";
@@ -122,13 +134,7 @@ async fn l2_speakers_from_the_api_announce_fail_over_and_report_node_assigned() 
         assert_eq!(lab.connect(VIP4), "node2");
         assert!(!lab.announcing("node1"), "{}", lab.log("node1"));
     });
-    let node2_note = "announcing from node \"node2\" with protocol \"layer2\"".to_string();
-    eventually("nodeAssigned event for node2", LONG, || {
-        let client = client.clone();
-        let want = node2_note.clone();
-        async move { node_assigned(&client).await.contains(&want).then_some(()) }
-    })
-    .await;
+    let node2_note = wait_node_assigned(&client, "node2").await;
 
     // The owner's speaker dies: node1 takes over, and says so once.
     tokio::task::block_in_place(|| {
@@ -137,13 +143,7 @@ async fn l2_speakers_from_the_api_announce_fail_over_and_report_node_assigned() 
         assert!(took.is_some(), "no failover:\n{}", lab.log("node1"));
         assert_eq!(lab.connect(VIP4), "node1");
     });
-    let node1_note = "announcing from node \"node1\" with protocol \"layer2\"".to_string();
-    eventually("nodeAssigned event for node1", LONG, || {
-        let client = client.clone();
-        let want = node1_note.clone();
-        async move { node_assigned(&client).await.contains(&want).then_some(()) }
-    })
-    .await;
+    let node1_note = wait_node_assigned(&client, "node1").await;
     // Reconciles went on every 100 ms meanwhile: still one event per node, no series.
     let started = Instant::now();
     tokio::time::sleep(Duration::from_secs(1)).await;
