@@ -139,15 +139,7 @@ pub fn assigned_from_status(
             svc.metadata.namespace.as_deref().unwrap_or("default"),
             svc.metadata.name.clone().unwrap_or_default(),
         );
-        let ips: Vec<IpAddr> = svc
-            .status
-            .as_ref()
-            .and_then(|s| s.load_balancer.as_ref())
-            .and_then(|lb| lb.ingress.as_ref())
-            .into_iter()
-            .flatten()
-            .filter_map(|i| i.ip.as_deref()?.parse().ok())
-            .collect();
+        let ips = service::ingress_ips(svc);
         if ips.is_empty() {
             continue;
         }
