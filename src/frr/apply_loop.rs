@@ -93,6 +93,17 @@ pub struct ApplyStatus {
     pub confirmations: u64,
 }
 
+impl ApplyStatus {
+    /// Records whether vty batches wait for confirmation; a wait that ended counts as one
+    /// confirmation.
+    fn note_confirm_pending(&mut self, pending: bool) {
+        if self.confirm_pending && !pending {
+            self.confirmations += 1;
+        }
+        self.confirm_pending = pending;
+    }
+}
+
 /// One attempt of the loop.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -258,13 +269,7 @@ fn record_check(
     applier: &Applier,
     status: &watch::Sender<ApplyStatus>,
 ) {
-    let pending = applier.confirm_pending();
-    status.send_modify(|s| {
-        if s.confirm_pending && !pending {
-            s.confirmations += 1;
-        }
-        s.confirm_pending = pending;
-    });
+    status.send_modify(|s| s.note_confirm_pending(applier.confirm_pending()));
     match result {
         Ok(None) => {}
         Ok(Some(report)) => {
@@ -378,10 +383,7 @@ async fn run(
                     } else {
                         s.applies += 1;
                     }
-                    if s.confirm_pending && !pending {
-                        s.confirmations += 1;
-                    }
-                    s.confirm_pending = pending;
+                    s.note_confirm_pending(pending);
                     s.applied_hash = Some(report.hash.clone());
                     s.last = Some(Attempt::succeeded(now, &report, attempt_no));
                 });

@@ -187,8 +187,9 @@ impl VtySession {
     }
 
     async fn exchange(&mut self, command: &str) -> Result<VtyReply, VtyError> {
+        let path = &self.path;
         let io = |source| VtyError::Io {
-            path: self.path.clone(),
+            path: path.clone(),
             command: command.to_string(),
             source,
         };
@@ -196,32 +197,20 @@ impl VtySession {
         frame.extend_from_slice(command.as_bytes());
         frame.push(0);
         self.stream.write_all(&frame).await.map_err(io)?;
+        // Nothing follows an answer (the daemon only speaks when asked), so each exchange
+        // starts with an empty buffer.
         self.buf.clear();
         let mut chunk = [0u8; 16 * 1024];
         loop {
-            if let Some((output, status, used)) = split_reply(&self.buf) {
-                // Nothing follows an answer: the daemon only speaks when asked.
-                self.buf.drain(..used);
+            if let Some((output, status, _)) = split_reply(&self.buf) {
                 return Ok(VtyReply { status, output });
             }
-            let n = self
-                .stream
-                .read(&mut chunk)
-                .await
-                .map_err(|e| VtyError::Io {
-                    path: self.path.clone(),
-                    command: command.to_string(),
-                    source: e,
-                })?;
+            let n = self.stream.read(&mut chunk).await.map_err(io)?;
             if n == 0 {
-                return Err(VtyError::Io {
-                    path: self.path.clone(),
-                    command: command.to_string(),
-                    source: std::io::Error::new(
-                        std::io::ErrorKind::UnexpectedEof,
-                        "the daemon closed the session",
-                    ),
-                });
+                return Err(io(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "the daemon closed the session",
+                )));
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
