@@ -48,13 +48,7 @@ fn main() {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_metallb")));
     let mut lab = Lab::up("l2b-", &bin);
-    lab.start_speaker("node1");
-    lab.start_speaker("node2");
-    assert!(
-        lab.wait_announcing("node2", Duration::from_secs(10)),
-        "{}",
-        lab.log("node2")
-    );
+    lab.start_speakers(Duration::from_secs(10));
 
     let (mut v4s, mut v6s) = (Vec::new(), Vec::new());
     println!("run  kill→IPv4 entry  kill→IPv6 entry");

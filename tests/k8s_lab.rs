@@ -146,33 +146,6 @@ fn speaker_connections(lab: &Lab, node: &str, pid: u32, api: &str) -> Vec<String
         .collect()
 }
 
-/// Waits until the router's valid paths for `prefix` come exactly from `nexthops`.
-async fn wait_paths(router: &metallb::frr::vtysh::Vtysh, prefix: &str, nexthops: &[&str]) {
-    let want: std::collections::BTreeSet<String> = nexthops.iter().map(|s| s.to_string()).collect();
-    let start = Instant::now();
-    let mut got = std::collections::BTreeSet::new();
-    while start.elapsed() < LONG {
-        if let Ok(t) = router
-            .bgp_routes("default", metallb::frr::vtysh::Afi::Ipv4)
-            .await
-        {
-            got = t
-                .routes
-                .get(prefix)
-                .into_iter()
-                .flatten()
-                .filter(|p| p.valid)
-                .filter_map(|p| p.nexthops.first().map(|n| n.ip.clone()))
-                .collect();
-            if got == want {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{prefix}: paths via {got:?}, want {want:?}");
-}
-
 /// (the router has a path for `prefix`, and has selected a best one). Asked over the router's
 /// bgpd vty socket (~0.3 ms a query) so the benchmark's figures have ~5 ms resolution, not a
 /// vtysh process's 25-40 ms.
@@ -348,7 +321,7 @@ async fn service_through_the_api_reaches_the_router_and_is_withdrawn() {
     }
 
     // Both nodes' paths are in before the delete (both sessions fully up).
-    wait_paths(&router, &prefix, &["10.77.0.11", "10.77.0.12"]).await;
+    lab::wait_paths(&router, &prefix, &["10.77.0.11", "10.77.0.12"], LONG).await;
 
     // Deleted → withdrawn.
     let deleted = Instant::now();

@@ -24,14 +24,7 @@ static SERIAL: Mutex<()> = Mutex::new(());
 
 fn lab(prefix: &str) -> Lab {
     let mut lab = Lab::up(prefix, Path::new(env!("CARGO_BIN_EXE_metallb")));
-    lab.start_speaker("node1");
-    lab.start_speaker("node2");
-    // node2 owns 10.77.0.200 while both live (sha256 "node2#10.77.0.200" sorts first).
-    assert!(
-        lab.wait_announcing("node2", Duration::from_secs(10)),
-        "node2 never announced:\n{}",
-        lab.log("node2")
-    );
+    lab.start_speakers(Duration::from_secs(10));
     lab
 }
 
@@ -182,13 +175,7 @@ fn partition_leaves_at_most_one_announcer_after_the_bound() {
     let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
     let mut lab = Lab::up("l2t3-", Path::new(env!("CARGO_BIN_EXE_metallb")));
     lab.speaker_args = lab.start_witness(1000);
-    lab.start_speaker("node1");
-    lab.start_speaker("node2");
-    assert!(
-        lab.wait_announcing("node2", Duration::from_secs(10)),
-        "{}",
-        lab.log("node2")
-    );
+    lab.start_speakers(Duration::from_secs(10));
     assert!(lab.ping(VIP4));
     assert_eq!(lab.neigh(VIP4).as_deref(), Some(mac("node2")));
 

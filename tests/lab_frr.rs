@@ -87,15 +87,22 @@ async fn bring_up_base(lab: &Lab, h: &ApplyHandle) {
         .unwrap();
 }
 
+/// A fresh lab whose node1 runs the apply loop with the base config up (both sessions, both
+/// base routes at the router).
+async fn lab_with_base(prefix: &str) -> (Lab, ApplyHandle) {
+    let lab = Lab::up(prefix);
+    let h = start_loop(&lab, fast_loop());
+    bring_up_base(&lab, &h).await;
+    (lab, h)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prefix_reaches_router_with_next_hop_and_community_then_is_withdrawn() {
     if !lab::enabled("prefix_reaches_router_with_next_hop_and_community_then_is_withdrawn") {
         return;
     }
     let _serial = LAB_LOCK.lock().await;
-    let lab = Lab::up("mlt-route-");
-    let h = start_loop(&lab, fast_loop());
-    bring_up_base(&lab, &h).await;
+    let (lab, h) = lab_with_base("mlt-route-").await;
     let router = lab.vtysh("router");
 
     // A new service with a community: network line, allow-list entry and a community
@@ -171,9 +178,7 @@ async fn two_hundred_service_changes_reset_no_session() {
         return;
     }
     let _serial = LAB_LOCK.lock().await;
-    let lab = Lab::up("mlt-reset-");
-    let h = start_loop(&lab, fast_loop());
-    bring_up_base(&lab, &h).await;
+    let (lab, h) = lab_with_base("mlt-reset-").await;
     let router = lab.vtysh("router");
     // Let BFD settle so its uptime is comparable.
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -281,9 +286,7 @@ async fn rejected_configs_leave_the_previous_one_running() {
         return;
     }
     let _serial = LAB_LOCK.lock().await;
-    let lab = Lab::up("mlt-reject-");
-    let h = start_loop(&lab, fast_loop());
-    bring_up_base(&lab, &h).await;
+    let (lab, h) = lab_with_base("mlt-reject-").await;
     let node1 = lab.vtysh("node1");
     let router = lab.vtysh("router");
     let base = lab::base_conf();
@@ -791,40 +794,6 @@ fn spawn_speaker(lab: &Lab, node: &str, manifests: &std::path::Path) -> Child {
     )
 }
 
-/// Waits until the router's valid paths for `prefix` come exactly from `nexthops`.
-async fn wait_paths(router: &metallb::frr::vtysh::Vtysh, prefix: &str, nexthops: &[&str]) {
-    let afi = if prefix.contains(':') {
-        metallb::frr::vtysh::Afi::Ipv6
-    } else {
-        metallb::frr::vtysh::Afi::Ipv4
-    };
-    let want: std::collections::BTreeSet<&str> = nexthops.iter().copied().collect();
-    let start = Instant::now();
-    let mut got = std::collections::BTreeSet::new();
-    while start.elapsed() < LONG {
-        if let Ok(t) = router.bgp_routes("default", afi).await {
-            got = t
-                .routes
-                .get(prefix)
-                .into_iter()
-                .flatten()
-                .filter(|p| p.valid)
-                .filter_map(|p| p.nexthops.first().map(|n| n.ip.clone()))
-                .collect();
-            if got
-                .iter()
-                .map(String::as_str)
-                .collect::<std::collections::BTreeSet<_>>()
-                == want
-            {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{prefix}: paths via {got:?}, want {want:?}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn speaker_from_manifests_announces_services_with_bfd_and_communities() {
     if !lab::enabled("speaker_from_manifests_announces_services_with_bfd_and_communities") {
@@ -957,9 +926,9 @@ async fn node_selectors_and_etp_local_pick_the_announcing_nodes() {
         .await
         .unwrap();
 
-    wait_paths(&router, "198.51.100.10/32", &[NODE1_V4, "10.77.0.12"]).await;
-    wait_paths(&router, "198.51.100.11/32", &["10.77.0.12"]).await;
-    wait_paths(&router, "203.0.113.10/32", &[NODE1_V4]).await;
+    lab::wait_paths(&router, "198.51.100.10/32", &[NODE1_V4, "10.77.0.12"], LONG).await;
+    lab::wait_paths(&router, "198.51.100.11/32", &["10.77.0.12"], LONG).await;
+    lab::wait_paths(&router, "203.0.113.10/32", &[NODE1_V4], LONG).await;
     // Only node2 peers over IPv6 (the v6 BGPPeer selects rack b).
     let n = router.bgp_neighbors("default").await.unwrap();
     assert!(!n[NODE1_V6].is_established(), "{:?}", n[NODE1_V6].bgp_state);
@@ -988,7 +957,7 @@ async fn node_selectors_and_etp_local_pick_the_announcing_nodes() {
         .join("---\n"),
     )
     .unwrap();
-    wait_paths(&router, "198.51.100.11/32", &[NODE1_V4]).await;
+    lab::wait_paths(&router, "198.51.100.11/32", &[NODE1_V4], LONG).await;
 }
 
 /// The speaker's rendering for one peer and one Service (the k8s_lab shape), `@NET@` where the

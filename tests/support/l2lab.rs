@@ -310,6 +310,18 @@ serve(socket.AF_INET, "{VIP4}")
         }
     }
 
+    /// Starts both speakers and waits up to `timeout` until node2, the owner of 10.77.0.200
+    /// while both live (sha256 "node2#10.77.0.200" sorts first), announces.
+    pub fn start_speakers(&mut self, timeout: Duration) {
+        self.start_speaker("node1");
+        self.start_speaker("node2");
+        assert!(
+            self.wait_announcing("node2", timeout),
+            "node2 never announced:\n{}",
+            self.log("node2")
+        );
+    }
+
     /// SIGKILLs a node's speaker (no goodbye to the others) and returns when it was sent.
     pub fn kill_speaker(&mut self, node: &str) -> Instant {
         let mut child = self.speakers.remove(node).expect("speaker running");
@@ -439,26 +451,17 @@ serve(socket.AF_INET, "{VIP4}")
 
     /// Takes a node off the bridge (its switch port down: the node sees no carrier).
     pub fn cut(&self, node: &str) {
-        self.ip(&[
-            "-n",
-            &self.ns("sw"),
-            "link",
-            "set",
-            &format!("p-{node}"),
-            "down",
-        ]);
+        self.switch_port(node, "down");
     }
 
     /// Puts a node back on the bridge.
     pub fn heal(&self, node: &str) {
-        self.ip(&[
-            "-n",
-            &self.ns("sw"),
-            "link",
-            "set",
-            &format!("p-{node}"),
-            "up",
-        ]);
+        self.switch_port(node, "up");
+    }
+
+    fn switch_port(&self, node: &str, state: &str) {
+        let port = format!("p-{node}");
+        self.ip(&["-n", &self.ns("sw"), "link", "set", &port, state]);
     }
 }
 

@@ -233,6 +233,36 @@ pub async fn wait_route(
     }
 }
 
+/// Waits until the valid paths of `prefix` on `v` come exactly from `nexthops` (their first
+/// next hop each); panics with what it saw after `timeout`.
+pub async fn wait_paths(v: &Vtysh, prefix: &str, nexthops: &[&str], timeout: Duration) {
+    let want: std::collections::BTreeSet<&str> = nexthops.iter().copied().collect();
+    let start = Instant::now();
+    let mut got = std::collections::BTreeSet::new();
+    while start.elapsed() < timeout {
+        if let Ok(t) = v.bgp_routes("default", afi(prefix)).await {
+            got = t
+                .routes
+                .get(prefix)
+                .into_iter()
+                .flatten()
+                .filter(|p| p.valid)
+                .filter_map(|p| p.nexthops.first().map(|n| n.ip.clone()))
+                .collect();
+            if got
+                .iter()
+                .map(String::as_str)
+                .collect::<std::collections::BTreeSet<_>>()
+                == want
+            {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{prefix}: paths via {got:?}, want {want:?}");
+}
+
 /// Polls until `prefix` is gone from the table.
 pub async fn wait_no_route(v: &Vtysh, prefix: &str, timeout: Duration) -> Result<(), String> {
     let start = Instant::now();
