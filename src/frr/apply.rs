@@ -471,7 +471,7 @@ impl Applier {
         let removed = delta.removed_networks.as_slice();
         let mut batch_note = None;
         let mut sent = false;
-        if !batch.is_empty() && delta.is_bgpd_only() && self.cfg.vty_run_dir.is_some() {
+        if self.goes_over_vty(delta) {
             let t = Instant::now();
             match self.batch_over_vty(batch).await {
                 Ok(note) => {
@@ -893,11 +893,14 @@ impl Applier {
         self.pending.is_some()
     }
 
+    /// The delta is sent over the bgpd vty session (when the session can be opened).
+    fn goes_over_vty(&self, delta: &conf::Delta) -> bool {
+        self.cfg.vty_run_dir.is_some() && delta.is_bgpd_only() && !delta.batch.is_empty()
+    }
+
+    /// The delta's confirmation may wait for [`Applier::confirm`].
     fn deferrable(&self, delta: &conf::Delta) -> bool {
-        self.defer_confirm
-            && self.cfg.vty_run_dir.is_some()
-            && delta.is_bgpd_only()
-            && !delta.batch.is_empty()
+        self.defer_confirm && self.goes_over_vty(delta)
     }
 
     /// The read-only half of [`Applier::confirm`]: `frr-reload.py --test` of the last applied
