@@ -319,7 +319,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::core::{address::IpRange, config::PeerAsn, selector::LabelSelector};
+    use crate::core::{address::IpRange, selector::LabelSelector};
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
@@ -334,24 +334,8 @@ mod tests {
 
     fn peer(name: &str, addr: &str) -> Peer {
         Peer {
-            name: name.into(),
-            my_asn: 64500,
-            asn: PeerAsn::Number(64501),
-            local_asn: None,
-            address: PeerAddress::Ip(ip(addr)),
-            source_address: None,
-            port: None,
-            hold_time: None,
-            keepalive_time: None,
             connect_time: Some(Duration::from_secs(10)),
-            router_id: None,
-            password: None,
-            bfd_profile: None,
-            graceful_restart: false,
-            node_selectors: Vec::new(),
-            ebgp_multihop: false,
-            vrf: None,
-            dual_stack_address_family: false,
+            ..Peer::ebgp_for_test(name, ip(addr))
         }
     }
 

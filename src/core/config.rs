@@ -190,6 +190,33 @@ pub struct Peer {
     pub dual_stack_address_family: bool,
 }
 
+#[cfg(test)]
+impl Peer {
+    /// An eBGP peer from AS 64500 to AS 64501 at `address` with every option unset (tests).
+    pub(crate) fn ebgp_for_test(name: &str, address: std::net::IpAddr) -> Peer {
+        Peer {
+            name: name.into(),
+            my_asn: 64500,
+            asn: PeerAsn::Number(64501),
+            local_asn: None,
+            address: PeerAddress::Ip(address),
+            source_address: None,
+            port: None,
+            hold_time: None,
+            keepalive_time: None,
+            connect_time: None,
+            router_id: None,
+            password: None,
+            bfd_profile: None,
+            graceful_restart: false,
+            node_selectors: Vec::new(),
+            ebgp_multihop: false,
+            vrf: None,
+            dual_stack_address_family: false,
+        }
+    }
+}
+
 /// A BFD profile; `None` fields keep FRR's defaults.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct BfdProfile {

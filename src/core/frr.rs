@@ -793,26 +793,7 @@ mod tests {
             bgp_advertisements: ads,
             ..Default::default()
         };
-        let peer = Peer {
-            name: "r".into(),
-            my_asn: 64500,
-            asn: PeerAsn::Number(64501),
-            local_asn: None,
-            address: PeerAddress::Ip("10.77.0.1".parse().unwrap()),
-            source_address: None,
-            port: None,
-            hold_time: None,
-            keepalive_time: None,
-            connect_time: None,
-            router_id: None,
-            password: None,
-            bfd_profile: None,
-            graceful_restart: false,
-            node_selectors: Vec::new(),
-            ebgp_multihop: false,
-            vrf: None,
-            dual_stack_address_family: false,
-        };
+        let peer = Peer::ebgp_for_test("r", "10.77.0.1".parse().unwrap());
         Config {
             pools: [("gold".to_string(), pool)].into(),
             peers: [("r".to_string(), peer)].into(),
