@@ -8,10 +8,10 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    build::{ObjectRef, Problems, unique_by_name},
     community::{self, Aliases},
     peer::{PeerTable, check_interface_name},
     pool::{AdvertisementOrigin, PoolDraft},
+    problems::{ObjectRef, Problems, unique_by_name},
     selector::{NodeUniverse, convert_list, convert_one},
 };
 use crate::{

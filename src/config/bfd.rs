@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use super::build::{Problems, unique_by_name};
+use super::problems::{Problems, unique_by_name};
 use crate::{api::bfd_profile::BFDProfile, core::config::BfdProfile};
 
 /// Receive, transmit and echo intervals in milliseconds (FRR `bfdd`).

@@ -19,20 +19,17 @@
 //!                     advertisement::check_local_prefs, check_bfd_echo ──► Config
 //! ```
 
-use std::{cmp::Ordering, collections::BTreeMap};
-
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{
-    ConfigError, Resources, advertisement, bfd, community, peer, pool, selector::NodeUniverse,
+    ConfigError, Resources, advertisement, bfd, community, peer, pool,
+    problems::{ObjectRef, Problems, unique_by_name},
+    selector::NodeUniverse,
 };
 use crate::core::{address::Family, config::Config};
 
 /// The only MetalLB resource name the operator acts on.
 pub const METALLB_RESOURCE_NAME: &str = "metallb";
-
-/// Name shown for an object without `metadata.name`.
-const UNNAMED: &str = "<unnamed>";
 
 /// Settings of one [`build`] run.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -66,7 +63,7 @@ pub fn build(resources: &Resources, options: &BuildOptions) -> Result<Config, Ve
     let peers = peer::peers(
         &resources.bgp_peers,
         &bfd_profiles,
-        options,
+        options.namespace.as_deref(),
         &nodes,
         &mut problems,
     );
@@ -98,161 +95,6 @@ pub fn build(resources: &Resources, options: &BuildOptions) -> Result<Config, Ve
     } else {
         Err(errors)
     }
-}
-
-// === impl ObjectRef ===
-
-/// The object a problem is about: its kind and name.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub(crate) struct ObjectRef {
-    /// Kind, e.g. `IPAddressPool`.
-    pub kind: &'static str,
-    /// Name, or `<unnamed>`.
-    pub name: String,
-}
-
-impl ObjectRef {
-    /// A reference to `kind/name`.
-    pub fn new(kind: &'static str, name: impl Into<String>) -> ObjectRef {
-        ObjectRef {
-            kind,
-            name: name.into(),
-        }
-    }
-
-    /// A reference to an object by its metadata.
-    pub fn of(kind: &'static str, metadata: &ObjectMeta) -> ObjectRef {
-        ObjectRef::new(
-            kind,
-            metadata
-                .name
-                .as_deref()
-                .filter(|n| !n.is_empty())
-                .unwrap_or(UNNAMED),
-        )
-    }
-}
-
-impl std::fmt::Display for ObjectRef {
-    /// `Kind/name`, the form used in advertisement `source`s and messages.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.kind, self.name)
-    }
-}
-
-// === impl Problems ===
-
-/// Every problem found so far.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub(crate) struct Problems(Vec<ConfigError>);
-
-impl Problems {
-    /// Records a problem with `field` of `object`.
-    pub fn add(
-        &mut self,
-        object: &ObjectRef,
-        field: impl Into<String>,
-        message: impl Into<String>,
-    ) {
-        self.0
-            .push(ConfigError::new(object.kind, &object.name, field, message));
-    }
-
-    /// How many problems have been recorded; comparing counts tells whether a step found any.
-    pub fn len(&self) -> usize {
-        self.0.len()
-    }
-
-    /// The problems sorted by kind, name, field (numbers in numeric order) and message, without
-    /// duplicates.
-    pub fn into_errors(self) -> Vec<ConfigError> {
-        let mut errors = self.0;
-        errors.sort_by(compare_errors);
-        errors.dedup();
-        errors
-    }
-}
-
-fn compare_errors(a: &ConfigError, b: &ConfigError) -> Ordering {
-    a.kind
-        .cmp(&b.kind)
-        .then_with(|| a.name.cmp(&b.name))
-        .then_with(|| compare_natural(&a.field, &b.field))
-        .then_with(|| a.message.cmp(&b.message))
-}
-
-/// Compares text with digit runs taken as numbers, so `addresses[2]` sorts before
-/// `addresses[10]`.
-fn compare_natural(a: &str, b: &str) -> Ordering {
-    fn chunks(text: &str) -> Vec<(bool, &str)> {
-        let mut out = Vec::new();
-        let mut start = 0;
-        let bytes = text.as_bytes();
-        for i in 1..=bytes.len() {
-            if i == bytes.len() || bytes[i].is_ascii_digit() != bytes[start].is_ascii_digit() {
-                out.push((bytes[start].is_ascii_digit(), &text[start..i]));
-                start = i;
-            }
-        }
-        out
-    }
-    let (left, right) = (chunks(a), chunks(b));
-    for ((left_digits, l), (right_digits, r)) in left.iter().zip(right.iter()) {
-        let order = if *left_digits && *right_digits {
-            let (l_trim, r_trim) = (l.trim_start_matches('0'), r.trim_start_matches('0'));
-            l_trim
-                .len()
-                .cmp(&r_trim.len())
-                .then_with(|| l_trim.cmp(r_trim))
-                .then_with(|| l.cmp(r))
-        } else {
-            l.cmp(r)
-        };
-        if order != Ordering::Equal {
-            return order;
-        }
-    }
-    left.len().cmp(&right.len())
-}
-
-/// Keeps the first object of each name among `objects` (in the order given), reporting objects
-/// without a name and every later object with a name already taken (`duplicate definition of
-/// <noun> "<name>"`). Kinds that share one name space, such as the two pool kinds, are passed
-/// together.
-pub(crate) fn unique_by_name<'a, T>(
-    objects: impl IntoIterator<Item = (&'static str, &'a ObjectMeta, T)>,
-    noun: &str,
-    problems: &mut Problems,
-) -> Vec<(ObjectRef, T)> {
-    let mut first_kind: BTreeMap<String, &'static str> = BTreeMap::new();
-    let mut unique = Vec::new();
-    for (kind, metadata, object) in objects {
-        let reference = ObjectRef::of(kind, metadata);
-        if metadata.name.as_deref().is_none_or(str::is_empty) {
-            problems.add(
-                &reference,
-                "metadata.name",
-                format!("missing name: every {kind} needs a name"),
-            );
-            continue;
-        }
-        if let Some(earlier) = first_kind.get(&reference.name) {
-            let also = if *earlier == kind {
-                String::new()
-            } else {
-                format!(" (already used by an {earlier})")
-            };
-            problems.add(
-                &reference,
-                "metadata.name",
-                format!("duplicate definition of {noun} {:?}{also}", reference.name),
-            );
-            continue;
-        }
-        first_kind.insert(reference.name.clone(), kind);
-        unique.push((reference, object));
-    }
-    unique
 }
 
 // === cross-kind checks ===
@@ -438,31 +280,6 @@ mod tests {
         assert_eq!(
             build(&Resources::default(), &BuildOptions::default()),
             Ok(Config::default())
-        );
-    }
-
-    #[test]
-    fn errors_sort_by_kind_name_and_numeric_field() {
-        let mut problems = Problems::default();
-        let pool = ObjectRef::new("IPAddressPool", "b");
-        problems.add(&pool, "spec.addresses[10]", "x");
-        problems.add(&pool, "spec.addresses[2]", "x");
-        problems.add(&pool, "spec.addresses[2]", "x");
-        problems.add(&ObjectRef::new("IPAddressPool", "a"), "spec", "x");
-        problems.add(&ObjectRef::new("BGPPeer", "z"), "spec", "x");
-        let fields: Vec<String> = problems
-            .into_errors()
-            .iter()
-            .map(|e| format!("{}/{} {}", e.kind, e.name, e.field))
-            .collect();
-        assert_eq!(
-            fields,
-            [
-                "BGPPeer/z spec",
-                "IPAddressPool/a spec",
-                "IPAddressPool/b spec.addresses[2]",
-                "IPAddressPool/b spec.addresses[10]"
-            ]
         );
     }
 

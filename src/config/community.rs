@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use super::build::{ObjectRef, Problems, unique_by_name};
+use super::problems::{ObjectRef, Problems, unique_by_name};
 use crate::{api::community::Community as CommunityObject, core::community::Community};
 
 /// Alias name → value. `None` marks an alias whose value is invalid: that was reported on the

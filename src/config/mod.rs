@@ -9,6 +9,7 @@ pub mod community;
 pub mod error;
 pub mod peer;
 pub mod pool;
+pub(crate) mod problems;
 pub mod resources;
 pub mod secrets;
 pub mod selector;

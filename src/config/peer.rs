@@ -12,7 +12,7 @@ use std::{
 };
 
 use super::{
-    build::{BuildOptions, ObjectRef, Problems, unique_by_name},
+    problems::{ObjectRef, Problems, unique_by_name},
     resources::PeerObject,
     selector::{NodeUniverse, convert_list},
 };
@@ -59,7 +59,7 @@ struct PeerFacts {
 pub(crate) fn peers(
     objects: &[PeerObject],
     bfd_profiles: &BTreeMap<String, BfdProfile>,
-    options: &BuildOptions,
+    namespace: Option<&str>,
     nodes: &NodeUniverse,
     problems: &mut Problems,
 ) -> PeerTable {
@@ -71,7 +71,7 @@ pub(crate) fn peers(
     let mut facts = Vec::new();
     for (reference, object) in unique {
         let before = problems.len();
-        let (peer_facts, peer) = resolve(&reference, object, bfd_profiles, options, problems);
+        let (peer_facts, peer) = resolve(&reference, object, bfd_profiles, namespace, problems);
         table.names.insert(reference.name.clone());
         if let Some(peer) = peer
             && problems.len() == before
@@ -90,7 +90,7 @@ fn resolve(
     reference: &ObjectRef,
     object: &PeerObject,
     bfd_profiles: &BTreeMap<String, BfdProfile>,
-    options: &BuildOptions,
+    namespace: Option<&str>,
     problems: &mut Problems,
 ) -> (PeerFacts, Option<Peer>) {
     let spec = &object.peer.spec;
@@ -251,7 +251,7 @@ fn resolve(
             parsed.ok()
         });
 
-    let password = password(spec, options, &mut report);
+    let password = password(spec, namespace, &mut report);
 
     // Only judged when BFDProfiles are given: a file holding just this peer is checked before
     // it is applied next to profiles already in the cluster, and MetalLB's webhook likewise
@@ -447,10 +447,11 @@ fn format_secs(duration: Duration) -> String {
     }
 }
 
-/// The session password: plain, or a Secret reference; not both.
+/// The session password: plain, or a Secret reference (in `metallb_namespace` when that is
+/// known); not both.
 fn password(
     spec: &crate::api::bgp_peer::v1beta2::BGPPeerSpec,
-    options: &BuildOptions,
+    metallb_namespace: Option<&str>,
     report: &mut impl FnMut(&str, String),
 ) -> Option<Password> {
     let plain = spec.password.clone().filter(|p| !p.is_empty());
@@ -466,7 +467,7 @@ fn password(
             report("spec.passwordSecret.name", "missing name of the password Secret".into());
         }
         let namespace = secret.namespace.clone().filter(|n| !n.is_empty());
-        if let (Some(expected), Some(namespace)) = (options.namespace.as_deref(), namespace.as_deref())
+        if let (Some(expected), Some(namespace)) = (metallb_namespace, namespace.as_deref())
             && expected != namespace
         {
             report(
@@ -1011,7 +1012,7 @@ mod tests {
 
     #[test]
     fn password_secret_must_be_in_metallbs_namespace() {
-        let options = BuildOptions {
+        let options = crate::config::BuildOptions {
             namespace: Some("metallb-system".into()),
         };
         let errors = build_yaml_with(

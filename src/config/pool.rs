@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use super::{
-    build::{ObjectRef, Problems, unique_by_name},
+    problems::{ObjectRef, Problems, unique_by_name},
     selector::convert_list,
 };
 use crate::{

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1::Node;
 
-use super::build::{ObjectRef, Problems};
+use super::problems::{ObjectRef, Problems};
 use crate::{
     api::LabelSelector as ApiLabelSelector,
     core::selector::{LabelSelector, Labels, Operator, Requirement, any_matches},
