@@ -23,7 +23,7 @@ use metallb::{
         ip_address_pool::{IPAddressPool, IPAddressPoolSpec, ServiceAllocation},
         l2_advertisement::{L2Advertisement, L2AdvertisementSpec, PreferredNodeSelector},
     },
-    config::{self, BuildOptions, ConfigError, Resources, resources::PeerObject},
+    config::{self, ConfigError, LoadOptions, Resources, resources::PeerObject},
     core::{
         community::Community,
         config::{Config, Password, PeerAddress, PeerAsn},
@@ -39,11 +39,8 @@ fn fixtures_dir() -> PathBuf {
 /// Every problem of a manifest, decoding and building alike, as `Kind/name: field: message`.
 fn problems_of(file: &str, text: &str) -> Result<Vec<String>, String> {
     let docs = manifest::parse(file, text).map_err(|e| format!("not valid YAML: {e}"))?;
-    let (resources, mut errors) = Resources::from_documents(&docs);
-    if let Err(mut build_errors) = config::build(&resources, &BuildOptions::default()) {
-        errors.append(&mut build_errors);
-    }
-    Ok(errors.iter().map(ToString::to_string).collect())
+    let (_, loaded) = config::load_documents(&docs, &LoadOptions::default());
+    Ok(loaded.problems.iter().map(ToString::to_string).collect())
 }
 
 #[test]
@@ -269,16 +266,24 @@ spec:
   preferredNodeSelectors:
   - weight: 50
     preference: {matchLabels: {rack: r1}}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: tor-b-password, namespace: metallb-system}
+type: kubernetes.io/basic-auth
+stringData: {password: tor-b}
 "#;
 
 fn build_rich() -> Config {
     let docs = manifest::parse("rich.yaml", RICH).unwrap();
     let (resources, errors) = Resources::from_documents(&docs);
     assert!(errors.is_empty(), "{errors:#?}");
-    let options = BuildOptions {
+    let options = LoadOptions {
         namespace: Some("metallb-system".into()),
     };
-    config::build(&resources, &options).unwrap_or_else(|e| panic!("{e:#?}"))
+    config::load(&resources, &options)
+        .valid()
+        .unwrap_or_else(|e| panic!("{e:#?}"))
 }
 
 fn range_texts(config: &Config, pool: &str) -> Vec<String> {
@@ -1088,8 +1093,8 @@ proptest! {
 
     #[test]
     fn build_never_panics_and_every_error_is_complete(resources in resources()) {
-        let options = BuildOptions { namespace: Some("metallb-system".into()) };
-        match config::build(&resources, &options) {
+        let options = LoadOptions { namespace: Some("metallb-system".into()) };
+        match config::load(&resources, &options).valid() {
             Err(errors) => {
                 prop_assert!(!errors.is_empty());
                 for error in &errors {
@@ -1126,7 +1131,7 @@ proptest! {
 
     #[test]
     fn valid_configurations_build_and_resolve((resources, named_pools) in valid_resources()) {
-        let config = config::build(&resources, &BuildOptions::default());
+        let config = config::load(&resources, &LoadOptions::default()).valid();
         prop_assert!(config.is_ok(), "{:#?}", config.err());
         let config = config.unwrap();
         prop_assert_eq!(config.pools.len(), resources.ip_address_pools.len() + 1);

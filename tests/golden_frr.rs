@@ -20,7 +20,7 @@ use std::{
 };
 
 use metallb::{
-    config::{self, Resources},
+    config,
     core::frr::{LogLevel, NodeFacts},
     frr::render,
     manifest,
@@ -62,17 +62,16 @@ fn render_case(path: &Path) -> String {
     let router_id = header(&text, "router-id").map(|r| r.parse().unwrap());
 
     let docs = manifest::parse(&name, &text).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let (resources, errors) = Resources::from_documents(&docs);
-    assert!(errors.is_empty(), "{name}: {errors:?}");
-    let config = config::build(&resources, &config::BuildOptions::default())
+    let (resources, loaded) = config::load_documents(&docs, &config::LoadOptions::default());
+    let passwords = loaded.passwords.clone();
+    let config = loaded
+        .valid()
         .unwrap_or_else(|e| panic!("{name}: invalid configuration: {e:?}"));
     let options = PlanOptions {
         lb_class: None,
         nodes: vec![node.clone()],
     };
     let plan = plan::plan(&resources, &config, &options);
-    let (passwords, errors) = config::secrets::peer_passwords(&resources, &config);
-    assert!(errors.is_empty(), "{name}: {errors:?}");
     let facts = NodeFacts {
         hostname: node.clone(),
         log_level,

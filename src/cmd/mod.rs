@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use crate::{
     cli::{Cli, Command},
-    config::{ConfigError, Resources},
+    config::{self, ConfigError, Resources},
     manifest,
 };
 
@@ -36,11 +36,12 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Manifests read and decoded, or the exit code that reading or parsing ended with (the message
-/// is already printed).
-pub(crate) fn load(
+/// Manifests read, decoded and loaded ([`config::load_documents`]) with the number of files
+/// read, or the exit code that reading or parsing ended with (the message is already printed).
+pub(crate) fn load_manifests(
     paths: &[std::path::PathBuf],
-) -> Result<(Resources, Vec<ConfigError>, usize), ExitCode> {
+    options: &config::LoadOptions,
+) -> Result<(Resources, config::Loaded, usize), ExitCode> {
     let sources = manifest::read_paths(paths).map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(EXIT_UNREADABLE)
@@ -52,13 +53,19 @@ pub(crate) fn load(
             ExitCode::from(EXIT_UNREADABLE)
         })?);
     }
-    let (resources, errors) = Resources::from_documents(&docs);
-    Ok((resources, errors, sources.len()))
+    let (resources, loaded) = config::load_documents(&docs, options);
+    Ok((resources, loaded, sources.len()))
 }
 
-/// Drops repeated problems, keeping the first of each and the order they were found in (decode
-/// problems first, then the config build's, which are already sorted by object and field).
-pub(crate) fn dedup(errors: &mut Vec<ConfigError>) {
-    let mut seen = std::collections::BTreeSet::new();
-    errors.retain(|e| seen.insert(e.clone()));
+/// Prints every problem on stdout, one line each, and a count on stderr; returns the exit code
+/// for invalid input.
+pub(crate) fn report_invalid(problems: &[ConfigError], what_happens: &str) -> ExitCode {
+    for problem in problems {
+        println!("{problem}");
+    }
+    eprintln!(
+        "invalid configuration: {} problem(s){what_happens}",
+        problems.len()
+    );
+    ExitCode::from(EXIT_INVALID)
 }

@@ -3,7 +3,7 @@
 
 use std::{fmt::Write as _, process::ExitCode};
 
-use super::{EXIT_INVALID, load};
+use super::{EXIT_INVALID, load_manifests, report_invalid};
 use crate::{
     cli::{PlanArgs, PlanFormat},
     config,
@@ -17,20 +17,31 @@ pub(super) fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         eprintln!("error: -o frr needs --node NAME: the node whose frr.conf to print");
         return Ok(ExitCode::from(super::EXIT_UNREADABLE));
     }
-    let (resources, mut errors, _) = match load(&args.paths) {
+    let (resources, loaded, _) = match load_manifests(&args.paths, &config::LoadOptions::default())
+    {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
-    let built = config::build(&resources, &config::BuildOptions::default());
-    let config = match built {
-        Ok(config) if errors.is_empty() => config,
-        Ok(_) => {
-            return Ok(report_invalid(&mut errors));
+    let config = match loaded.config {
+        Some(config) if args.output != PlanFormat::Frr || loaded.problems.is_empty() => config,
+        // A node's frr.conf is not printed without a session that the config asks for.
+        Some(_) => {
+            return Ok(report_invalid(
+                &loaded.problems,
+                ", no frr.conf: the speaker would leave these objects out",
+            ));
         }
-        Err(mut build_errors) => {
-            errors.append(&mut build_errors);
-            return Ok(report_invalid(&mut errors));
-        }
+        None => return Ok(report_invalid(&loaded.problems, ", nothing planned")),
+    };
+    // Problems that await an object leave only the objects at fault out, as in the controller:
+    // the plan shows what would run, and the exit code says that the config has errors.
+    for problem in &loaded.problems {
+        eprintln!("error: {problem} (left out of the plan)");
+    }
+    let exit = if loaded.problems.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_INVALID)
     };
     let options = PlanOptions {
         lb_class: args.lb_class.clone(),
@@ -42,35 +53,17 @@ pub(super) fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         PlanFormat::Text => print!("{}", render_text(&plan)),
         PlanFormat::Frr => {
             let node = args.node.as_deref().expect("checked above");
-            // A plan reads Secrets from its input; a dry run on partial input only notes the
-            // ones it cannot find (the speaker refuses such a config).
-            let (passwords, errors) = crate::config::secrets::peer_passwords(&resources, &config);
-            for e in &errors {
-                eprintln!("note: {e}: no password line");
-            }
             let facts = NodeFacts {
                 hostname: node.to_string(),
                 log_level: args.frr_log_level,
                 router_id: args.router_id,
-                passwords,
+                passwords: loaded.passwords,
             };
             let frr = plan::frr_config(&resources, &config, &plan, node, &facts);
             print!("{}", render::render(&frr)?);
         }
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-fn report_invalid(errors: &mut Vec<config::ConfigError>) -> ExitCode {
-    super::dedup(errors);
-    for error in errors.iter() {
-        println!("{error}");
-    }
-    eprintln!(
-        "invalid configuration: {} problem(s), nothing planned",
-        errors.len()
-    );
-    ExitCode::from(EXIT_INVALID)
+    Ok(exit)
 }
 
 /// Two aligned tables: services, then pools.

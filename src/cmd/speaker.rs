@@ -162,17 +162,32 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
             let assigned = source.assigned();
             match render_resources(
                 &resources,
-                Vec::new(),
                 &node,
                 &facts,
                 args.lb_class.as_deref(),
                 Some(&assigned),
             ) {
-                Ok((text, announcement)) => {
+                Ok(Rendered {
+                    frr_conf: text,
+                    announcement,
+                    problems,
+                }) => {
+                    // Objects that await another are left out; the rest is applied.
+                    let state = if problems.is_empty() {
+                        crate::k8s::config_state::State::Valid
+                    } else {
+                        error!(errors = %problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "), "speaker: objects left out of frr.conf until they are fixed");
+                        crate::k8s::config_state::State::Invalid(
+                            problems
+                                .iter()
+                                .map(ToString::to_string)
+                                .collect::<Vec<_>>()
+                                .join("\n"),
+                        )
+                    };
                     state_tx.send_if_modified(|old| {
-                        let valid = Some(crate::k8s::config_state::State::Valid);
-                        let changed = *old != valid;
-                        *old = valid;
+                        let changed = old.as_ref() != Some(&state);
+                        *old = Some(state);
                         changed
                     });
                     if last.as_deref() != Some(text.as_str()) {
@@ -297,8 +312,23 @@ pub fn render_node(
     for (file, text) in input {
         docs.extend(manifest::parse(file, text)?);
     }
-    let (resources, errors) = config::Resources::from_documents(&docs);
-    render_resources(&resources, errors, node, facts, lb_class, None).map(|(text, _)| text)
+    let (resources, loaded) = config::load_documents(&docs, &config::LoadOptions::default());
+    let rendered = render_loaded(&resources, loaded, node, facts, lb_class, None)?;
+    for problem in &rendered.problems {
+        error!(error = %problem, "speaker: left out of frr.conf until it is fixed");
+    }
+    Ok(rendered.frr_conf)
+}
+
+/// A node's frr.conf and what it announces.
+pub struct Rendered {
+    /// The frr.conf text.
+    pub frr_conf: String,
+    /// The prefixes per peer.
+    pub announcement: crate::core::bgp::NodeAnnouncement,
+    /// Problems that [await an object](config::ConfigError::awaits_object): the objects at
+    /// fault are left out of `frr_conf`, and the speaker reports the config as invalid.
+    pub problems: Vec<config::ConfigError>,
 }
 
 /// Objects → validated config → allocation plan → this node's frr.conf. With `assigned` (the
@@ -306,27 +336,31 @@ pub fn render_node(
 /// from what the controller assigned is not announced.
 pub fn render_resources(
     resources: &config::Resources,
-    mut errors: Vec<config::ConfigError>,
     node: &str,
     facts: &NodeFacts,
     lb_class: Option<&str>,
     assigned: Option<&std::collections::BTreeMap<(String, String), crate::controller::Desired>>,
-) -> Result<(String, crate::core::bgp::NodeAnnouncement), SpeakerError> {
-    let resources = resources.clone();
-    let built = config::build(&resources, &config::BuildOptions::default());
-    let config = match built {
-        Ok(config) if errors.is_empty() => config,
-        Ok(_) => return Err(SpeakerError::Invalid(errors)),
-        Err(mut more) => {
-            errors.append(&mut more);
-            return Err(SpeakerError::Invalid(errors));
-        }
+) -> Result<Rendered, SpeakerError> {
+    let loaded = config::load(resources, &config::LoadOptions::default());
+    render_loaded(resources, loaded, node, facts, lb_class, assigned)
+}
+
+fn render_loaded(
+    resources: &config::Resources,
+    loaded: config::Loaded,
+    node: &str,
+    facts: &NodeFacts,
+    lb_class: Option<&str>,
+    assigned: Option<&std::collections::BTreeMap<(String, String), crate::controller::Desired>>,
+) -> Result<Rendered, SpeakerError> {
+    let Some(config) = loaded.config else {
+        return Err(SpeakerError::Invalid(loaded.problems));
     };
     let options = PlanOptions {
         lb_class: lb_class.map(String::from),
         nodes: vec![node.to_string()],
     };
-    let mut plan = plan::plan(&resources, &config, &options);
+    let mut plan = plan::plan(resources, &config, &options);
     if let Some(assigned) = assigned {
         plan.services.retain(|svc| {
             assigned
@@ -341,22 +375,17 @@ pub fn render_resources(
         // Announcements are recomputed from the filtered services by frr_config.
         plan.nodes.clear();
     }
-    let (passwords, errors) = config::secrets::peer_passwords(&resources, &config);
-    if !errors.is_empty() {
-        return Err(SpeakerError::Invalid(errors));
-    }
     let facts = NodeFacts {
-        passwords,
+        passwords: loaded.passwords,
         ..facts.clone()
     };
-    let announcement = plan::announcement(&resources, &config, &plan, node);
-    let frr = crate::core::frr::build(
-        &config,
-        &plan::node(&resources, node),
-        &announcement,
-        &facts,
-    );
-    Ok((render::render(&frr)?, announcement))
+    let announcement = plan::announcement(resources, &config, &plan, node);
+    let frr = crate::core::frr::build(&config, &plan::node(resources, node), &announcement, &facts);
+    Ok(Rendered {
+        frr_conf: render::render(&frr)?,
+        announcement,
+        problems: loaded.problems,
+    })
 }
 
 /// The OS nodename (`uname -n`), which FRR prints as its hostname.

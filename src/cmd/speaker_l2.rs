@@ -13,10 +13,9 @@ use std::{
 
 use anyhow::Context as _;
 
-use super::{EXIT_INVALID, load};
+use super::load_manifests;
 use crate::{
     cli::SpeakerL2Args,
-    config,
     core::l2::FenceRule,
     l2::{
         announcer::Announcer,
@@ -38,17 +37,14 @@ pub(super) fn run(args: &SpeakerL2Args) -> anyhow::Result<ExitCode> {
         let (input, events) = api::start(args)?;
         (input, Some(events))
     } else {
-        let (resources, mut errors, _) = match load(&args.paths) {
+        let (resources, loaded, _) = match load_manifests(&args.paths, &Default::default()) {
             Ok(loaded) => loaded,
             Err(code) => return Ok(code),
         };
-        let config = match config::build(&resources, &config::BuildOptions::default()) {
-            Ok(config) if errors.is_empty() => config,
-            Ok(_) => return Ok(invalid(&mut errors)),
-            Err(mut build_errors) => {
-                errors.append(&mut build_errors);
-                return Ok(invalid(&mut errors));
-            }
+        // Layer 2 needs no peer, password or community: any problem is worth stopping for.
+        let config = match loaded.valid() {
+            Ok(config) => config,
+            Err(problems) => return Ok(super::report_invalid(&problems, "")),
         };
         // Manifests are read once; the speaker loop treats the closed channel as "no change".
         let (_, rx) = tokio::sync::watch::channel(Arc::new(Input { resources, config }));
@@ -154,15 +150,6 @@ pub(super) fn run(args: &SpeakerL2Args) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn invalid(errors: &mut Vec<config::ConfigError>) -> ExitCode {
-    super::dedup(errors);
-    for error in errors.iter() {
-        eprintln!("{error}");
-    }
-    eprintln!("invalid configuration: {} problem(s)", errors.len());
-    ExitCode::from(EXIT_INVALID)
-}
-
 /// The Kubernetes side of `--from-api`.
 mod api {
     use std::sync::Arc;
@@ -244,7 +231,8 @@ mod api {
             tokio::select! {
                 () = source.changed() => {
                     let resources = source.resources();
-                    match config::build(&resources, &config::BuildOptions::default()) {
+                    let loaded = config::load(&resources, &config::LoadOptions::default());
+                    match loaded.config.ok_or(loaded.problems) {
                         Ok(config) => {
                             let next = Arc::new(Input { resources, config });
                             match &input {

@@ -1,32 +1,46 @@
 //! `metallb validate`: every problem on its own line, `Kind/name: field: message`.
+//!
+//! It is given the whole configuration, so it judges as the controller does: a reference to an
+//! object that is not there (a password Secret, a BFDProfile, a community alias) is an error.
+//! Such lines say that the admission webhook would still admit the object, because the missing
+//! one may be created after it.
 
 use std::process::ExitCode;
 
-use super::{EXIT_INVALID, load};
+use super::{EXIT_INVALID, load_manifests};
 use crate::{cli::ValidateArgs, config};
 
+/// Appended to a problem that the admission webhook admits.
+const ADMITTED_NOTE: &str = " (admission admits this: the missing object may still be created)";
+
 pub(super) fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
-    let (resources, mut errors, files) = match load(&args.paths) {
+    let options = config::LoadOptions {
+        namespace: args.namespace.clone(),
+    };
+    let (resources, loaded, files) = match load_manifests(&args.paths, &options) {
         Ok(loaded) => loaded,
         Err(code) => return Ok(code),
     };
-    let options = config::BuildOptions {
-        namespace: args.namespace.clone(),
-    };
-    if let Err(mut build_errors) = config::build(&resources, &options) {
-        errors.append(&mut build_errors);
-    }
-    super::dedup(&mut errors);
-    if errors.is_empty() {
+    if loaded.problems.is_empty() {
         println!("valid: {} in {files} file(s)", summary(&resources));
-        Ok(ExitCode::SUCCESS)
-    } else {
-        for error in &errors {
-            println!("{error}");
-        }
-        eprintln!("invalid: {} problem(s)", errors.len());
-        Ok(ExitCode::from(EXIT_INVALID))
+        return Ok(ExitCode::SUCCESS);
     }
+    for problem in &loaded.problems {
+        let note = if problem.awaits_object() {
+            ADMITTED_NOTE
+        } else {
+            ""
+        };
+        println!("{problem}{note}");
+    }
+    let admitted = loaded.problems.len() - loaded.blocking().count();
+    let admitted = if admitted > 0 {
+        format!(" ({admitted} of them admitted by the webhook)")
+    } else {
+        String::new()
+    };
+    eprintln!("invalid: {} problem(s){admitted}", loaded.problems.len());
+    Ok(ExitCode::from(EXIT_INVALID))
 }
 
 /// `3 metallb.io objects (1 AddressPool, 2 BGPPeer)`.

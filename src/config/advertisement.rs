@@ -607,7 +607,7 @@ fn compatible_local_prefs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::build::test_support::*;
+    use crate::config::load::test_support::*;
 
     fn object(kind: &str, name: &str, spec: &str) -> String {
         format!(

@@ -58,7 +58,7 @@ pub(crate) fn profiles(
 
 #[cfg(test)]
 mod tests {
-    use crate::config::build::test_support::*;
+    use crate::config::load::test_support::*;
 
     const FULL: &str = "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: doc-example-bfd-profile-full, namespace: metallb-system}\nspec: {receiveInterval: 300, transmitInterval: 300, detectMultiplier: 3, echoMode: false, passiveMode: true, minimumTtl: 254}\n";
 

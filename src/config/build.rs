@@ -22,7 +22,7 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::{
-    ConfigError, Resources, advertisement, bfd, community, peer, pool,
+    LoadOptions, Resources, advertisement, bfd, community, peer, pool,
     problems::{ObjectRef, Problems, unique_by_name},
     selector::NodeUniverse,
 };
@@ -31,28 +31,13 @@ use crate::core::{address::Family, config::Config};
 /// The only MetalLB resource name the operator acts on.
 pub const METALLB_RESOURCE_NAME: &str = "metallb";
 
-/// Settings of one [`build`] run.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BuildOptions {
-    /// MetalLB's namespace. When set, every `metallb.io` object that names a namespace must name
-    /// this one (upstream's "resource must be created in <ns> namespace"), and so must a BGPPeer's
-    /// password Secret. Objects without a namespace pass: they land wherever they are applied.
-    pub namespace: Option<String>,
-}
-
-/// Validates every `metallb.io` object in `resources` and resolves them into one [`Config`].
+/// Validates every `metallb.io` object in `resources` and resolves them into one [`Config`]
+/// of the objects that passed (callers go through [`super::load()`]).
 ///
-/// Returns every problem found, each naming `Kind/name`, the field path and what is wrong,
-/// sorted by kind, name and field (indices in numeric order) and without duplicates. Decoding
-/// problems are not repeated here: they come from [`Resources::from_documents`].
-///
-/// References must resolve within `resources` (pools, peers and community aliases named by
-/// advertisements), with one exception: a BGPPeer's `bfdProfile` is only checked when the
-/// resources hold at least one BFDProfile. Otherwise the profile is taken to live in the
-/// cluster, as MetalLB's webhook does, so a file with just the peer validates on its own (the
-/// seed's `doc-example-peer-bfd`). In that case the peer's `bfd_profile` names a profile that
-/// is not in [`Config::bfd_profiles`].
-pub fn build(resources: &Resources, options: &BuildOptions) -> Result<Config, Vec<ConfigError>> {
+/// Every problem found is recorded, each naming `Kind/name`, the field path and what is wrong.
+/// An object with a problem is left out of the config; whether the rest may run is the caller's
+/// decision ([`ConfigError::awaits_object`]).
+pub(super) fn build(resources: &Resources, options: &LoadOptions) -> (Config, Problems) {
     let mut problems = Problems::default();
     let nodes = NodeUniverse::from_nodes(&resources.nodes);
 
@@ -88,13 +73,7 @@ pub fn build(resources: &Resources, options: &BuildOptions) -> Result<Config, Ve
         bfd_profiles,
     };
     check_bfd_echo(&config, &mut problems);
-
-    let errors = problems.into_errors();
-    if errors.is_empty() {
-        Ok(config)
-    } else {
-        Err(errors)
-    }
+    (config, problems)
 }
 
 // === cross-kind checks ===
@@ -150,7 +129,7 @@ fn metallb_objects(resources: &Resources) -> Vec<(&'static str, &ObjectMeta)> {
 
 /// MetalLB only reads objects in its own namespace; one elsewhere is silently ignored by the
 /// cluster, so say so before it is applied.
-fn check_namespaces(resources: &Resources, options: &BuildOptions, problems: &mut Problems) {
+fn check_namespaces(resources: &Resources, options: &LoadOptions, problems: &mut Problems) {
     let Some(expected) = options.namespace.as_deref() else {
         return;
     };
@@ -231,56 +210,16 @@ fn check_bfd_echo(config: &Config, problems: &mut Problems) {
     }
 }
 
-/// Helpers for the unit tests of every config module.
-#[cfg(test)]
-pub(crate) mod test_support {
-    use super::*;
-    use crate::manifest;
-
-    /// Parses, decodes and builds a manifest, failing on decode errors.
-    pub(crate) fn build_yaml(text: &str) -> Result<Config, Vec<ConfigError>> {
-        build_yaml_with(text, &BuildOptions::default())
-    }
-
-    pub(crate) fn build_yaml_with(
-        text: &str,
-        options: &BuildOptions,
-    ) -> Result<Config, Vec<ConfigError>> {
-        let docs = manifest::parse("test.yaml", text).expect("test manifest is valid YAML");
-        let (resources, errors) = Resources::from_documents(&docs);
-        assert!(errors.is_empty(), "decode errors: {errors:?}");
-        build(&resources, options)
-    }
-
-    /// The problems as `Kind/name: field: message` lines.
-    pub(crate) fn problems(text: &str) -> Vec<String> {
-        match build_yaml(text) {
-            Ok(_) => Vec::new(),
-            Err(errors) => errors.iter().map(ToString::to_string).collect(),
-        }
-    }
-
-    /// Asserts that some problem contains `expected`.
-    #[track_caller]
-    pub(crate) fn assert_problem(text: &str, expected: &str) {
-        let found = problems(text);
-        assert!(
-            found.iter().any(|p| p.contains(expected)),
-            "expected {expected:?} in {found:#?}"
-        );
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{test_support::*, *};
+    use super::*;
+    use crate::config::load::test_support::*;
 
     #[test]
     fn empty_resources_build_an_empty_config() {
-        assert_eq!(
-            build(&Resources::default(), &BuildOptions::default()),
-            Ok(Config::default())
-        );
+        let (config, problems) = build(&Resources::default(), &LoadOptions::default());
+        assert_eq!(config, Config::default());
+        assert_eq!(problems.len(), 0);
     }
 
     #[test]
@@ -295,7 +234,7 @@ mod tests {
     fn namespace_must_be_metallbs_own_when_configured() {
         let text = "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: b, namespace: default}\n---\napiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: c}\n";
         assert!(build_yaml(text).is_ok());
-        let options = BuildOptions {
+        let options = LoadOptions {
             namespace: Some("metallb-system".into()),
         };
         let errors = build_yaml_with(text, &options).unwrap_err();

@@ -88,7 +88,7 @@ pub(crate) fn resolve(text: &str, aliases: &Aliases) -> Result<Option<Community>
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::build::test_support::*;
+    use crate::config::load::test_support::*;
 
     fn community_object(name: &str, aliases: &[(&str, &str)]) -> String {
         let list: Vec<String> = aliases

@@ -13,6 +13,9 @@ pub struct ConfigError {
     pub field: String,
     /// What is wrong.
     pub message: String,
+    /// The problem is an object this one refers to that does not exist yet (or not in the
+    /// needed shape); see [`ConfigError::awaits_object`].
+    awaits: bool,
 }
 
 impl ConfigError {
@@ -28,7 +31,31 @@ impl ConfigError {
             name: name.into(),
             field: field.into(),
             message: message.into(),
+            awaits: false,
         }
+    }
+
+    /// A problem that only an object still to come can solve: a BGPPeer's password Secret that
+    /// is missing or malformed, a BFDProfile it names, a community alias an advertisement uses.
+    pub fn awaiting(
+        kind: impl Into<String>,
+        name: impl Into<String>,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        ConfigError {
+            awaits: true,
+            ..ConfigError::new(kind, name, field, message)
+        }
+    }
+
+    /// True when the problem is that a referenced object is missing (or not yet as needed)
+    /// and may still be created. The admission webhook admits such an object, since objects
+    /// arrive in any order; the controller and the speaker treat it as an error of this object
+    /// only (it is left out, the rest of the configuration keeps working); `metallb validate`
+    /// reports it as an error and says the webhook would let it through.
+    pub fn awaits_object(&self) -> bool {
+        self.awaits
     }
 }
 

@@ -4,9 +4,10 @@
 
 pub mod advertisement;
 pub mod bfd;
-pub mod build;
+mod build;
 pub mod community;
 pub mod error;
+pub mod load;
 pub mod peer;
 pub mod pool;
 pub(crate) mod problems;
@@ -15,6 +16,7 @@ pub mod secrets;
 pub mod selector;
 pub mod service;
 
-pub use build::{BuildOptions, build};
+pub use build::METALLB_RESOURCE_NAME;
 pub use error::ConfigError;
+pub use load::{LoadOptions, Loaded, load, load_documents};
 pub use resources::Resources;

@@ -665,7 +665,7 @@ fn go_duration_seconds(text: &str) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::build::test_support::*;
+    use crate::config::load::test_support::*;
 
     fn peer(version: &str, name: &str, spec: &str) -> String {
         format!(
@@ -989,9 +989,15 @@ mod tests {
             ),
             "BGPPeer/p: spec.passwordSecret: can not have both password and secret ref set",
         );
-        let config = build_yaml(&v2(
-            "p",
-            &format!("{{{BASE}, passwordSecret: {{name: bgp-pass, namespace: metallb-system}}}}"),
+        let secret = "apiVersion: v1\nkind: Secret\nmetadata: {name: bgp-pass, namespace: metallb-system}\ntype: kubernetes.io/basic-auth\nstringData: {password: pw}\n---\n";
+        let config = build_yaml(&format!(
+            "{secret}{}",
+            v2(
+                "p",
+                &format!(
+                    "{{{BASE}, passwordSecret: {{name: bgp-pass, namespace: metallb-system}}}}"
+                ),
+            )
         ))
         .unwrap();
         assert_eq!(
@@ -1012,7 +1018,7 @@ mod tests {
 
     #[test]
     fn password_secret_must_be_in_metallbs_namespace() {
-        let options = crate::config::BuildOptions {
+        let options = crate::config::LoadOptions {
             namespace: Some("metallb-system".into()),
         };
         let errors = build_yaml_with(

@@ -275,7 +275,7 @@ fn entry_word(entry: &AddressEntry) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::build::test_support::*;
+    use crate::config::load::test_support::*;
 
     fn ip_pool(name: &str, spec: &str) -> String {
         format!(

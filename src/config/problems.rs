@@ -70,6 +70,11 @@ impl Problems {
             .push(ConfigError::new(object.kind, &object.name, field, message));
     }
 
+    /// Records problems found elsewhere (Secrets, decoding).
+    pub fn extend(&mut self, errors: impl IntoIterator<Item = ConfigError>) {
+        self.0.extend(errors);
+    }
+
     /// How many problems have been recorded; comparing counts tells whether a step found any.
     pub fn len(&self) -> usize {
         self.0.len()

@@ -16,7 +16,7 @@ use crate::core::config::{Config, Password};
 pub const BASIC_AUTH: &str = "kubernetes.io/basic-auth";
 
 /// Passwords of the peers whose password is in a Secret, by peer name, and one error per peer
-/// whose Secret is missing or malformed (the speaker refuses the config then; a plan notes it).
+/// whose Secret is missing or malformed ([`super::load()`] leaves such a peer out).
 pub fn peer_passwords(
     resources: &Resources,
     config: &Config,
@@ -34,8 +34,9 @@ pub fn peer_passwords(
             .find(|p| p.peer.metadata.name.as_deref() == Some(peer.name.as_str()))
             .and_then(|p| p.peer.metadata.namespace.clone());
         let namespace = namespace.clone().or(peer_namespace);
+        // The Secret may be created or fixed after the peer: the webhook admits the peer.
         let error = |message: String| {
-            ConfigError::new("BGPPeer", &peer.name, "spec.passwordSecret", message)
+            ConfigError::awaiting("BGPPeer", &peer.name, "spec.passwordSecret", message)
         };
         let shown = match &namespace {
             Some(ns) => format!("{ns}/{name}"),
@@ -123,7 +124,8 @@ spec:
         let docs = manifest::parse("test.yaml", &text).unwrap();
         let (resources, errors) = Resources::from_documents(&docs);
         assert!(errors.is_empty(), "{errors:?}");
-        let config = config::build(&resources, &config::BuildOptions::default()).unwrap();
+        let (config, problems) = config::build::build(&resources, &Default::default());
+        assert_eq!(problems.len(), 0, "{problems:?}");
         let (passwords, errors) = peer_passwords(&resources, &config);
         if errors.is_empty() {
             Ok(passwords)

@@ -492,16 +492,15 @@ impl Reconciler {
         });
     }
 
-    /// Validates and builds the config from the stores. Returns whether a new valid config
-    /// was applied; an invalid one is reported and the last good one stays.
+    /// Validates and builds the config from the stores. Returns whether a new config was
+    /// applied. Problems are reported; one that only awaits an object leaves that object out
+    /// and the rest runs, any other keeps the last good config in force.
     fn reload_config(&mut self) -> bool {
         let resources = self.ctx.stores.config_resources();
-        match validate::build(&resources, &self.ctx.config.namespace) {
-            Ok(config) => {
-                self.reported = None;
-                self.ctx
-                    .config_state
-                    .send_replace(Some(config_state::State::Valid));
+        let loaded = validate::load(&resources, &self.ctx.config.namespace);
+        self.report_problems(loaded.problems, loaded.config.is_some());
+        match loaded.config {
+            Some(config) => {
                 if self.config.as_ref() == Some(&config) {
                     return false;
                 }
@@ -527,22 +526,39 @@ impl Reconciler {
                 self.config = Some(config);
                 true
             }
-            Err(errors) => {
-                if self.reported.as_ref() != Some(&errors) {
-                    let summary: Vec<String> = errors.iter().map(ToString::to_string).collect();
-                    self.ctx
-                        .config_state
-                        .send_replace(Some(config_state::State::Invalid(summary.join("\n"))));
-                    for (reference, event) in
-                        validate::report(&errors, &self.ctx.config.namespace, self.config.is_some())
-                    {
-                        let _ = self.ctx.events.send((reference, event));
-                    }
-                    self.reported = Some(errors);
-                }
-                false
-            }
+            None => false,
         }
+    }
+
+    /// Publishes ConfigurationState and, once per distinct set of problems, logs them and sends
+    /// Warning events on the objects at fault. `runs` says whether the config with these
+    /// problems is the one in force (problems that await an object) or was refused.
+    fn report_problems(&mut self, problems: Vec<ConfigError>, runs: bool) {
+        if problems.is_empty() {
+            self.reported = None;
+            self.ctx
+                .config_state
+                .send_replace(Some(config_state::State::Valid));
+            return;
+        }
+        if self.reported.as_ref() == Some(&problems) {
+            return;
+        }
+        let summary: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        self.ctx
+            .config_state
+            .send_replace(Some(config_state::State::Invalid(summary.join("\n"))));
+        let outcome = if runs {
+            validate::Outcome::RestRuns
+        } else if self.config.is_some() {
+            validate::Outcome::LastGoodKept
+        } else {
+            validate::Outcome::NothingYet
+        };
+        for (reference, event) in validate::report(&problems, &self.ctx.config.namespace, outcome) {
+            let _ = self.ctx.events.send((reference, event));
+        }
+        self.reported = Some(problems);
     }
 
     /// Every Service: restore status addresses first, then converge in namespace/name order.

@@ -7,33 +7,43 @@ use kube::runtime::events::{Event, EventType};
 
 use crate::{
     api::GROUP,
-    config::{BuildOptions, ConfigError, Resources, build as build_config},
-    core::config::Config,
+    config::{self, ConfigError, LoadOptions, Loaded, Resources},
 };
 
 /// Event reason for an invalid configuration.
 pub const REASON_INVALID: &str = "InvalidConfig";
 
 /// Validates and builds the config of MetalLB's `namespace`.
-pub fn build(resources: &Resources, namespace: &str) -> Result<Config, Vec<ConfigError>> {
-    build_config(
+pub fn load(resources: &Resources, namespace: &str) -> Loaded {
+    config::load(
         resources,
-        &BuildOptions {
+        &LoadOptions {
             namespace: Some(namespace.to_string()),
         },
     )
+}
+
+/// What the controller does with a configuration that has problems.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every problem awaits an object: the objects at fault are left out, the rest is in use.
+    RestRuns,
+    /// Refused; the last valid configuration stays in use.
+    LastGoodKept,
+    /// Refused, and there is no valid configuration yet.
+    NothingYet,
 }
 
 /// Logs every problem and returns one Warning event per problem, on the object at fault.
 pub fn report(
     errors: &[ConfigError],
     namespace: &str,
-    have_last_good: bool,
+    outcome: Outcome,
 ) -> Vec<(ObjectReference, Event)> {
-    let kept = if have_last_good {
-        "keeping the last valid configuration"
-    } else {
-        "no valid configuration yet: nothing is allocated"
+    let kept = match outcome {
+        Outcome::RestRuns => "left out until it is fixed; the rest of the configuration is in use",
+        Outcome::LastGoodKept => "keeping the last valid configuration",
+        Outcome::NothingYet => "no valid configuration yet: nothing is allocated",
     };
     tracing::error!(
         event = "configInvalid",

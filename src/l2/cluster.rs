@@ -217,9 +217,8 @@ mod tests {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
         let text = std::fs::read_to_string(&path).unwrap();
         let docs = manifest::parse(&path.display().to_string(), &text).unwrap();
-        let (resources, errors) = Resources::from_documents(&docs);
-        assert!(errors.is_empty(), "{errors:?}");
-        let config = config::build(&resources, &config::BuildOptions::default()).unwrap();
+        let (resources, loaded) = config::load_documents(&docs, &Default::default());
+        let config = loaded.valid().unwrap();
         (resources, config)
     }
 
