@@ -47,6 +47,33 @@ fn every_seed_example_validates_on_its_own() {
     );
     for file in files {
         let out = metallb(&["validate", "-f", file.to_str().unwrap()]);
+        // The BFD peer names the profile of another example: on its own that is an error the
+        // admission webhook would still admit, since the profile may be created next.
+        if file.ends_with("26.4.3.2-bgppeer-bfd.yaml") {
+            assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+            assert_eq!(
+                String::from_utf8_lossy(&out.stdout),
+                "BGPPeer/doc-example-peer-bfd: spec.bfdProfile: BFD profile \"doc-example-bfd-profile-full\" \
+                 does not exist: there is no BFDProfile (admission admits this: the missing object \
+                 may still be created)\n"
+            );
+            let with_profile = metallb(&[
+                "validate",
+                "-f",
+                file.to_str().unwrap(),
+                "-f",
+                file.with_file_name("26.5.2-bfdprofile.yaml")
+                    .to_str()
+                    .unwrap(),
+            ]);
+            assert_eq!(
+                with_profile.status.code(),
+                Some(0),
+                "{}",
+                text(&with_profile)
+            );
+            continue;
+        }
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -60,6 +87,46 @@ fn every_seed_example_validates_on_its_own() {
             text(&out)
         );
     }
+}
+
+const PEER_WITH_SECRET: &str = "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: guarded}\nspec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, passwordSecret: {name: auth}}\n---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p}\nspec: {addresses: [10.0.0.0/24]}\n---\napiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: all}\n---\napiVersion: v1\nkind: Node\nmetadata: {name: n1}\n";
+
+#[test]
+fn a_peer_without_its_secret_is_an_error_that_admission_admits_and_plan_does_not_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.yaml");
+    fs::write(&file, PEER_WITH_SECRET).unwrap();
+    let path = file.to_str().unwrap();
+
+    let out = metallb(&["validate", "-f", path]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "BGPPeer/guarded: spec.passwordSecret: Secret auth not found (admission admits this: the \
+         missing object may still be created)\n"
+    );
+    assert!(text(&out).contains("1 of them admitted by the webhook"));
+
+    // No frr.conf with the session but without its password.
+    let out = metallb(&["plan", "-f", path, "-o", "frr", "--node", "n1"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(!text(&out).contains("router bgp"), "{}", text(&out));
+    assert!(
+        text(&out).contains("Secret auth not found"),
+        "{}",
+        text(&out)
+    );
+
+    // With the Secret, the password is on the neighbor line.
+    let secret = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: auth}\ntype: kubernetes.io/basic-auth\nstringData: {password: s3cret}\n";
+    fs::write(&file, format!("{PEER_WITH_SECRET}{secret}")).unwrap();
+    let out = metallb(&["plan", "-f", path, "-o", "frr", "--node", "n1"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("neighbor 10.0.0.1 password s3cret"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]

@@ -108,20 +108,29 @@ fn fixture_expectations_name_a_field() {
 fn every_seed_example_builds_on_its_own() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/seed");
     let mut checked = 0;
+    let mut awaiting = Vec::new();
     for entry in fs::read_dir(dir).expect("tests/fixtures/seed exists") {
         let path = entry.unwrap().path();
         if path.extension().is_none_or(|e| e != "yaml") {
             continue;
         }
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        let found = problems_of(&name, &fs::read_to_string(&path).unwrap()).unwrap();
-        assert!(found.is_empty(), "{name}: {found:#?}");
+        let docs = manifest::parse(&name, &fs::read_to_string(&path).unwrap()).unwrap();
+        let (_, loaded) = config::load_documents(&docs, &LoadOptions::default());
+        // On its own an example may name an object of another example (the BGPPeer's
+        // bfdProfile): the webhook admits it, since that object may come next.
+        let blocking: Vec<_> = loaded.blocking().collect();
+        assert!(blocking.is_empty(), "{name}: {blocking:#?}");
+        if !loaded.problems.is_empty() {
+            awaiting.push(name);
+        }
         checked += 1;
     }
     assert!(
         checked >= 20,
         "expected every seed example, found {checked}"
     );
+    assert_eq!(awaiting, ["26.4.3.2-bgppeer-bfd.yaml"]);
 }
 
 /// Both API styles, dual stack, community aliases, BFD, peers of both versions with node

@@ -105,12 +105,14 @@ pub(crate) fn attach_legacy(drafts: &mut Drafts<'_>, aliases: &Aliases, problems
                             );
                         }
                         seen.push((index, advertisement.clone()));
+                        // Only a sound advertisement is attached, so one that awaits a
+                        // community alias announces nothing until the alias exists.
+                        draft.pool.bgp_advertisements.push(advertisement);
+                        draft.bgp_origins.push(AdvertisementOrigin {
+                            object: origin.clone(),
+                            field,
+                        });
                     }
-                    draft.pool.bgp_advertisements.push(advertisement);
-                    draft.bgp_origins.push(AdvertisementOrigin {
-                        object: origin.clone(),
-                        field,
-                    });
                 }
             }
         }
@@ -335,11 +337,17 @@ pub(crate) fn attach_bgp(
             keys.push((origin.clone(), key));
         }
 
+        // Only a sound advertisement is attached, so one that awaits a community alias
+        // announces nothing until the alias exists.
+        let sound = problems.len() == before;
         for name in pools {
             let Some(draft) = drafts.get_mut(&name) else {
                 continue;
             };
             check_aggregation_against_pool(&origin, "spec", v4, v6, draft, problems);
+            if !sound {
+                continue;
+            }
             draft.pool.bgp_advertisements.push(advertisement.clone());
             draft.bgp_origins.push(AdvertisementOrigin {
                 object: origin.clone(),
@@ -499,7 +507,12 @@ fn communities(
     for (index, text) in entries.iter().enumerate() {
         let item_field = format!("{field}.communities[{index}]");
         match community::resolve(text, aliases) {
-            Err(message) => problems.add(origin, item_field, message),
+            // An alias may be defined after the advertisement that uses it (the webhook admits
+            // it, as MetalLB's does); a malformed literal is wrong whatever comes later.
+            Err(message) if Community::looks_literal(text) => {
+                problems.add(origin, item_field, message)
+            }
+            Err(message) => problems.add_awaiting(origin, item_field, message),
             Ok(None) => {}
             Ok(Some(value)) => {
                 if let Some((first, _)) = values.iter().find(|(_, v)| *v == value) {
@@ -607,7 +620,7 @@ fn compatible_local_prefs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::load::test_support::*;
+    use crate::config::{ConfigError, load::test_support::*};
 
     fn object(kind: &str, name: &str, spec: &str) -> String {
         format!(
@@ -924,6 +937,20 @@ mod tests {
             &bgp("a", "{communities: [silver]}"),
             "BGPAdvertisement/a: spec.communities[0]: unknown community alias \"silver\"",
         );
+        // The alias may still come: the rest runs, without this advertisement.
+        let loaded = load_yaml_with(
+            &(ip_pool("p", "{addresses: [10.0.0.0/24]}") + &bgp("a", "{communities: [silver]}")),
+            &Default::default(),
+        );
+        assert!(loaded.problems.iter().all(ConfigError::awaits_object));
+        assert!(
+            loaded.config.unwrap().pools["p"]
+                .bgp_advertisements
+                .is_empty()
+        );
+        // A malformed literal is wrong whatever comes later.
+        let loaded = load_yaml_with(&bgp("a", "{communities: ['70000:1']}"), &Default::default());
+        assert_eq!(loaded.blocking().count(), 1, "{:?}", loaded.problems);
         assert_problem(
             &bgp("a", "{communities: ['1:1', '1:1']}"),
             "BGPAdvertisement/a: spec.communities[1]: duplicate definition of communities",

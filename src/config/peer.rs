@@ -253,23 +253,7 @@ fn resolve(
 
     let password = password(spec, namespace, &mut report);
 
-    // Only judged when BFDProfiles are given: a file holding just this peer is checked before
-    // it is applied next to profiles already in the cluster, and MetalLB's webhook likewise
-    // ignores a dangling bfdProfile so objects can be created in any order.
     let bfd_profile = spec.bfd_profile.clone().filter(|p| !p.is_empty());
-    if let Some(name) = &bfd_profile
-        && !bfd_profiles.is_empty()
-        && !bfd_profiles.contains_key(name)
-    {
-        let known: Vec<String> = bfd_profiles.keys().map(|k| format!("{k:?}")).collect();
-        report(
-            "spec.bfdProfile",
-            format!(
-                "BFD profile {name:?} does not exist: the BFDProfiles defined are {}",
-                known.join(", ")
-            ),
-        );
-    }
 
     let ebgp_multihop = spec.ebgp_multi_hop.unwrap_or(false);
     if ebgp_multihop && internal {
@@ -298,6 +282,24 @@ fn resolve(
         &spec.node_selectors,
         problems,
     );
+
+    // The profile may be created after the peer (the webhook admits the peer, as MetalLB's
+    // does), but the session is not brought up with FRR's default BFD instead.
+    if let Some(name) = &bfd_profile
+        && !bfd_profiles.contains_key(name)
+    {
+        let known = if bfd_profiles.is_empty() {
+            "there is no BFDProfile".to_string()
+        } else {
+            let names: Vec<String> = bfd_profiles.keys().map(|k| format!("{k:?}")).collect();
+            format!("the BFDProfiles defined are {}", names.join(", "))
+        };
+        problems.add_awaiting(
+            reference,
+            "spec.bfdProfile",
+            format!("BFD profile {name:?} does not exist: {known}"),
+        );
+    }
 
     let facts = PeerFacts {
         reference: reference.clone(),
@@ -1033,16 +1035,26 @@ mod tests {
     }
 
     #[test]
-    fn bfd_profile_must_exist_among_the_given_profiles() {
+    fn a_missing_bfd_profile_awaits_the_profile() {
         let slow =
             "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: slow}\n---\n";
         assert_problem(
             &(slow.to_string() + &v2("p", &format!("{{{BASE}, bfdProfile: fast}}"))),
             "BGPPeer/p: spec.bfdProfile: BFD profile \"fast\" does not exist: the BFDProfiles defined are \"slow\"",
         );
-        // With no BFDProfile at all, the profile is taken to exist in the cluster.
-        let alone = build_yaml(&v2("p", &format!("{{{BASE}, bfdProfile: fast}}"))).unwrap();
-        assert_eq!(alone.peers["p"].bfd_profile.as_deref(), Some("fast"));
+        // With no BFDProfile at all the profile is missing too (this test used to accept it as
+        // one living in the cluster): the webhook admits the peer, the controller and the
+        // speaker leave it out and run the rest.
+        let alone = load_yaml_with(
+            &v2("p", &format!("{{{BASE}, bfdProfile: fast}}")),
+            &Default::default(),
+        );
+        assert!(alone.problems[0].awaits_object(), "{:?}", alone.problems);
+        assert_eq!(
+            alone.problems[0].to_string(),
+            "BGPPeer/p: spec.bfdProfile: BFD profile \"fast\" does not exist: there is no BFDProfile"
+        );
+        assert!(alone.config.expect("the rest runs").peers.is_empty());
     }
 
     #[test]

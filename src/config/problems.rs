@@ -70,6 +70,22 @@ impl Problems {
             .push(ConfigError::new(object.kind, &object.name, field, message));
     }
 
+    /// Records a problem that an object still to come can solve
+    /// ([`ConfigError::awaits_object`]).
+    pub fn add_awaiting(
+        &mut self,
+        object: &ObjectRef,
+        field: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        self.0.push(ConfigError::awaiting(
+            object.kind,
+            &object.name,
+            field,
+            message,
+        ));
+    }
+
     /// Records problems found elsewhere (Secrets, decoding).
     pub fn extend(&mut self, errors: impl IntoIterator<Item = ConfigError>) {
         self.0.extend(errors);

@@ -131,8 +131,8 @@ pub struct NodeFacts {
     pub log_level: LogLevel,
     /// Router ID when no peer of a router sets one.
     pub router_id: Option<Ipv4Addr>,
-    /// Passwords of peers whose password is in a Secret, by peer name. A peer whose Secret is
-    /// not here gets no `password` line.
+    /// Passwords of peers whose password is in a Secret, by peer name (`config::load` leaves a
+    /// peer whose Secret is missing or malformed out of the config).
     pub passwords: BTreeMap<String, String>,
 }
 
