@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
     community::{self, Aliases},
-    peer::{PeerTable, check_interface_name},
+    peer::check_interface_name,
     pool::{AdvertisementOrigin, PoolDraft},
     problems::{ObjectRef, Problems, unique_by_name},
     selector::{NodeUniverse, convert_list, convert_one},
@@ -232,7 +232,6 @@ pub(crate) fn attach_bgp(
     objects: &[BGPAdvertisement],
     drafts: &mut Drafts<'_>,
     aliases: &Aliases,
-    peers: &PeerTable,
     problems: &mut Problems,
 ) {
     let named = objects.iter().map(|o| ("BGPAdvertisement", &o.metadata, o));
@@ -289,9 +288,8 @@ pub(crate) fn attach_bgp(
                 );
                 continue;
             }
-            if !peers.names.contains(peer) {
-                problems.add(&origin, field, format!("BGPPeer {peer:?} does not exist"));
-            }
+            // A filter, not a reference (upstream's rule): a peer that does not exist (yet)
+            // is simply not announced to.
             peer_names.push(peer.clone());
         }
         let (pools, pool_selectors) = selected_pools(
@@ -389,11 +387,9 @@ fn selected_pools(
         }
         listed.push(name);
         match drafts.get(name) {
-            None => problems.add(
-                origin,
-                field,
-                format!("IPAddressPool {name:?} does not exist"),
-            ),
+            // A filter, not a reference (upstream's rule): a pool that does not exist (yet)
+            // selects nothing.
+            None => {}
             Some(draft) if draft.legacy.is_some() => problems.add(
                 origin,
                 field,
@@ -865,11 +861,23 @@ mod tests {
     }
 
     #[test]
-    fn named_pools_must_exist_once_and_be_ip_address_pools() {
-        assert_problem(
-            &bgp("a", "{ipAddressPools: [nope]}"),
-            "BGPAdvertisement/a: spec.ipAddressPools[0]: IPAddressPool \"nope\" does not exist",
-        );
+    fn named_pools_are_filters_listed_once_and_ip_address_pools() {
+        // Upstream's rule (this test used to expect "does not exist"): a pool that is not
+        // there selects nothing, and the advertisement is attached once it is.
+        let config = build_yaml(
+            &(ip_pool("p", "{addresses: [10.0.0.0/24]}")
+                + &bgp("a", "{ipAddressPools: [nope]}")
+                + &l2("b", "{ipAddressPools: [nope]}")),
+        )
+        .unwrap();
+        assert!(config.pools["p"].bgp_advertisements.is_empty());
+        assert!(config.pools["p"].l2_advertisements.is_empty());
+        let config = build_yaml(
+            &(ip_pool("nope", "{addresses: [10.0.0.0/24]}")
+                + &bgp("a", "{ipAddressPools: [nope]}")),
+        )
+        .unwrap();
+        assert_eq!(config.pools["nope"].bgp_advertisements.len(), 1);
         assert_problem(
             &(ip_pool("p", "{addresses: [10.0.0.0/24]}") + &l2("a", "{ipAddressPools: [p, p]}")),
             "L2Advertisement/a: spec.ipAddressPools[1]: duplicate definition of ipAddressPools \"p\"",
@@ -958,11 +966,16 @@ mod tests {
     }
 
     #[test]
-    fn bgp_peers_must_exist_and_be_unique() {
-        assert_problem(
-            &bgp("a", "{peers: [nope]}"),
-            "BGPAdvertisement/a: spec.peers[0]: BGPPeer \"nope\" does not exist",
-        );
+    fn bgp_peers_are_filters_listed_once() {
+        // Upstream's rule (this test used to expect "does not exist"): an advertisement applied
+        // before its peer is valid and announces to nobody until the peer exists.
+        let config = build_yaml(
+            &(ip_pool("p", "{addresses: [10.0.0.0/24]}")
+                + &peer("r1", "10.0.0.1")
+                + &bgp("a", "{peers: [nope]}")),
+        )
+        .unwrap();
+        assert_eq!(config.pools["p"].bgp_advertisements[0].peers, ["nope"]);
         assert_problem(
             &(peer("r1", "10.0.0.1") + &bgp("a", "{peers: [r1, r1]}")),
             "BGPAdvertisement/a: spec.peers[1]: duplicate definition of peers \"r1\"",

@@ -59,7 +59,6 @@ pub(super) fn build(resources: &Resources, options: &LoadOptions) -> (Config, Pr
         &resources.bgp_advertisements,
         &mut pools,
         &aliases,
-        &peers,
         &mut problems,
     );
     advertisement::check_local_prefs(&pools, &nodes, &mut problems);
@@ -69,7 +68,7 @@ pub(super) fn build(resources: &Resources, options: &LoadOptions) -> (Config, Pr
             .into_iter()
             .map(|(name, draft)| (name, draft.into_pool()))
             .collect(),
-        peers: peers.resolved,
+        peers,
         bfd_profiles,
     };
     check_bfd_echo(&config, &mut problems);

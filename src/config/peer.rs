@@ -6,7 +6,7 @@
 //! given, and no two sessions to the same neighbor in one VRF.
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::BTreeMap,
     net::{IpAddr, Ipv4Addr},
     time::Duration,
 };
@@ -35,16 +35,6 @@ pub(crate) const MAX_INTERFACE_NAME: usize = 15;
 /// Go's longest duration, in seconds (`math.MaxInt64` nanoseconds).
 const MAX_GO_DURATION_SECS: f64 = 9_223_372_036.0;
 
-/// The BGPPeers of a configuration.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub(crate) struct PeerTable {
-    /// Every uniquely named BGPPeer, valid or not, so references to an invalid peer are not
-    /// also reported as missing.
-    pub names: BTreeSet<String>,
-    /// The peers that passed every check, resolved.
-    pub resolved: BTreeMap<String, Peer>,
-}
-
 /// What the cross-peer rules compare; each is `None` when the peer's own field was invalid.
 struct PeerFacts {
     reference: ObjectRef,
@@ -55,33 +45,33 @@ struct PeerFacts {
     node_selectors: Vec<LabelSelector>,
 }
 
-/// Checks and resolves every BGPPeer, then applies the FRR-mode rules between peers.
+/// Checks and resolves every BGPPeer, then applies the FRR-mode rules between peers. Returns
+/// the peers that passed every check, by name.
 pub(crate) fn peers(
     objects: &[PeerObject],
     bfd_profiles: &BTreeMap<String, BfdProfile>,
     namespace: Option<&str>,
     nodes: &NodeUniverse,
     problems: &mut Problems,
-) -> PeerTable {
+) -> BTreeMap<String, Peer> {
     let named = objects.iter().map(|o| ("BGPPeer", &o.peer.metadata, o));
     let mut unique = unique_by_name(named, "BGPPeer", problems);
     unique.sort_by(|a, b| a.0.cmp(&b.0));
 
-    let mut table = PeerTable::default();
+    let mut resolved = BTreeMap::new();
     let mut facts = Vec::new();
     for (reference, object) in unique {
         let before = problems.len();
         let (peer_facts, peer) = resolve(&reference, object, bfd_profiles, namespace, problems);
-        table.names.insert(reference.name.clone());
         if let Some(peer) = peer
             && problems.len() == before
         {
-            table.resolved.insert(reference.name.clone(), peer);
+            resolved.insert(reference.name.clone(), peer);
         }
         facts.push(peer_facts);
     }
     check_frr_rules(&facts, nodes, problems);
-    table
+    resolved
 }
 
 /// Checks one peer on its own and resolves it; the peer is `None` when a required part is
