@@ -1,8 +1,9 @@
 //! The dry run behind `metallb plan`: what the controller would do with these manifests.
 //!
 //! It runs the same allocator the controller runs, in the same order: every Service that already
-//! has addresses in its status is restored first (so nothing moves), then the others are allocated
-//! in namespace/name order. The result is deterministic: the same input always gives the same plan.
+//! has addresses in its status is restored first (so nothing that still fits moves), then every
+//! Service converges in namespace/name order: kept when its addresses still fit its request,
+//! allocated again when the request changed. The result is deterministic: the same input always gives the same plan.
 //!
 //! It then runs the speaker's BGP announcement model ([`crate::core::bgp`]) for every Node of the
 //! manifests (and any node named on the command line): which peers each node talks to and which
@@ -143,22 +144,18 @@ pub fn plan(resources: &Resources, config: &Config, options: &PlanOptions) -> Pl
     let mut allocator = Allocator::new(config.pools.values());
     let mut results: BTreeMap<ServiceKey, Result<(String, Vec<String>), String>> = BTreeMap::new();
 
-    // Restore first: addresses already in status stay where they are.
-    for (key, svc) in &wanted {
-        if let Ok(svc) = svc
-            && !svc.current_ips.is_empty()
-            && let Ok(assignment) = allocator.restore(svc, &svc.current_ips)
-        {
-            results.insert(
-                key.clone(),
-                Ok((assignment.pool.clone(), ips(&assignment.ips))),
-            );
+    // Restore first: addresses already in status are held before anything new is allocated,
+    // so no other Service takes them.
+    for svc in wanted.values().flatten() {
+        if !svc.current_ips.is_empty() {
+            let _ = allocator.restore(svc, &svc.current_ips);
         }
     }
+    // Then every Service converges as the controller's does (upstream's convergeBalancer): a
+    // restored assignment that still fits the request is kept as it is; one whose
+    // loadBalancerIP(s), address-pool annotation or dual-stack policy now asks for something
+    // else is released and allocated again, or fails and holds nothing.
     for (key, svc) in &wanted {
-        if results.contains_key(key) {
-            continue;
-        }
         let outcome = match svc {
             Ok(svc) => allocator
                 .allocate(svc)

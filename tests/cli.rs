@@ -392,6 +392,68 @@ fn plan_keeps_addresses_already_in_status() {
     assert_eq!(ips(&plan, "a-new"), ["10.9.0.9"]);
 }
 
+/// Upstream's convergeBalancer: an assignment in status follows the Service's request.
+#[test]
+fn plan_moves_an_assignment_whose_request_changed() {
+    let pools = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a, namespace: metallb-system}\nspec: {addresses: [10.9.0.0/29, 'fd00::/126']}\n---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: b, namespace: metallb-system}\nspec: {addresses: [10.8.0.0/30]}\n";
+    let manifest = |name: &str, annotations: &str, spec: &str, ingress: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: Service\nmetadata: {{name: {name}, namespace: default, annotations: {{{annotations}}}}}\nspec: {{type: LoadBalancer{spec}}}\nstatus: {{loadBalancer: {{ingress: [{ingress}]}}}}\n"
+        )
+    };
+    let manifests = [
+        pools.to_string(),
+        // Still fits: stays.
+        manifest("kept", "", "", "{ip: 10.9.0.2}"),
+        // loadBalancerIP now names another address of the pool.
+        manifest("edited", "", ", loadBalancerIP: 10.9.0.3", "{ip: 10.9.0.1}"),
+        // metallb.io/loadBalancerIPs names an address outside every pool: fails, releases .0.
+        manifest(
+            "outside",
+            "'metallb.io/loadBalancerIPs': 4.3.2.1",
+            "",
+            "{ip: 10.9.0.0}",
+        ),
+        // The pool annotation now names pool b.
+        manifest("repooled", "'metallb.io/address-pool': b", "", "{ip: 10.9.0.5}"),
+        // RequireDualStack with an IPv4-only ingress gets its IPv6 address from the same pool.
+        manifest(
+            "dual",
+            "",
+            ", ipFamilyPolicy: RequireDualStack, ipFamilies: [IPv4, IPv6], clusterIPs: [10.96.0.1, 'fd01::1']",
+            "{ip: 10.9.0.4}",
+        ),
+    ]
+    .concat();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("m.yaml");
+    fs::write(&file, manifests).unwrap();
+    let out = metallb(&["plan", "-f", file.to_str().unwrap(), "-o", "json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let plan: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(ips(&plan, "kept"), ["10.9.0.2"]);
+    assert_eq!(ips(&plan, "edited"), ["10.9.0.3"]);
+    assert!(ips(&plan, "outside").is_empty());
+    assert_eq!(
+        service(&plan, "outside")["error"],
+        "Failed to allocate IP for \"default/outside\": \"4.3.2.1\" is not allowed in config"
+    );
+    assert_eq!(service(&plan, "repooled")["pool"], "b");
+    assert_eq!(ips(&plan, "repooled"), ["10.8.0.0"]);
+    let dual = ips(&plan, "dual");
+    assert_eq!(dual.len(), 2, "{dual:?}");
+    assert!(dual[1].starts_with("fd00::"), "{dual:?}");
+    assert_eq!(dual[0], "10.9.0.4");
+    // .0, .1 and .5 (released by "outside", "edited" and "repooled") are free again.
+    let pool_a = plan["pools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "a")
+        .unwrap();
+    assert_eq!(pool_a["assignedIPv4"], 3, "{pool_a}");
+}
+
 #[test]
 fn plan_refuses_an_invalid_configuration() {
     let dir = tempfile::tempdir().unwrap();

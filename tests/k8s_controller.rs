@@ -393,3 +393,147 @@ async fn config_changes_take_effect_without_restart() {
     .await;
     controller.abort();
 }
+
+/// Issue 9: an assignment follows the Service's request (upstream's convergeBalancer), an
+/// advertisement applied before its peer leaves the config valid, and a peer whose password
+/// Secret is missing is an error of that peer only: the rest of the config keeps working.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn assignments_follow_requests_and_missing_objects_do_not_freeze_the_config() {
+    let Some(cluster) = Cluster::start_or_skip(
+        "assignments_follow_requests_and_missing_objects_do_not_freeze_the_config",
+    )
+    .await
+    else {
+        return;
+    };
+    let client = cluster.client.clone();
+    let controller = ctl::spawn(&client, ctl::config("c1"));
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let pools: Api<IPAddressPool> = Api::namespaced(client.clone(), METALLB_NAMESPACE);
+    let states: Api<ConfigurationState> = Api::namespaced(client.clone(), METALLB_NAMESPACE);
+    let state = |states: Api<ConfigurationState>| async move {
+        let status = states.get_opt("controller").await.ok()??.status?;
+        Some((status.result?, status.error_summary.unwrap_or_default()))
+    };
+
+    pools
+        .create(&PostParams::default(), &pool("p1", &["10.1.0.0/29"]))
+        .await
+        .unwrap();
+    // A BGPAdvertisement naming a peer that does not exist yet.
+    support::create_yaml(
+        &client,
+        "apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: to-later}\nspec: {peers: [later], ipAddressPools: [p1]}\n",
+        Some(METALLB_NAMESPACE),
+    )
+    .await
+    .unwrap();
+    services
+        .create(
+            &PostParams::default(),
+            &ctl::lb_service("s1", json!({}), json!({"loadBalancerIP": "10.1.0.3"})),
+        )
+        .await
+        .unwrap();
+    eventually("s1 gets its requested 10.1.0.3", WAIT, || {
+        let s = services.clone();
+        async move { (ctl::ips(&s, "s1").await == ["10.1.0.3"]).then_some(()) }
+    })
+    .await;
+    let (result, summary) = eventually("ConfigurationState controller", WAIT, || {
+        state(states.clone())
+    })
+    .await;
+    assert_eq!(result, "Valid", "{summary}");
+
+    // The request is edited: the Service moves to the new address.
+    services
+        .patch(
+            "s1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"loadBalancerIP": "10.1.0.5"}})),
+        )
+        .await
+        .unwrap();
+    eventually("s1 moves to 10.1.0.5", WAIT, || {
+        let s = services.clone();
+        async move { (ctl::ips(&s, "s1").await == ["10.1.0.5"]).then_some(()) }
+    })
+    .await;
+    // An address outside every pool: AllocationFailed and the old address is released.
+    services
+        .patch(
+            "s1",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"loadBalancerIP": "4.3.2.1"}})),
+        )
+        .await
+        .unwrap();
+    eventually("s1 loses 10.1.0.5", WAIT, || {
+        let s = services.clone();
+        async move { ctl::ips(&s, "s1").await.is_empty().then_some(()) }
+    })
+    .await;
+    services
+        .create(
+            &PostParams::default(),
+            &ctl::lb_service("s2", json!({}), json!({"loadBalancerIP": "10.1.0.5"})),
+        )
+        .await
+        .unwrap();
+    eventually("s2 gets the released 10.1.0.5", WAIT, || {
+        let s = services.clone();
+        async move { (ctl::ips(&s, "s2").await == ["10.1.0.5"]).then_some(()) }
+    })
+    .await;
+
+    // The peer arrives, but its password Secret does not: an error of that peer only.
+    support::create_yaml(
+        &client,
+        "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: later}\nspec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, passwordSecret: {name: later-auth}}\n",
+        Some(METALLB_NAMESPACE),
+    )
+    .await
+    .unwrap();
+    let summary = eventually("ConfigurationState controller is Invalid", WAIT, || {
+        let states = states.clone();
+        async move {
+            let (result, summary) = state(states).await?;
+            (result == "Invalid").then_some(summary)
+        }
+    })
+    .await;
+    assert!(
+        summary.contains("BGPPeer/later: spec.passwordSecret: Secret")
+            && summary.contains("not found"),
+        "{summary}"
+    );
+    eventually("InvalidConfig event on BGPPeer/later", WAIT, || {
+        let client = client.clone();
+        async move {
+            ctl::events(&client, METALLB_NAMESPACE, "BGPPeer", "later")
+                .await
+                .into_iter()
+                .find(|(r, _)| r == "InvalidConfig")
+        }
+    })
+    .await;
+    // The rest of the config still takes changes: a new pool is used at once.
+    pools
+        .create(&PostParams::default(), &pool("p2", &["10.2.0.0/30"]))
+        .await
+        .unwrap();
+    services
+        .create(
+            &PostParams::default(),
+            &ctl::lb_service("s3", json!({"metallb.io/address-pool": "p2"}), json!({})),
+        )
+        .await
+        .unwrap();
+    eventually("s3 gets 10.2.0.0 from the new pool", WAIT, || {
+        let s = services.clone();
+        async move { (ctl::ips(&s, "s3").await == ["10.2.0.0"]).then_some(()) }
+    })
+    .await;
+    controller.abort();
+}
