@@ -271,6 +271,8 @@ spec:
   connectTime: 10s
   ebgpMultiHop: true
   vrf: ""
+  # Every peer that can share a node sets the same routerID, or none (upstream's rule).
+  routerID: 10.10.10.10
 ---
 apiVersion: metallb.io/v1beta1
 kind: BGPAdvertisement

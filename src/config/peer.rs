@@ -40,9 +40,20 @@ struct PeerFacts {
     reference: ObjectRef,
     my_asn: Option<u32>,
     vrf: Option<String>,
-    router_id: Option<Ipv4Addr>,
+    router_id: RouterIdFact,
     endpoint: Option<PeerAddress>,
     node_selectors: Vec<LabelSelector>,
+}
+
+/// A peer's `routerID` as the cross-peer rule sees it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum RouterIdFact {
+    /// Not written: FRR picks one per node.
+    Unset,
+    /// Written and valid.
+    Set(Ipv4Addr),
+    /// Written but invalid (reported on its own): not compared.
+    Invalid,
 }
 
 /// Checks and resolves every BGPPeer, then applies the FRR-mode rules between peers. Returns
@@ -295,7 +306,14 @@ fn resolve(
         reference: reference.clone(),
         my_asn,
         vrf: vrf.clone(),
-        router_id,
+        router_id: match (
+            router_id,
+            spec.router_id.as_deref().is_some_and(|r| !r.is_empty()),
+        ) {
+            (Some(id), _) => RouterIdFact::Set(id),
+            (None, true) => RouterIdFact::Invalid,
+            (None, false) => RouterIdFact::Unset,
+        },
         endpoint: address.clone(),
         node_selectors: node_selectors.clone(),
     };
@@ -537,19 +555,28 @@ fn check_frr_rules(facts: &[PeerFacts], nodes: &NodeUniverse, problems: &mut Pro
             );
         }
 
-        // An unset router ID does not conflict: FRR then picks one per node, the same for all.
+        // One `router bgp` per node has one router ID, so as upstream: all peers that can
+        // share a node set the same routerID, or none does (one set and one unset would give
+        // the unset one the other's ID silently).
+        let shown = |id: RouterIdFact| match id {
+            RouterIdFact::Set(id) => id.to_string(),
+            _ => "unset".to_string(),
+        };
         let router_id_conflict = earlier_sharing_a_node.iter().find(|e| {
-            e.router_id.is_some() && later.router_id.is_some() && e.router_id != later.router_id
+            e.router_id != RouterIdFact::Invalid
+                && later.router_id != RouterIdFact::Invalid
+                && e.router_id != later.router_id
         });
-        if let (Some(earlier), Some(mine)) = (router_id_conflict, later.router_id) {
+        if let Some(earlier) = router_id_conflict {
             problems.add(
                 &later.reference,
                 "spec.routerID",
                 format!(
-                    "BGPPeers with different RouterID not supported in FRR mode, RouterID {mine} \
-                     existing routerID {} ({}); peers that can run on the same node must use the \
-                     same routerID",
-                    earlier.router_id.map(|r| r.to_string()).unwrap_or_default(),
+                    "BGPPeers with different RouterID not supported in FRR mode, RouterID {} \
+                     existing routerID {} ({}); peers that can run on the same node must all \
+                     set the same routerID, or none",
+                    shown(later.router_id),
+                    shown(earlier.router_id),
                     earlier.reference
                 ),
             );
@@ -705,13 +732,27 @@ mod tests {
             peer("v1beta1", "doc-example-dual-stack-ipv6", "{peerAddress: '2620:52:0:88::104', peerASN: 64500, myASN: 64500}"),
         ]
         .concat();
+        // The seed shows these as separate examples: applied together, the one routerID next
+        // to two unset ones is upstream's "all RouterID must be equal" (this test used to
+        // build them as one config).
+        assert_problem(
+            &seed,
+            "BGPPeer/doc-example-peer: spec.routerID: BGPPeers with different RouterID",
+        );
+        let seed = seed.replace(", routerID: 10.10.10.10", "");
         let config = build_yaml(&seed).unwrap();
         let nodesel = &config.peers["doc-example-nodesel"];
         assert_eq!(nodesel.asn, PeerAsn::Number(64501));
         assert_eq!(nodesel.node_selectors.len(), 1);
         assert_eq!(nodesel.hold_time, None);
+        let alone = build_yaml(&peer(
+            "v1beta1",
+            "doc-example-peer",
+            "{peerAddress: 10.0.0.1, peerASN: 64501, myASN: 64500, routerID: 10.10.10.10}",
+        ))
+        .unwrap();
         assert_eq!(
-            config.peers["doc-example-peer"].router_id,
+            alone.peers["doc-example-peer"].router_id,
             Some(Ipv4Addr::new(10, 10, 10, 10))
         );
         let bfd = format!(
@@ -1088,7 +1129,7 @@ mod tests {
     }
 
     #[test]
-    fn router_ids_must_match_when_set() {
+    fn router_ids_must_all_match_or_all_be_unset() {
         let text = v2("a", &format!("{{{BASE}, routerID: 10.10.10.10}}"))
             + &v2(
                 "b",
@@ -1096,8 +1137,30 @@ mod tests {
             )
             + &v2("c", "{myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.3}");
         let found = problems(&text);
-        assert_eq!(found.len(), 1, "{found:#?}");
+        assert_eq!(found.len(), 2, "{found:#?}");
         assert!(found[0].starts_with("BGPPeer/b: spec.routerID: BGPPeers with different RouterID not supported in FRR mode, RouterID 10.10.10.11 existing routerID 10.10.10.10 (BGPPeer/a)"));
+        // As upstream (this test used to accept it): one set and one unset conflict too.
+        assert!(found[1].starts_with("BGPPeer/c: spec.routerID: BGPPeers with different RouterID not supported in FRR mode, RouterID unset existing routerID 10.10.10.10 (BGPPeer/a)"), "{found:#?}");
+        // All unset, or all the same, is fine; so are peers that never share a node.
+        let same = v2("a", &format!("{{{BASE}, routerID: 10.10.10.10}}"))
+            + &v2(
+                "b",
+                "{myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.2, routerID: 10.10.10.10}",
+            );
+        assert!(problems(&same).is_empty());
+        let apart = v2(
+            "a",
+            &format!(
+                "{{{BASE}, routerID: 10.10.10.10, nodeSelectors: [{{matchLabels: {{rack: r1}}}}]}}"
+            ),
+        ) + &v2(
+            "b",
+            "{myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.2, nodeSelectors: [{matchLabels: {rack: r1}}]}",
+        );
+        assert!(
+            !problems(&apart).is_empty(),
+            "same selector: may share a node"
+        );
     }
 
     #[test]
