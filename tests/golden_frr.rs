@@ -196,6 +196,68 @@ fn plan_prints_the_nodes_frr_conf() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("--node"));
 }
 
+/// The seed's §26.7.2 running config (two iBGP peers with the full BFD profile, echo mode on
+/// IPv4 sessions that also carry the /124): `metallb plan -o frr` prints each of its lines
+/// (the few deliberate differences are listed in the case's header).
+#[test]
+fn plan_reproduces_the_seed_running_config_lines() {
+    let case = golden_dir().join("23-seed-show-running-config.yaml");
+    let out = metallb(&[
+        "plan",
+        "-f",
+        case.to_str().unwrap(),
+        "--node",
+        "some-hostname",
+        "--router-id",
+        "10.0.1.2",
+        "-o",
+        "frr",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let rendered = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = rendered.lines().map(str::trim).collect();
+    for seed_line in [
+        "router bgp 64500",
+        "bgp router-id 10.0.1.2",
+        "no bgp ebgp-requires-policy",
+        "no bgp default ipv4-unicast",
+        "no bgp network import-check",
+        "neighbor 10.0.2.3 remote-as 64500",
+        "neighbor 10.0.2.3 bfd profile doc-example-bfd-profile-full",
+        "neighbor 10.0.2.3 timers 5 15",
+        "neighbor 10.0.2.4 remote-as 64500",
+        "neighbor 10.0.2.4 bfd profile doc-example-bfd-profile-full",
+        "neighbor 10.0.2.4 timers 5 15",
+        "address-family ipv4 unicast",
+        "network 203.0.113.200/30",
+        "address-family ipv6 unicast",
+        "network fc00:f853:ccd:e799::/124",
+        "neighbor 10.0.2.3 activate",
+        "neighbor 10.0.2.3 route-map 10.0.2.3-in in",
+        "neighbor 10.0.2.4 activate",
+        "neighbor 10.0.2.4 route-map 10.0.2.4-in in",
+        "route-map 10.0.2.3-in deny 20",
+        "route-map 10.0.2.4-in deny 20",
+        "ip nht resolve-via-default",
+        "ipv6 nht resolve-via-default",
+        "profile doc-example-bfd-profile-full",
+        "transmit-interval 35",
+        "receive-interval 35",
+        "passive-mode",
+        "echo-mode",
+        "minimum-ttl 10",
+    ] {
+        assert!(
+            lines.contains(&seed_line),
+            "{seed_line:?} missing:\n{rendered}"
+        );
+    }
+    // In the seed's order within the BFD profile.
+    let position = |line: &str| lines.iter().position(|l| *l == line).unwrap();
+    assert!(position("passive-mode") < position("echo-mode"));
+    assert!(position("echo-mode") < position("minimum-ttl 10"));
+}
+
 /// `-o json` lists every node of the manifests plus `--node`, with per-peer prefixes, next
 /// to the unchanged `services` and `pools`.
 #[test]

@@ -26,7 +26,7 @@ use super::{
     problems::{ObjectRef, Problems, unique_by_name},
     selector::NodeUniverse,
 };
-use crate::core::{address::Family, config::Config};
+use crate::core::config::{Config, PeerAddress};
 
 /// The only MetalLB resource name the operator acts on.
 pub const METALLB_RESOURCE_NAME: &str = "metallb";
@@ -166,45 +166,37 @@ fn check_metallbs(resources: &Resources, problems: &mut Problems) {
     }
 }
 
-/// FRR's BFD echo mode does not work for IPv6, so a peer whose BFD profile enables it must not
-/// be sent IPv6 prefixes (MetalLB's `validateConfig`). Reported once per peer, on its
-/// `bfdProfile`.
+/// FRR's BFD echo mode works for IPv4 sessions only, and a BFD session has its BGP session's
+/// address family: a peer whose profile enables echo is refused when its own address is IPv6
+/// (or it is an unnumbered peer, whose session runs over IPv6 link-local addresses). Upstream
+/// (since 0.13.10) refuses echo on every peer that is sent an IPv6 prefix instead, which would
+/// refuse the seed's own §26.7.2 configuration (echo on IPv4 peers that also carry an IPv6
+/// pool); the prefixes a session carries do not change the family of its BFD packets.
 fn check_bfd_echo(config: &Config, problems: &mut Problems) {
-    let mut reported = std::collections::BTreeSet::new();
-    for pool in config.pools.values() {
-        if !pool.ranges.iter().any(|r| r.family() == Family::V6) {
+    for peer in config.peers.values() {
+        let Some(profile_name) = &peer.bfd_profile else {
             continue;
-        }
-        for advertisement in &pool.bgp_advertisements {
-            let targets: Vec<&String> = if advertisement.peers.is_empty() {
-                config.peers.keys().collect()
-            } else {
-                advertisement.peers.iter().collect()
-            };
-            for peer_name in targets {
-                let Some(peer) = config.peers.get(peer_name) else {
-                    continue;
-                };
-                let Some(profile_name) = &peer.bfd_profile else {
-                    continue;
-                };
-                let echo = config
-                    .bfd_profiles
-                    .get(profile_name)
-                    .is_some_and(|p| p.echo_mode);
-                if echo && reported.insert(peer_name.clone()) {
-                    problems.add(
-                        &ObjectRef::new("BGPPeer", peer_name),
-                        "spec.bfdProfile",
-                        format!(
-                            "BFD profile {profile_name:?} has echoMode enabled, which is not \
-                             possible with IPv6: {} announces pool {:?}, which has IPv6 \
-                             addresses, to this peer",
-                            advertisement.source, pool.name
-                        ),
-                    );
-                }
+        };
+        let echo = config
+            .bfd_profiles
+            .get(profile_name)
+            .is_some_and(|p| p.echo_mode);
+        let session = match &peer.address {
+            PeerAddress::Ip(ip) if ip.is_ipv6() => format!("peer address {ip} is IPv6"),
+            PeerAddress::Interface(name) => {
+                format!("an unnumbered session on {name} runs over IPv6 link-local addresses")
             }
+            PeerAddress::Ip(_) => continue,
+        };
+        if echo {
+            problems.add(
+                &ObjectRef::new("BGPPeer", &peer.name),
+                "spec.bfdProfile",
+                format!(
+                    "BFD profile {profile_name:?} has echoMode enabled, which is not possible \
+                     for an IPv6 BFD session: the {session}"
+                ),
+            );
         }
     }
 }
@@ -265,13 +257,27 @@ mod tests {
     }
 
     #[test]
-    fn bfd_echo_with_ipv6_pool_is_rejected() {
+    fn bfd_echo_is_refused_only_for_ipv6_sessions() {
         let text = "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: echo}\nspec: {echoMode: true}\n---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: p}\nspec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, bfdProfile: echo}\n---\napiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: v6}\nspec: {addresses: ['2001:db8::/120']}\n---\napiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: all}\n";
+        // An IPv4 session announcing an IPv6 pool: its BFD packets are IPv4, so echo works
+        // (the seed's §26.7.2 configuration; this test used to expect upstream's refusal).
+        assert!(problems(text).is_empty(), "{:#?}", problems(text));
         assert_problem(
-            text,
-            "BGPPeer/p: spec.bfdProfile: BFD profile \"echo\" has echoMode enabled",
+            &text.replace("peerAddress: 10.0.0.1", "peerAddress: '2001:db8::1'"),
+            "BGPPeer/p: spec.bfdProfile: BFD profile \"echo\" has echoMode enabled, which is not possible for an IPv6 BFD session: the peer address 2001:db8::1 is IPv6",
         );
-        // The same with an IPv4 pool is fine.
-        assert!(problems(&text.replace("2001:db8::/120", "10.1.0.0/24")).is_empty());
+        assert_problem(
+            &text.replace("peerAddress: 10.0.0.1", "interface: eth1"),
+            "an unnumbered session on eth1 runs over IPv6 link-local addresses",
+        );
+        // Without echo, IPv6 sessions are fine.
+        assert!(
+            problems(
+                &text
+                    .replace("echoMode: true", "echoMode: false")
+                    .replace("peerAddress: 10.0.0.1", "peerAddress: '2001:db8::1'")
+            )
+            .is_empty()
+        );
     }
 }
