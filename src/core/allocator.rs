@@ -158,14 +158,23 @@ pub enum AllocError {
     },
     /// A RequireDualStack Service requested an address of one family only.
     #[error(
-        "the service is {policy:?} and needs one requested address per family, but no {family} \
-         address was requested"
+        "requested addresses do not match the service's IP family: the service is {policy:?} and \
+         needs one requested address per family, but no {family} address was requested"
     )]
     MissingFamily {
         /// The family without an address.
         family: Family,
         /// The Service's `ipFamilyPolicy`.
         policy: IpFamilyPolicy,
+    },
+    /// A RequireDualStack Service whose cluster IPs have one family only.
+    #[error(
+        "the service is RequireDualStack but its cluster IPs are {family} only: it can not get \
+         an address of each family"
+    )]
+    SingleFamilyCluster {
+        /// The one family of its cluster IPs.
+        family: Family,
     },
     /// A requested address outside the pool named by the `address-pool` annotation.
     #[error(
@@ -891,6 +900,12 @@ impl Allocator {
     /// On error the Service holds nothing (as upstream clears its status). `O(P + log n)`, plus
     /// a scan of the addresses shared under the Service's own sharing key when it has one.
     pub fn allocate(&mut self, svc: &LbService) -> Result<Assignment, AllocError> {
+        if svc.family_policy == IpFamilyPolicy::RequireDualStack
+            && let [family] = svc.families.as_slice()
+        {
+            self.unhold(&svc.key);
+            return Err(AllocError::SingleFamilyCluster { family: *family });
+        }
         let families = svc.wanted_families();
         match self.unchanged(svc, &families) {
             Some(assignment) => Ok(assignment),
@@ -1509,19 +1524,29 @@ impl Allocator {
             };
         }
         // A missing annotated pool falls back to automatic pools (OCP 4.10 docs, 26.6.2): the
-        // pinned pools that select the Service, then the open ones.
+        // pinned pools that select the Service, then the open ones. A PreferDualStack Service
+        // first looks for a pool that gives both families, then takes one family from the
+        // first pool that has either (upstream's findBestPoolForService).
+        let passes: &[bool] = if !required && wanted.len() > 1 {
+            &[true, false]
+        } else {
+            &[required]
+        };
         let (mut candidates, mut exhausted) = (0, false);
-        for i in 0..self.pinned.len() + self.open.len() {
-            let pool = match self.pinned.get(i) {
-                Some(&pool) if self.pools[pool].rejects(svc).is_some() => continue,
-                Some(&pool) => pool,
-                None => self.open[i - self.pinned.len()],
-            };
-            candidates += 1;
-            match self.try_pool(pool, svc, wanted, required) {
-                Ok(ips) => return Ok(self.hold(svc, pool, ips)),
-                Err(Miss::Lacks(_)) => {}
-                Err(Miss::Exhausted(_)) => exhausted = true,
+        for &every_family in passes {
+            (candidates, exhausted) = (0, false);
+            for i in 0..self.pinned.len() + self.open.len() {
+                let pool = match self.pinned.get(i) {
+                    Some(&pool) if self.pools[pool].rejects(svc).is_some() => continue,
+                    Some(&pool) => pool,
+                    None => self.open[i - self.pinned.len()],
+                };
+                candidates += 1;
+                match self.try_pool(pool, svc, wanted, every_family) {
+                    Ok(ips) => return Ok(self.hold(svc, pool, ips)),
+                    Err(Miss::Lacks(_)) => {}
+                    Err(Miss::Exhausted(_)) => exhausted = true,
+                }
             }
         }
         if candidates == 0 || exhausted {
@@ -1539,35 +1564,39 @@ impl Allocator {
         }
     }
 
-    /// One address per wanted family from one pool; the primary (and, when required, every)
-    /// family must be served.
+    /// One address per wanted family from one pool. With `every_family`, each wanted family
+    /// must be served; otherwise one address of any wanted family will do (PreferDualStack).
     fn try_pool(
         &mut self,
         pool: usize,
         svc: &LbService,
         wanted: &[Family],
-        required: bool,
+        every_family: bool,
     ) -> Result<Vec<IpAddr>, Miss> {
-        let needed = |i: usize| required || i == 0;
-        if let Some((_, &family)) = wanted
-            .iter()
-            .enumerate()
-            .find(|(i, f)| needed(*i) && !self.pools[pool].has(**f))
-        {
+        let has = |f: &Family| self.pools[pool].has(*f);
+        let lacking = if every_family {
+            wanted.iter().find(|f| !has(f))
+        } else {
+            wanted.iter().all(|f| !has(f)).then_some(&wanted[0])
+        };
+        if let Some(&family) = lacking {
             return Err(Miss::Lacks(family));
         }
         let mut ips = Vec::with_capacity(wanted.len());
-        for (i, &family) in wanted.iter().enumerate() {
+        for &family in wanted {
             if !self.pools[pool].has(family) {
                 continue;
             }
             match self.pick(pool, family, svc) {
                 Some(ip) => ips.push(ip),
-                None if needed(i) => return Err(Miss::Exhausted(family)),
+                None if every_family => return Err(Miss::Exhausted(family)),
                 None => {}
             }
         }
-        Ok(ips)
+        match ips.first() {
+            Some(_) => Ok(ips),
+            None => Err(Miss::Exhausted(wanted[0])),
+        }
     }
 
     /// The address a Service would get in one pool family, without taking it: one used by
@@ -2117,9 +2146,19 @@ mod tests {
         );
         assert_eq!(
             err(&mut a, &svc("b").require_dual().ip("10.0.100.1")),
-            "the service is RequireDualStack and needs one requested address per family, but no \
-             IPv6 address was requested"
+            "requested addresses do not match the service's IP family: the service is \
+             RequireDualStack and needs one requested address per family, but no IPv6 address \
+             was requested"
         );
+        // RequireDualStack with the cluster IPs of one family only is refused, requested
+        // address or not (upstream's reason: it can not match the service's IP family).
+        let single = svc("e").families(IpFamilyPolicy::RequireDualStack, &[Family::V4]);
+        assert_eq!(
+            err(&mut a, &single),
+            "the service is RequireDualStack but its cluster IPs are IPv4 only: it can not get \
+             an address of each family"
+        );
+        assert!(err(&mut a, &single.ip("10.0.100.5")).contains("IPv4 only"));
         assert_eq!(
             got(&mut a, &svc("c").v6().ip("2002:2:2::1")),
             ["2002:2:2::1"]
@@ -2550,12 +2589,22 @@ mod tests {
             got(&mut a, &svc("b").prefer_dual()),
             ["10.0.100.0", "2002:2:2::1"]
         );
-        // Only the secondary family left: a PreferDualStack (IPv4 primary) service gets nothing.
+        // Only the secondary family: it gets that family, as upstream (this test used to expect
+        // a refusal, asymmetric with a pool of the primary family only).
         let mut a = Allocator::new(&[pool("v6", &["2002::/126"])]);
-        assert_eq!(
-            err(&mut a, &svc("c").prefer_dual()),
-            "no available IPs: no pool this service may use automatically has IPv4 addresses"
-        );
+        assert_eq!(got(&mut a, &svc("c").prefer_dual()), ["2002::"]);
+    }
+
+    #[test]
+    fn prefer_dual_stack_prefers_a_pool_with_both_families() {
+        // "a-v4" sorts first, but "b-dual" gives both families (upstream findBestPoolForService).
+        let mut a = Allocator::new(&[
+            pool("a-v4", &["10.0.0.0/30"]),
+            pool("b-dual", &["10.1.0.0/30", "2002::/126"]),
+        ]);
+        assert_eq!(got(&mut a, &svc("d").prefer_dual()), ["10.1.0.0", "2002::"]);
+        // A single-family Service still takes the first pool.
+        assert_eq!(got(&mut a, &svc("s")), ["10.0.0.0"]);
     }
 
     #[test]
