@@ -66,15 +66,10 @@ async fn seed_behaviours_through_the_api_match_the_plan() {
     support::create_yaml(&client, &rbac, None).await.unwrap();
     let log_path = cluster.dir.join("controller.log");
     let started = Instant::now();
+    // No --log-format: logs in a file are JSON lines by default (`auto`).
+    let log_file = std::fs::File::create(&log_path).unwrap();
     let mut child = Command::new(&bin)
-        .args([
-            "controller",
-            "--log-format",
-            "json",
-            "--log-level",
-            "info",
-            "--kubeconfig",
-        ])
+        .args(["controller", "--log-level", "info", "--kubeconfig"])
         .arg(cluster.kubeconfig_as("controller"))
         .args([
             "--lease-duration",
@@ -84,8 +79,8 @@ async fn seed_behaviours_through_the_api_match_the_plan() {
             "--retry-period",
             "500ms",
         ])
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log_path).unwrap())
+        .stdout(log_file.try_clone().unwrap())
+        .stderr(log_file)
         .spawn()
         .unwrap();
     let _log_on_failure = support::LogOnPanic(log_path.clone());
@@ -173,14 +168,28 @@ async fn seed_behaviours_through_the_api_match_the_plan() {
         .status();
     let status = child.wait().unwrap();
     assert!(status.success(), "controller exits 0 on SIGTERM: {status}");
+    // Every line is MetalLB's JSON: ts, level, msg, caller, and the event's fields.
     let log = std::fs::read_to_string(&log_path).unwrap();
-    let line = log
+    let lines: Vec<Value> = log
         .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .map(|l| serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    for line in &lines {
+        for key in ["ts", "level", "msg", "caller"] {
+            assert!(line[key].is_string(), "no {key:?} in {line}");
+        }
+    }
+    let line = lines
+        .iter()
         .find(|l| l["event"] == "ipAllocated" && l["service"] == "default/a-any")
         .unwrap_or_else(|| panic!("no ipAllocated log line:\n{log}"));
     assert_eq!(line["msg"], "IP address assigned by controller");
     assert_eq!(line["ip"], "203.0.113.1");
+    assert_eq!(line["level"], "info");
+    assert!(
+        line["caller"].as_str().unwrap().starts_with("controller/"),
+        "{line}"
+    );
 }
 
 /// A one-address pool: the second Service fails, and gets the address once the first is

@@ -110,7 +110,7 @@ fn spawn_speaker(bin: &Path, cluster: &Cluster, lab: &Lab, node: &str) -> Guard 
             .args(["--debounce-ms", "20"])
             .arg("--state-dir")
             .arg(lab.state_dir(node))
-            .stderr(std::fs::File::create(&log).unwrap())
+            .stdout(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     )

@@ -301,7 +301,8 @@ serve(socket.AF_INET, "{VIP4}")
         ])
         .arg(self.status_path(node))
         .args(&self.speaker_args)
-        .stdout(Stdio::null())
+        // Speakers log to stdout (as upstream's do); stderr only carries a fatal error.
+        .stdout(log.try_clone().unwrap())
         .stderr(log);
         let child = cmd.spawn().unwrap();
         if let Some(mut old) = self.speakers.insert(node.to_string(), child) {
