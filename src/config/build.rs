@@ -78,7 +78,7 @@ pub(super) fn build(resources: &Resources, options: &LoadOptions) -> (Config, Pr
 // === cross-kind checks ===
 
 /// Every `metallb.io` object with its kind, for checks that apply to all of them.
-fn metallb_objects(resources: &Resources) -> Vec<(&'static str, &ObjectMeta)> {
+pub(crate) fn metallb_objects(resources: &Resources) -> Vec<(&'static str, &ObjectMeta)> {
     let mut all: Vec<(&'static str, &ObjectMeta)> = Vec::new();
     all.extend(
         resources

@@ -17,6 +17,7 @@ pub mod selector;
 pub mod service;
 
 pub use build::METALLB_RESOURCE_NAME;
+pub(crate) use build::metallb_objects;
 pub use error::ConfigError;
 pub use load::{LoadOptions, Loaded, load, load_documents};
 pub use resources::Resources;

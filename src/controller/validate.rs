@@ -11,10 +11,10 @@ use crate::{
 };
 
 /// Event reason for an invalid configuration.
-pub const REASON_INVALID: &str = "InvalidConfig";
+pub(crate) const REASON_INVALID: &str = "InvalidConfig";
 
 /// Validates and builds the config of MetalLB's `namespace`.
-pub fn load(resources: &Resources, namespace: &str) -> Loaded {
+pub(crate) fn load(resources: &Resources, namespace: &str) -> Loaded {
     config::load(
         resources,
         &LoadOptions {
@@ -25,7 +25,7 @@ pub fn load(resources: &Resources, namespace: &str) -> Loaded {
 
 /// What the controller does with a configuration that has problems.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// Every problem awaits an object: the objects at fault are left out, the rest is in use.
     RestRuns,
     /// Refused; the last valid configuration stays in use.
@@ -35,7 +35,7 @@ pub enum Outcome {
 }
 
 /// Logs every problem and returns one Warning event per problem, on the object at fault.
-pub fn report(
+pub(crate) fn report(
     errors: &[ConfigError],
     namespace: &str,
     outcome: Outcome,
