@@ -213,7 +213,8 @@ pub struct SpeakerArgs {
     #[arg(long, env = "METALLB_POLL_MS", default_value_t = 100)]
     pub poll_ms: u64,
     /// MetalLB log level the FRR configuration is rendered for: all, debug, info, warn, error
-    /// or none.
+    /// or none (all and debug also turn on FRR's debug switches). The `FRR_LOGGING_LEVEL`
+    /// environment variable overrides it with any FRR level, e.g. `alerts`.
     #[arg(long, env = "METALLB_FRR_LOG_LEVEL", default_value = "info")]
     pub frr_log_level: LogLevel,
     /// Router ID for routers whose peers set none.
@@ -330,7 +331,7 @@ pub struct PlanArgs {
     #[arg(long)]
     pub node: Option<String>,
     /// MetalLB log level the FRR configuration is rendered for (`-o frr`): all, debug, info,
-    /// warn, error or none.
+    /// warn, error or none. `FRR_LOGGING_LEVEL` overrides it with any FRR level.
     #[arg(long, default_value = "info")]
     pub frr_log_level: LogLevel,
     /// Router ID for routers whose peers set none (`-o frr`).

@@ -77,7 +77,7 @@ fn render_case(path: &Path) -> String {
     let plan = plan::plan(&resources, &config, &options);
     let facts = NodeFacts {
         hostname: node.clone(),
-        log_level,
+        log_level: log_level.into(),
         router_id,
         passwords,
     };
@@ -256,6 +256,46 @@ fn plan_reproduces_the_seed_running_config_lines() {
     let position = |line: &str| lines.iter().position(|l| *l == line).unwrap();
     assert!(position("passive-mode") < position("echo-mode"));
     assert!(position("echo-mode") < position("minimum-ttl 10"));
+}
+
+/// FRR logging as upstream's template: `FRR_LOGGING_LEVEL` overrides MetalLB's level with any
+/// FRR level, and the debug switches come with `debugging` however it is reached.
+#[test]
+fn frr_logging_level_overrides_the_log_level() {
+    let case = golden_dir().join("21-service-selectors.yaml");
+    let plan = |env: Option<&str>, level: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_metallb"));
+        command.args([
+            "plan",
+            "-f",
+            case.to_str().unwrap(),
+            "--node",
+            "node1",
+            "-o",
+            "frr",
+            "--frr-log-level",
+            level,
+        ]);
+        match env {
+            Some(value) => command.env("FRR_LOGGING_LEVEL", value),
+            None => command.env_remove("FRR_LOGGING_LEVEL"),
+        };
+        let out = command.output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let alerts = plan(Some("alerts"), "debug");
+    assert!(alerts.contains("\nlog stdout alerts\n"), "{alerts}");
+    assert!(!alerts.contains("debug bgp"), "{alerts}");
+    let debugging = plan(Some("debugging"), "info");
+    assert!(debugging.contains("\nlog stdout\n"), "{debugging}");
+    assert!(
+        debugging.contains("\ndebug bgp neighbor-events\n"),
+        "{debugging}"
+    );
+    assert!(debugging.contains("\ndebug bfd peer\n"), "{debugging}");
+    let none = plan(None, "none");
+    assert!(none.contains("\nlog stdout emergencies\n"), "{none}");
 }
 
 /// `-o json` lists every node of the manifests plus `--node`, with per-peer prefixes, next

@@ -80,3 +80,19 @@ pub(crate) fn report_invalid(problems: &[ConfigError], what_happens: &str) -> Ex
     );
     ExitCode::from(EXIT_INVALID)
 }
+
+/// Environment variable that overrides FRR's log level with any FRR level, as upstream's
+/// speaker reads it.
+pub(crate) const FRR_LOGGING_LEVEL: &str = "FRR_LOGGING_LEVEL";
+
+/// FRR's log level: `FRR_LOGGING_LEVEL` when set to an FRR level (e.g. `alerts`), else
+/// MetalLB's `--frr-log-level` mapped as upstream does.
+pub(crate) fn frr_log_level(level: crate::core::frr::LogLevel) -> crate::core::frr::FrrLogLevel {
+    match std::env::var(FRR_LOGGING_LEVEL) {
+        Ok(text) if !text.is_empty() => text.parse().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "{FRR_LOGGING_LEVEL} ignored");
+            level.into()
+        }),
+        _ => level.into(),
+    }
+}

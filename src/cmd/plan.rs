@@ -55,7 +55,7 @@ pub(super) fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
             let node = args.node.as_deref().expect("checked above");
             let facts = NodeFacts {
                 hostname: node.to_string(),
-                log_level: args.frr_log_level,
+                log_level: super::frr_log_level(args.frr_log_level),
                 router_id: args.router_id,
                 passwords: loaded.passwords,
             };

@@ -113,7 +113,7 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
     let node = args.node_name.clone();
     let facts = NodeFacts {
         hostname: args.frr_hostname.clone().unwrap_or_else(nodename),
-        log_level: args.frr_log_level,
+        log_level: super::frr_log_level(args.frr_log_level),
         router_id: args.router_id,
         // Filled per render from the Secrets in the input (`config::secrets`).
         passwords: Default::default(),

@@ -86,16 +86,114 @@ pub enum LogLevel {
     None,
 }
 
-impl LogLevel {
-    /// The `log stdout` line for this level, `None` for no line. FRR hides its default level
-    /// (debugging), so debug and all render as a bare `log stdout` (CANONICAL.md §3, fact 6).
-    pub fn log_stdout(self) -> Option<&'static str> {
+/// FRR's own log levels (`log stdout LEVEL`), most severe first.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FrrLogLevel {
+    /// `emergencies`.
+    Emergencies,
+    /// `alerts`.
+    Alerts,
+    /// `critical`.
+    Critical,
+    /// `errors`.
+    Errors,
+    /// `warnings`.
+    Warnings,
+    /// `notifications`.
+    Notifications,
+    /// `informational` (MetalLB's default, info).
+    #[default]
+    Informational,
+    /// `debugging`.
+    Debugging,
+}
+
+impl FrrLogLevel {
+    const NAMES: [(&'static str, FrrLogLevel); 8] = [
+        ("emergencies", FrrLogLevel::Emergencies),
+        ("alerts", FrrLogLevel::Alerts),
+        ("critical", FrrLogLevel::Critical),
+        ("errors", FrrLogLevel::Errors),
+        ("warnings", FrrLogLevel::Warnings),
+        ("notifications", FrrLogLevel::Notifications),
+        ("informational", FrrLogLevel::Informational),
+        ("debugging", FrrLogLevel::Debugging),
+    ];
+
+    /// FRR's name of the level.
+    pub fn name(self) -> &'static str {
+        Self::NAMES
+            .iter()
+            .find(|(_, level)| *level == self)
+            .map_or("informational", |(name, _)| name)
+    }
+
+    /// The `log stdout` line. FRR hides its default level (debugging), so that one is a bare
+    /// `log stdout` (CANONICAL.md §3, fact 6).
+    pub fn log_stdout(self) -> String {
         match self {
-            LogLevel::All | LogLevel::Debug => Some("log stdout"),
-            LogLevel::Info => Some("log stdout informational"),
-            LogLevel::Warn => Some("log stdout warnings"),
-            LogLevel::Error => Some("log stdout errors"),
-            LogLevel::None => None,
+            FrrLogLevel::Debugging => "log stdout".to_string(),
+            level => format!("log stdout {}", level.name()),
+        }
+    }
+
+    /// The debug switches upstream's template turns on at `debugging` (frr.tmpl), in the order
+    /// FRR prints them.
+    pub fn debug_switches(self) -> &'static [&'static str] {
+        if self == FrrLogLevel::Debugging {
+            &DEBUG_SWITCHES
+        } else {
+            &[]
+        }
+    }
+}
+
+/// Upstream's debug switches for zebra, bgpd and bfdd.
+const DEBUG_SWITCHES: [&str; 13] = [
+    "debug zebra events",
+    "debug zebra nht",
+    "debug zebra kernel",
+    "debug zebra rib",
+    "debug zebra nexthop",
+    "debug bgp neighbor-events",
+    "debug bgp updates",
+    "debug bgp keepalives",
+    "debug bgp nht",
+    "debug bgp zebra",
+    "debug bfd network",
+    "debug bfd peer",
+    "debug bfd zebra",
+];
+
+/// An unknown FRR log level name (`FRR_LOGGING_LEVEL`).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "unknown FRR log level {0:?}: expected emergencies, alerts, critical, errors, warnings, \
+     notifications, informational or debugging"
+)]
+pub struct FrrLogLevelError(String);
+
+impl FromStr for FrrLogLevel {
+    type Err = FrrLogLevelError;
+
+    fn from_str(s: &str) -> Result<FrrLogLevel, FrrLogLevelError> {
+        Self::NAMES
+            .iter()
+            .find(|(name, _)| *name == s)
+            .map(|(_, level)| *level)
+            .ok_or_else(|| FrrLogLevelError(s.to_string()))
+    }
+}
+
+impl From<LogLevel> for FrrLogLevel {
+    /// Upstream's mapping of MetalLB's level to FRR's (none still logs emergencies).
+    fn from(level: LogLevel) -> FrrLogLevel {
+        match level {
+            LogLevel::All | LogLevel::Debug => FrrLogLevel::Debugging,
+            LogLevel::Info => FrrLogLevel::Informational,
+            LogLevel::Warn => FrrLogLevel::Warnings,
+            LogLevel::Error => FrrLogLevel::Errors,
+            LogLevel::None => FrrLogLevel::Emergencies,
         }
     }
 }
@@ -127,8 +225,8 @@ pub struct NodeFacts {
     /// The OS nodename (`uname -n`) as FRR sees it; FRR 8.4 ignores any other `hostname`
     /// (CANONICAL.md fact 5).
     pub hostname: String,
-    /// Log level.
-    pub log_level: LogLevel,
+    /// FRR's log level: MetalLB's level mapped as upstream does, or `FRR_LOGGING_LEVEL`.
+    pub log_level: FrrLogLevel,
     /// Router ID when no peer of a router sets one.
     pub router_id: Option<Ipv4Addr>,
     /// Passwords of peers whose password is in a Secret, by peer name (`config::load` leaves a
@@ -143,6 +241,8 @@ pub struct FrrConfig {
     pub hostname: String,
     /// The `log stdout …` line, if any.
     pub log_stdout: Option<String>,
+    /// `debug …` lines.
+    pub debug_switches: Vec<&'static str>,
     /// `router bgp` blocks: the default VRF first, then VRFs by name.
     pub routers: Vec<Router>,
     /// `ip prefix-list`s, by name.
@@ -413,7 +513,8 @@ pub fn build(
 
     FrrConfig {
         hostname: facts.hostname.clone(),
-        log_stdout: facts.log_level.log_stdout().map(str::to_string),
+        log_stdout: Some(facts.log_level.log_stdout()),
+        debug_switches: facts.log_level.debug_switches().to_vec(),
         routers,
         prefix_lists_v4,
         prefix_lists_v6,
@@ -931,12 +1032,21 @@ mod tests {
 
     #[test]
     fn log_levels_map_to_frr() {
-        assert_eq!(
-            "debug".parse::<LogLevel>().unwrap().log_stdout(),
-            Some("log stdout")
-        );
-        assert_eq!(LogLevel::Warn.log_stdout(), Some("log stdout warnings"));
-        assert_eq!(LogLevel::None.log_stdout(), None);
+        let frr = |level: &str| FrrLogLevel::from(level.parse::<LogLevel>().unwrap());
+        assert_eq!(frr("debug").log_stdout(), "log stdout");
+        assert_eq!(frr("all"), FrrLogLevel::Debugging);
+        assert_eq!(frr("info").log_stdout(), "log stdout informational");
+        assert_eq!(frr("warn").log_stdout(), "log stdout warnings");
+        assert_eq!(frr("error").log_stdout(), "log stdout errors");
+        // As upstream: none still logs emergencies.
+        assert_eq!(frr("none").log_stdout(), "log stdout emergencies");
         assert!("verbose".parse::<LogLevel>().is_err());
+        // Debug switches at debugging only, whichever way it was reached.
+        assert_eq!(frr("debug").debug_switches().len(), 13);
+        assert!(frr("info").debug_switches().is_empty());
+        // FRR_LOGGING_LEVEL takes any FRR level.
+        assert_eq!("alerts".parse::<FrrLogLevel>(), Ok(FrrLogLevel::Alerts));
+        assert_eq!(FrrLogLevel::Alerts.log_stdout(), "log stdout alerts");
+        assert!("debug".parse::<FrrLogLevel>().is_err());
     }
 }
