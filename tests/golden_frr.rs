@@ -174,19 +174,39 @@ fn metallb(args: &[&str]) -> std::process::Output {
         .expect("metallb runs")
 }
 
+/// `metallb plan -f <case> -o frr --node NODE [extra...]` with `FRR_LOGGING_LEVEL` set to
+/// `frr_logging_level` (or unset).
+fn plan_frr(
+    case: &str,
+    node: &str,
+    extra: &[&str],
+    frr_logging_level: Option<&str>,
+) -> std::process::Output {
+    let case = golden_dir().join(case);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_metallb"));
+    command
+        .args([
+            "plan",
+            "-f",
+            case.to_str().unwrap(),
+            "--node",
+            node,
+            "-o",
+            "frr",
+        ])
+        .args(extra);
+    match frr_logging_level {
+        Some(value) => command.env("FRR_LOGGING_LEVEL", value),
+        None => command.env_remove("FRR_LOGGING_LEVEL"),
+    };
+    command.output().expect("metallb runs")
+}
+
 /// `metallb plan -o frr --node` prints exactly what the golden file holds.
 #[test]
 fn plan_prints_the_nodes_frr_conf() {
     let case = golden_dir().join("21-service-selectors.yaml");
-    let out = metallb(&[
-        "plan",
-        "-f",
-        case.to_str().unwrap(),
-        "--node",
-        "node1",
-        "-o",
-        "frr",
-    ]);
+    let out = plan_frr("21-service-selectors.yaml", "node1", &[], None);
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let expected = fs::read_to_string(case.with_extension("conf")).unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
@@ -201,18 +221,12 @@ fn plan_prints_the_nodes_frr_conf() {
 /// (the few deliberate differences are listed in the case's header).
 #[test]
 fn plan_reproduces_the_seed_running_config_lines() {
-    let case = golden_dir().join("23-seed-show-running-config.yaml");
-    let out = metallb(&[
-        "plan",
-        "-f",
-        case.to_str().unwrap(),
-        "--node",
+    let out = plan_frr(
+        "23-seed-show-running-config.yaml",
         "some-hostname",
-        "--router-id",
-        "10.0.1.2",
-        "-o",
-        "frr",
-    ]);
+        &["--router-id", "10.0.1.2"],
+        None,
+    );
     assert_eq!(out.status.code(), Some(0), "{out:?}");
     let rendered = String::from_utf8_lossy(&out.stdout);
     let lines: Vec<&str> = rendered.lines().map(str::trim).collect();
@@ -262,25 +276,13 @@ fn plan_reproduces_the_seed_running_config_lines() {
 /// FRR level, and the debug switches come with `debugging` however it is reached.
 #[test]
 fn frr_logging_level_overrides_the_log_level() {
-    let case = golden_dir().join("21-service-selectors.yaml");
     let plan = |env: Option<&str>, level: &str| {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_metallb"));
-        command.args([
-            "plan",
-            "-f",
-            case.to_str().unwrap(),
-            "--node",
+        let out = plan_frr(
+            "21-service-selectors.yaml",
             "node1",
-            "-o",
-            "frr",
-            "--frr-log-level",
-            level,
-        ]);
-        match env {
-            Some(value) => command.env("FRR_LOGGING_LEVEL", value),
-            None => command.env_remove("FRR_LOGGING_LEVEL"),
-        };
-        let out = command.output().unwrap();
+            &["--frr-log-level", level],
+            env,
+        );
         assert_eq!(out.status.code(), Some(0), "{out:?}");
         String::from_utf8(out.stdout).unwrap()
     };

@@ -395,6 +395,27 @@ async fn config_changes_take_effect_without_restart() {
     controller.abort();
 }
 
+/// Waits until Service `name` has exactly the addresses `expected` in its status.
+async fn wait_ips(services: &Api<Service>, name: &str, expected: &[&str], what: &str) {
+    eventually(what, WAIT, || {
+        let s = services.clone();
+        async move { (ctl::ips(&s, name).await == expected).then_some(()) }
+    })
+    .await;
+}
+
+/// Edits a Service's `spec.loadBalancerIP`.
+async fn set_load_balancer_ip(services: &Api<Service>, name: &str, ip: &str) {
+    services
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"loadBalancerIP": ip}})),
+        )
+        .await
+        .unwrap();
+}
+
 /// Issue 9: an assignment follows the Service's request (upstream's convergeBalancer), an
 /// advertisement applied before its peer leaves the config valid, and a peer whose password
 /// Secret is missing is an error of that peer only: the rest of the config keeps working.
@@ -431,10 +452,12 @@ async fn assignments_follow_requests_and_missing_objects_do_not_freeze_the_confi
         )
         .await
         .unwrap();
-    eventually("s1 gets its requested 10.1.0.3", WAIT, || {
-        let s = services.clone();
-        async move { (ctl::ips(&s, "s1").await == ["10.1.0.3"]).then_some(()) }
-    })
+    wait_ips(
+        &services,
+        "s1",
+        &["10.1.0.3"],
+        "s1 gets its requested 10.1.0.3",
+    )
     .await;
     let (result, summary) = eventually("ConfigurationState controller", WAIT, || {
         state(states.clone())
@@ -443,33 +466,11 @@ async fn assignments_follow_requests_and_missing_objects_do_not_freeze_the_confi
     assert_eq!(result, "Valid", "{summary}");
 
     // The request is edited: the Service moves to the new address.
-    services
-        .patch(
-            "s1",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"loadBalancerIP": "10.1.0.5"}})),
-        )
-        .await
-        .unwrap();
-    eventually("s1 moves to 10.1.0.5", WAIT, || {
-        let s = services.clone();
-        async move { (ctl::ips(&s, "s1").await == ["10.1.0.5"]).then_some(()) }
-    })
-    .await;
+    set_load_balancer_ip(&services, "s1", "10.1.0.5").await;
+    wait_ips(&services, "s1", &["10.1.0.5"], "s1 moves to 10.1.0.5").await;
     // An address outside every pool: AllocationFailed and the old address is released.
-    services
-        .patch(
-            "s1",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"loadBalancerIP": "4.3.2.1"}})),
-        )
-        .await
-        .unwrap();
-    eventually("s1 loses 10.1.0.5", WAIT, || {
-        let s = services.clone();
-        async move { ctl::ips(&s, "s1").await.is_empty().then_some(()) }
-    })
-    .await;
+    set_load_balancer_ip(&services, "s1", "4.3.2.1").await;
+    wait_ips(&services, "s1", &[], "s1 loses 10.1.0.5").await;
     services
         .create(
             &PostParams::default(),
@@ -477,10 +478,12 @@ async fn assignments_follow_requests_and_missing_objects_do_not_freeze_the_confi
         )
         .await
         .unwrap();
-    eventually("s2 gets the released 10.1.0.5", WAIT, || {
-        let s = services.clone();
-        async move { (ctl::ips(&s, "s2").await == ["10.1.0.5"]).then_some(()) }
-    })
+    wait_ips(
+        &services,
+        "s2",
+        &["10.1.0.5"],
+        "s2 gets the released 10.1.0.5",
+    )
     .await;
 
     // The peer arrives, but its password Secret does not: an error of that peer only.
@@ -526,10 +529,12 @@ async fn assignments_follow_requests_and_missing_objects_do_not_freeze_the_confi
         )
         .await
         .unwrap();
-    eventually("s3 gets 10.2.0.0 from the new pool", WAIT, || {
-        let s = services.clone();
-        async move { (ctl::ips(&s, "s3").await == ["10.2.0.0"]).then_some(()) }
-    })
+    wait_ips(
+        &services,
+        "s3",
+        &["10.2.0.0"],
+        "s3 gets 10.2.0.0 from the new pool",
+    )
     .await;
     controller.abort();
 }
