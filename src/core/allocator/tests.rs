@@ -2,8 +2,13 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::*;
-use crate::core::{config::ServiceAllocation, selector::LabelSelector, service::Protocol};
+use super::{
+    space::{good_rank, good_span, good_unrank},
+    *,
+};
+use crate::core::{
+    address::IpRange, config::ServiceAllocation, selector::LabelSelector, service::Protocol,
+};
 
 fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
