@@ -149,14 +149,16 @@ impl FrrLogLevel {
 }
 
 /// Upstream's debug switches for zebra, bgpd and bfdd.
-const DEBUG_SWITCHES: [&str; 13] = [
+/// `debug bgp updates` prints as its two directions.
+const DEBUG_SWITCHES: [&str; 14] = [
     "debug zebra events",
     "debug zebra nht",
     "debug zebra kernel",
     "debug zebra rib",
     "debug zebra nexthop",
     "debug bgp neighbor-events",
-    "debug bgp updates",
+    "debug bgp updates in",
+    "debug bgp updates out",
     "debug bgp keepalives",
     "debug bgp nht",
     "debug bgp zebra",
@@ -1042,7 +1044,7 @@ mod tests {
         assert_eq!(frr("none").log_stdout(), "log stdout emergencies");
         assert!("verbose".parse::<LogLevel>().is_err());
         // Debug switches at debugging only, whichever way it was reached.
-        assert_eq!(frr("debug").debug_switches().len(), 13);
+        assert_eq!(frr("debug").debug_switches().len(), 14);
         assert!(frr("info").debug_switches().is_empty());
         // FRR_LOGGING_LEVEL takes any FRR level.
         assert_eq!("alerts".parse::<FrrLogLevel>(), Ok(FrrLogLevel::Alerts));
