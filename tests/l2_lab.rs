@@ -91,8 +91,8 @@ fn client_resolves_to_the_owner_and_reaches_its_listener_and_the_other_node_stay
         groups("node1")
     );
     // nodeAssigned exactly once on the owner, never on the other node.
-    assert_eq!(lab.log("node2").matches("event=nodeAssigned").count(), 1);
-    assert_eq!(lab.log("node1").matches("event=nodeAssigned").count(), 0);
+    assert_eq!(lab.log("node2").matches("nodeAssigned").count(), 1);
+    assert_eq!(lab.log("node1").matches("nodeAssigned").count(), 0);
 }
 
 #[test]
