@@ -1,5 +1,5 @@
-//! Layer 2 end to end through a real kube-apiserver (gated by `METALLB_K8S=1` and
-//! `METALLB_LAB=1`, root): the controller gives a Service its addresses, `metallb speaker
+//! Layer 2 end to end through a real kube-apiserver (ignored unless run with
+//! `--include-ignored`; needs root): the controller gives a Service its addresses, `metallb speaker
 //! --from-api` in each node namespace (reaching the apiserver over the lab's host port,
 //! 10.77.0.254) finds its peers from the Nodes' InternalIPs and the membership secret from
 //! Secret `metallb-memberlist` (no `--members` anywhere), elects the owner, the client resolves
@@ -12,8 +12,6 @@ mod support;
 
 #[path = "support/l2lab.rs"]
 mod l2lab;
-#[path = "support/lab.rs"]
-mod lab;
 
 use std::time::{Duration, Instant};
 
@@ -22,7 +20,7 @@ use kube::{
     Api,
     api::{Patch, PatchParams},
 };
-use l2lab::{Lab, VIP4, VIP6, mac};
+use l2lab::{Lab, VIP4, VIP6, lab, mac};
 use metallb::api::service_l2_status::ServiceL2Status;
 use support::{Cluster, ClusterOptions, controller as ctl, eventually};
 
@@ -153,12 +151,8 @@ async fn wait_l2_status(client: &kube::Client, node: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_K8S and METALLB_LAB (kube-apiserver, root)"]
 async fn speakers_discover_each_other_fail_over_admit_a_newcomer_and_report() {
-    let name = "speakers_discover_each_other_fail_over_admit_a_newcomer_and_report";
-    if std::env::var("METALLB_K8S").as_deref() != Ok("1") || !l2lab::enabled(name) {
-        eprintln!("skipping {name}: needs METALLB_K8S=1 and METALLB_LAB=1");
-        return;
-    }
     let bin_dir = tempfile::tempdir().unwrap();
     let bin = support::metallb_bin(bin_dir.path());
     // The lab first: the apiserver listens on its host port only.
