@@ -16,11 +16,11 @@ use tokio::sync::mpsc;
 
 use crate::{
     config::{ConfigError, Resources},
-    controller::{
-        dereference::Stores,
+    core::service::ServiceKey,
+    k8s::{
+        stores::Stores,
         watch::{self, Input, Kind},
     },
-    core::service::ServiceKey,
     manifest::{self, ManifestError},
 };
 
