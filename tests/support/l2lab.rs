@@ -126,6 +126,9 @@ pub struct Lab {
     listeners: Vec<Child>,
     /// Extra speaker flags.
     pub speaker_args: Vec<String>,
+    /// Run the speakers' BGP side too (`--bgp true`); the L2 lab has no FRR, so it only
+    /// renders and retries.
+    pub bgp: bool,
     /// Manifests the speakers read (default `tests/fixtures/l2/lab`).
     pub manifests: PathBuf,
     /// With a kubeconfig, speakers run `--from-api` with it instead of reading `manifests`.
@@ -164,6 +167,7 @@ impl Lab {
         let mut lab = Lab {
             _lock: lab_lock::acquire(),
             nodes: nodes.to_vec(),
+            bgp: false,
             kubeconfig: None,
             host_port,
             prefix: prefix.to_string(),
@@ -306,7 +310,7 @@ serve(socket.AF_INET, "{VIP4}")
         cmd.args(["netns", "exec", &self.ns(node)])
             .arg(&self.bin)
             .args(["speaker", "--log-level", "info", "--node-name", node])
-            .args(["--bgp", "false"]);
+            .args(["--bgp", if self.bgp { "true" } else { "false" }]);
         match &self.kubeconfig {
             Some(kubeconfig) => cmd.arg("--from-api").arg("--kubeconfig").arg(kubeconfig),
             None => cmd.arg("-f").arg(&self.manifests).args([
@@ -341,6 +345,11 @@ serve(socket.AF_INET, "{VIP4}")
             "node2 never announced:\n{}",
             self.log("node2")
         );
+    }
+
+    /// The process id of a node's speaker.
+    pub fn speaker_pid(&self, node: &str) -> u32 {
+        self.speakers[node].id()
     }
 
     /// SIGKILLs a node's speaker (no goodbye to the others) and returns when it was sent.
