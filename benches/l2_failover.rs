@@ -28,11 +28,12 @@ fn summary(name: &str, mut xs: Vec<Duration>) {
     xs.sort();
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     println!(
-        "{name}: n={} min={:.0} ms p50={:.0} ms p90={:.0} ms max={:.0} ms",
+        "{name}: n={} min={:.0} ms p50={:.0} ms p90={:.0} ms p95={:.0} ms max={:.0} ms",
         xs.len(),
         ms(xs[0]),
         ms(percentile(&xs, 0.5)),
         ms(percentile(&xs, 0.9)),
+        ms(percentile(&xs, 0.95)),
         ms(xs[xs.len() - 1]),
     );
 }

@@ -79,13 +79,11 @@ pub enum Command {
     Controller(ControllerArgs),
     /// Server-side apply manifests to a cluster (what the lab demo uses instead of kubectl).
     Apply(ApplyArgs),
-    /// Run the BGP speaker for one node without Kubernetes: render the node's frr.conf from
-    /// manifests in a directory and keep FRR in sync with it.
-    Speaker(SpeakerArgs),
-    /// Run the layer 2 speaker of one node from manifests: answer ARP/NDP for the Service
-    /// addresses this node wins, fail over through SWIM membership with the other speakers.
-    #[command(name = "speaker-l2")]
-    SpeakerL2(Box<SpeakerL2Args>),
+    /// Run the speaker of one node: announce the Services' addresses with BGP (keeping FRR in
+    /// sync with the node's frr.conf) and with layer 2 (answering ARP/NDP for the addresses
+    /// this node wins, failing over through SWIM membership with the other speakers), fed from
+    /// the Kubernetes API or from manifests.
+    Speaker(Box<SpeakerArgs>),
 }
 
 impl Command {
@@ -93,9 +91,7 @@ impl Command {
     /// tools to stderr because their stdout is their result.
     pub fn log_stream(&self) -> LogStream {
         match self {
-            Command::Controller(_) | Command::Speaker(_) | Command::SpeakerL2(_) => {
-                LogStream::Stdout
-            }
+            Command::Controller(_) | Command::Speaker(_) => LogStream::Stdout,
             Command::Crd | Command::Validate(_) | Command::Plan(_) | Command::Apply(_) => {
                 LogStream::Stderr
             }
@@ -176,27 +172,50 @@ pub struct SpeakerArgs {
     /// The node this speaker runs for.
     #[arg(long, env = "METALLB_NODE_NAME")]
     pub node_name: String,
-    /// Directory of YAML manifests (metallb.io resources, Services, Nodes); re-read when a file
-    /// in it changes and on SIGHUP.
+    /// Directory (or file) of YAML manifests (metallb.io resources, Services, EndpointSlices,
+    /// Nodes); re-read when a file in it changes and on SIGHUP.
     #[arg(
+        short = 'f',
         long,
+        visible_alias = "filename",
         env = "METALLB_MANIFESTS",
         required_unless_present_any = ["frr_conf_file", "from_api"]
     )]
     pub manifests: Option<PathBuf>,
-    /// Read Services, EndpointSlices, Nodes, Namespaces and the metallb.io kinds from the
-    /// Kubernetes API (watches) instead of manifests. Only Services with addresses in their
+    /// Read Services, EndpointSlices, Nodes, Namespaces, Secrets and the metallb.io kinds from
+    /// the Kubernetes API (watches) instead of manifests. Only Services with addresses in their
     /// status (given by `metallb controller`) are announced.
     #[arg(long, env = "METALLB_FROM_API", conflicts_with_all = ["manifests", "frr_conf_file"])]
     pub from_api: bool,
     /// Cluster access (with `--from-api`).
     #[command(flatten)]
     pub kube: KubeArgs,
-    /// Namespace of the metallb.io configuration objects (with `--from-api`).
+    /// Namespace of the metallb.io configuration objects, Secrets and status objects (with
+    /// `--from-api`).
     #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
     pub namespace: String,
+    /// Only handle Services with this `spec.loadBalancerClass` (none: Services without a class).
+    #[arg(long, env = "METALLB_LB_CLASS")]
+    pub lb_class: Option<String>,
+    /// Announce with BGP through FRR.
+    #[arg(long, env = "METALLB_BGP", default_value_t = true, action = clap::ArgAction::Set)]
+    pub bgp: bool,
+    /// Announce with layer 2 (answer ARP/NDP).
+    #[arg(long, env = "METALLB_LAYER2", default_value_t = true, action = clap::ArgAction::Set)]
+    pub layer2: bool,
+    /// The BGP side (FRR).
+    #[command(flatten)]
+    pub frr: FrrArgs,
+    /// The layer 2 side.
+    #[command(flatten)]
+    pub l2: Layer2Args,
+}
+
+/// The BGP side of `metallb speaker`.
+#[derive(Debug, Args)]
+pub struct FrrArgs {
     /// Apply this already rendered frr.conf instead of rendering manifests (testing and
-    /// debugging the apply path); re-read when it changes and on SIGHUP.
+    /// debugging the apply path; layer 2 is off); re-read when it changes and on SIGHUP.
     #[arg(long, conflicts_with = "manifests")]
     pub frr_conf_file: Option<PathBuf>,
     /// FRR pathspace (`vtysh -N`); none for the default instance.
@@ -228,48 +247,40 @@ pub struct SpeakerArgs {
     /// /run/metallb/<pathspace or "default">).
     #[arg(long, env = "METALLB_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
-    /// Only handle Services with this `spec.loadBalancerClass` (none: Services without a class).
-    #[arg(long, env = "METALLB_LB_CLASS")]
-    pub lb_class: Option<String>,
 }
 
-/// `metallb speaker-l2`.
+/// The layer 2 side of `metallb speaker`.
 #[derive(Debug, Args)]
-pub struct SpeakerL2Args {
-    /// This node's name (the Node object's name).
-    #[arg(long, env = "METALLB_NODE_NAME")]
-    pub node_name: String,
-    /// Files or directories of YAML manifests: metallb.io resources, Services (with their
-    /// status addresses), EndpointSlices and Nodes.
-    #[arg(
-        short = 'f',
-        long = "filename",
-        num_args = 1..,
-        required_unless_present = "from_api",
-        conflicts_with = "from_api"
-    )]
-    pub paths: Vec<PathBuf>,
-    /// Read everything from the Kubernetes API instead (reflectors on Services,
-    /// EndpointSlices, Nodes, Namespaces and the metallb.io kinds) and emit `nodeAssigned`
-    /// events.
-    #[arg(long)]
-    pub from_api: bool,
-    /// Cluster access (with `--from-api`).
-    #[command(flatten)]
-    pub kube: KubeArgs,
-    /// Namespace of the metallb.io configuration objects (with `--from-api`).
-    #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
-    pub namespace: String,
-    /// UDP address for the membership protocol (e.g. the pod IP and port 7946); without it
-    /// membership is off and every node is assumed to run a live speaker.
+pub struct Layer2Args {
+    /// UDP address the membership protocol binds. Default with `--from-api`: 0.0.0.0 and
+    /// `--member-port`, reached at the Node's InternalIP; without `--from-api` membership is off
+    /// unless this is given (then every node is assumed to run a live speaker).
     #[arg(long, env = "METALLB_ML_BIND_ADDR")]
     pub member_bind: Option<std::net::SocketAddr>,
-    /// Other speakers' membership addresses to join through (comma-separated).
-    #[arg(long, env = "METALLB_ML_MEMBERS", value_delimiter = ',')]
+    /// Membership port on every node (with `--from-api`: the peers are the Nodes' InternalIPs
+    /// on this port).
+    #[arg(long, env = "METALLB_ML_BIND_PORT", default_value_t = 7946)]
+    pub member_port: u16,
+    /// Other speakers' membership addresses to join through (comma-separated; manifests mode
+    /// only: with `--from-api` they come from the Nodes).
+    #[arg(
+        long,
+        env = "METALLB_ML_MEMBERS",
+        value_delimiter = ',',
+        conflicts_with = "from_api"
+    )]
     pub members: Vec<std::net::SocketAddr>,
-    /// The shared membership secret; required with --member-bind.
+    /// The shared membership secret. With `--from-api` the default is the `secretkey` of Secret
+    /// `--member-secret-name` in `--namespace`.
     #[arg(long, env = "METALLB_ML_SECRET_KEY", hide_env_values = true)]
     pub member_secret: Option<String>,
+    /// The Secret holding the membership secret (key `secretkey`), as upstream.
+    #[arg(
+        long,
+        env = "METALLB_ML_SECRET_NAME",
+        default_value = "metallb-memberlist"
+    )]
+    pub member_secret_name: String,
     /// Membership probe period in milliseconds.
     #[arg(long, env = "METALLB_ML_PROBE_PERIOD_MS", default_value_t = 100)]
     pub probe_period_ms: u64,
@@ -286,18 +297,15 @@ pub struct SpeakerL2Args {
     /// Keep nodes labelled node.kubernetes.io/exclude-from-external-load-balancers.
     #[arg(long, env = "METALLB_IGNORE_EXCLUDE_LB")]
     pub ignore_exclude_lb: bool,
-    /// Only handle Services with this `spec.loadBalancerClass`.
-    #[arg(long, env = "METALLB_LB_CLASS")]
-    pub lb_class: Option<String>,
     /// Partition fence witness (host:port reachable over TCP, e.g. the API server): a speaker
-    /// that can reach neither its peers nor the witness withdraws every announcement.
+    /// that can reach neither its peers nor the witness withdraws every layer 2 announcement.
     #[arg(long, env = "METALLB_L2_FENCE_WITNESS")]
     pub fence_witness: Option<std::net::SocketAddr>,
     /// How long the witness may be unreachable before it counts as lost, in milliseconds.
     #[arg(long, env = "METALLB_L2_FENCE_DEADLINE_MS", default_value_t = 1000)]
     pub fence_deadline_ms: u64,
-    /// Write the announced services and per-address counters here as JSON, about every
-    /// 100 ms.
+    /// Write the layer 2 announcements, live speakers and per-address counters here as JSON,
+    /// about every 100 ms.
     #[arg(long)]
     pub status_file: Option<PathBuf>,
 }

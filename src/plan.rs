@@ -10,10 +10,7 @@
 //! prefixes it announces to each. [`frr_config`] turns that into the FRR configuration the
 //! speaker on one node would apply.
 
-use std::{
-    collections::{BTreeMap, BTreeSet},
-    net::IpAddr,
-};
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::{core::v1::Node as K8sNode, discovery::v1::EndpointSlice};
 use serde::Serialize;
@@ -25,7 +22,7 @@ use crate::{
         bgp::{self, AnnouncedService, Endpoints, NodeAnnouncement},
         config::Config,
         frr::{self, FrrConfig, NodeFacts},
-        service::{LbService, ServiceKey},
+        service::{Addresses, LbService, ServiceKey},
     },
     l2::cluster::{self as l2, L2Announcement},
 };
@@ -205,14 +202,16 @@ pub fn plan(resources: &Resources, config: &Config, options: &PlanOptions) -> Pl
         pools,
         nodes: Vec::new(),
     };
-    let announced = announced_services(resources, &plan);
+    let addresses = addresses(&plan);
+    let announced = announced_services(resources, &addresses);
     let mut names: BTreeSet<String> = resources
         .nodes
         .iter()
         .filter_map(|n| n.metadata.name.clone())
         .collect();
     names.extend(options.nodes.iter().cloned());
-    let mut l2_by_node = l2_announcements(resources, config, &plan.services);
+    let elections = l2::elect_all(resources, config, &addresses, None, false);
+    let mut l2_by_node = l2::announcements_by_node(resources, &elections);
     plan.nodes = names
         .iter()
         .map(|name| NodePlan {
@@ -221,26 +220,6 @@ pub fn plan(resources: &Resources, config: &Config, options: &PlanOptions) -> Pl
         })
         .collect();
     plan
-}
-
-/// The layer 2 owner of every allocated address, by node name.
-fn l2_announcements(
-    resources: &Resources,
-    config: &Config,
-    services: &[ServicePlan],
-) -> BTreeMap<String, Vec<L2Announcement>> {
-    let assigned: BTreeMap<ServiceKey, (String, Vec<IpAddr>)> = services
-        .iter()
-        .filter_map(|s| {
-            let ips = s.ips.iter().filter_map(|ip| ip.parse().ok()).collect();
-            Some((
-                ServiceKey::new(&s.namespace, &s.name),
-                (s.pool.clone()?, ips),
-            ))
-        })
-        .collect();
-    let elections = l2::elect_all(resources, config, &assigned, None, false);
-    l2::announcements_by_node(resources, &elections)
 }
 
 /// The FRR configuration the speaker on `node_name` would apply after this plan. `facts.hostname`
@@ -269,7 +248,7 @@ pub fn announcement(
         None => bgp::announce(
             config,
             &node(resources, node_name),
-            &announced_services(resources, plan),
+            &announced_services(resources, &addresses(plan)),
         ),
     }
 }
@@ -302,30 +281,39 @@ fn node_from(object: &K8sNode) -> bgp::Node {
     }
 }
 
-/// Every Service the plan gave addresses to, with what the speaker needs: labels, traffic
-/// policy and endpoints.
-fn announced_services(resources: &Resources, plan: &Plan) -> Vec<AnnouncedService> {
+/// The addresses the plan gave each Service, with their pool.
+pub fn addresses(plan: &Plan) -> Addresses {
     plan.services
         .iter()
         .filter_map(|s| {
-            let pool = s.pool.clone()?;
+            let ips = s.ips.iter().filter_map(|ip| ip.parse().ok()).collect();
+            Some((
+                ServiceKey::new(&s.namespace, &s.name),
+                (s.pool.clone()?, ips),
+            ))
+        })
+        .collect()
+}
+
+/// Every Service with addresses, with what the BGP announcement needs: labels, traffic policy
+/// and endpoints.
+pub fn announced_services(resources: &Resources, addresses: &Addresses) -> Vec<AnnouncedService> {
+    addresses
+        .iter()
+        .filter_map(|(key, (pool, ips))| {
             let object = resources.services.iter().find(|o| {
-                o.metadata.namespace.as_deref().unwrap_or("default") == s.namespace
-                    && o.metadata.name.as_deref() == Some(&s.name)
+                o.metadata.namespace.as_deref().unwrap_or("default") == key.namespace
+                    && o.metadata.name.as_deref() == Some(&key.name)
             })?;
             let spec = object.spec.as_ref();
             Some(AnnouncedService {
-                key: ServiceKey::new(&s.namespace, &s.name),
+                key: key.clone(),
                 labels: object.metadata.labels.clone().unwrap_or_default(),
-                pool,
-                ips: s
-                    .ips
-                    .iter()
-                    .filter_map(|ip| ip.parse::<IpAddr>().ok())
-                    .collect(),
+                pool: pool.clone(),
+                ips: ips.clone(),
                 traffic_policy_local: spec.and_then(|sp| sp.external_traffic_policy.as_deref())
                     == Some("Local"),
-                endpoints: endpoints(&resources.endpoint_slices, &s.namespace, &s.name),
+                endpoints: endpoints(&resources.endpoint_slices, &key.namespace, &key.name),
             })
         })
         .collect()

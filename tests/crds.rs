@@ -111,7 +111,8 @@ fn every_crd_is_a_valid_v1_custom_resource_definition() {
             "IPAddressPool",
             "L2Advertisement",
             "MetalLB",
-            "ServiceBGPStatus"
+            "ServiceBGPStatus",
+            "ServiceL2Status"
         ]
     );
 }

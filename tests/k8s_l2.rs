@@ -1,9 +1,12 @@
 //! Layer 2 end to end through a real kube-apiserver (ignored unless run with
-//! `--include-ignored`; needs root): the controller gives a Service its addresses, `metallb speaker-l2
+//! `--include-ignored`; needs root): the controller gives a Service its addresses, `metallb speaker
 //! --from-api` in each node namespace (reaching the apiserver over the lab's host port,
-//! 10.77.0.254) elects the owner, the client resolves the address to the owner's MAC and
-//! reaches its listener, and `nodeAssigned` is a Kubernetes event, once per node that takes
-//! the Service over, never repeated.
+//! 10.77.0.254) finds its peers from the Nodes' InternalIPs and the membership secret from
+//! Secret `metallb-memberlist` (no `--members` anywhere), elects the owner, the client resolves
+//! the address to the owner's MAC and reaches its listener; the owner's speaker is killed and
+//! the other takes over; a third speaker started later joins and takes the address the
+//! election gives it. `nodeAssigned` is a Kubernetes event, once per node that takes the Service
+//! over, never repeated, and the owner writes a ServiceL2Status.
 
 mod support;
 
@@ -12,9 +15,13 @@ mod l2lab;
 
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Service;
-use kube::Api;
+use k8s_openapi::api::core::v1::{Node, Service};
+use kube::{
+    Api,
+    api::{Patch, PatchParams},
+};
 use l2lab::{Lab, VIP4, VIP6, lab, mac};
+use metallb::api::service_l2_status::ServiceL2Status;
 use support::{Cluster, ClusterOptions, controller as ctl, eventually};
 
 const LONG: Duration = Duration::from_secs(30);
@@ -41,6 +48,15 @@ metadata: {name: node1}
 apiVersion: v1
 kind: Node
 metadata: {name: node2}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: node3}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: metallb-memberlist, namespace: metallb-system}
+stringData: {secretkey: lab-secret-from-the-cluster}
 ---
 apiVersion: v1
 kind: Service
@@ -83,13 +99,64 @@ async fn wait_node_assigned(client: &kube::Client, node: &str) -> String {
     note
 }
 
+/// Gives each Node the InternalIP a kubelet would report: the membership finds the speakers
+/// there.
+async fn set_internal_ips(client: &kube::Client) {
+    let nodes: Api<Node> = Api::all(client.clone());
+    for (node, ip) in [
+        ("node1", "10.77.0.11"),
+        ("node2", "10.77.0.12"),
+        ("node3", "10.77.0.13"),
+    ] {
+        let patch = serde_json::json!({"status": {"addresses": [
+            {"type": "InternalIP", "address": ip},
+            {"type": "Hostname", "address": node},
+        ]}});
+        nodes
+            .patch_status(node, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .unwrap();
+    }
+}
+
+/// The nodes of the ServiceL2Status objects of default/web, with their interfaces.
+async fn l2_statuses(client: &kube::Client) -> Vec<(String, Vec<String>)> {
+    let api: Api<ServiceL2Status> = Api::namespaced(client.clone(), "metallb-system");
+    let mut out: Vec<(String, Vec<String>)> = api
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|o| o.status)
+        .filter(|s| s.service_name == "web" && s.service_namespace == "default")
+        .map(|s| (s.node, s.interfaces.into_iter().map(|i| i.name).collect()))
+        .collect();
+    out.sort();
+    out
+}
+
+/// Waits until `node` has a ServiceL2Status for default/web on eth0.
+async fn wait_l2_status(client: &kube::Client, node: &str) {
+    eventually(&format!("ServiceL2Status of {node}"), LONG, || {
+        let client = client.clone();
+        async move {
+            l2_statuses(&client)
+                .await
+                .contains(&(node.to_string(), vec!["eth0".to_string()]))
+                .then_some(())
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs METALLB_K8S and METALLB_LAB (kube-apiserver, root)"]
-async fn l2_speakers_from_the_api_announce_fail_over_and_report_node_assigned() {
+async fn speakers_discover_each_other_fail_over_admit_a_newcomer_and_report() {
     let bin_dir = tempfile::tempdir().unwrap();
     let bin = support::metallb_bin(bin_dir.path());
     // The lab first: the apiserver listens on its host port only.
-    let mut lab = tokio::task::block_in_place(|| Lab::up_with_host("mll2-", &bin));
+    let mut lab = tokio::task::block_in_place(|| Lab::up_with_host_three_nodes("mll2-", &bin));
     let cluster = Cluster::start_with(ClusterOptions {
         bind: Some(lab::HOST_IPV4.into()),
         extra_ips: vec![lab::HOST_IPV4.into()],
@@ -102,6 +169,7 @@ async fn l2_speakers_from_the_api_announce_fail_over_and_report_node_assigned() 
     .unwrap();
     support::create_yaml(&client, &rbac, None).await.unwrap();
     support::create_yaml(&client, OBJECTS, None).await.unwrap();
+    set_internal_ips(&client).await;
     let controller = ctl::spawn(&client, ctl::config("l2-controller"));
     let services: Api<Service> = Api::namespaced(client.clone(), "default");
     eventually("web gets both addresses", LONG, || {
@@ -113,6 +181,8 @@ async fn l2_speakers_from_the_api_announce_fail_over_and_report_node_assigned() 
     })
     .await;
 
+    // Two speakers, no membership flags: node2 wins 10.77.0.200 while node1 and node2 live
+    // (node3's Node exists, but no speaker answers there, so it is not a candidate).
     lab.kubeconfig = Some(cluster.kubeconfig_as_via("speaker", lab::HOST_IPV4));
     tokio::task::block_in_place(|| {
         lab.start_speakers(LONG);
@@ -120,8 +190,16 @@ async fn l2_speakers_from_the_api_announce_fail_over_and_report_node_assigned() 
         assert_eq!(lab.neigh(VIP4).as_deref(), Some(mac("node2")));
         assert_eq!(lab.connect(VIP4), "node2");
         assert!(!lab.announcing("node1"), "{}", lab.log("node1"));
+        // Discovered, not configured: node1 sees node2 alive in its membership.
+        let want = serde_json::json!(["node1", "node2"]);
+        let start = Instant::now();
+        while lab.status("node1")["liveSpeakers"] != want {
+            assert!(start.elapsed() < LONG, "{}", lab.log("node1"));
+            std::thread::sleep(Duration::from_millis(50));
+        }
     });
     let node2_note = wait_node_assigned(&client, "node2").await;
+    wait_l2_status(&client, "node2").await;
 
     // The owner's speaker dies: node1 takes over, and says so once.
     tokio::task::block_in_place(|| {
@@ -131,21 +209,38 @@ async fn l2_speakers_from_the_api_announce_fail_over_and_report_node_assigned() 
         assert_eq!(lab.connect(VIP4), "node1");
     });
     let node1_note = wait_node_assigned(&client, "node1").await;
-    // Reconciles went on every 100 ms meanwhile: still one event per node, no series.
-    let started = Instant::now();
+    wait_l2_status(&client, "node1").await;
+
+    // A third speaker joins later: sha256("node3#10.77.0.200") sorts before node1's, so the
+    // election gives it the address; node1 hands over without a restart.
+    tokio::task::block_in_place(|| {
+        let started = Instant::now();
+        lab.start_speaker("node3");
+        let took = lab.wait_neigh(VIP4, mac("node3"), started, LONG);
+        assert!(
+            took.is_some(),
+            "node3 did not take over:\n{}\n{}",
+            lab.log("node3"),
+            lab.log("node1")
+        );
+        assert_eq!(lab.connect(VIP4), "node3");
+        assert!(lab.wait_announcing("node3", LONG));
+    });
+    let node3_note = wait_node_assigned(&client, "node3").await;
+    wait_l2_status(&client, "node3").await;
+    // node1 withdrew: its ServiceL2Status is gone (node2's stays: it was killed, not stopped).
+    eventually("node1's ServiceL2Status deleted", LONG, || {
+        let client = client.clone();
+        async move { (!l2_statuses(&client).await.iter().any(|(n, _)| n == "node1")).then_some(()) }
+    })
+    .await;
+
+    // Reconciles went on every 100 ms meanwhile: still one event per takeover, no series.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let notes = node_assigned(&client).await;
-    assert_eq!(
-        notes.iter().filter(|n| **n == node2_note).count(),
-        1,
-        "{notes:?}"
-    );
-    assert_eq!(
-        notes.iter().filter(|n| **n == node1_note).count(),
-        1,
-        "{notes:?} ({:?})",
-        started.elapsed()
-    );
+    for note in [&node2_note, &node1_note, &node3_note] {
+        assert_eq!(notes.iter().filter(|n| *n == note).count(), 1, "{notes:?}");
+    }
     let events: Api<k8s_openapi::api::events::v1::Event> =
         Api::namespaced(client.clone(), "default");
     let assigned: Vec<_> = events

@@ -1,5 +1,5 @@
 //! The layer 2 speaker on real interfaces: two node namespaces and a client on one bridge
-//! (`tests/lab/l2.sh`), `metallb speaker-l2` in each node. Needs root: ignored unless
+//! (`tests/lab/l2.sh`), `metallb speaker --bgp false` in each node. Needs root: ignored unless
 //! run with `--include-ignored` (hack/test), and then fails without root.
 //!
 //! What they prove:
@@ -89,8 +89,8 @@ fn client_resolves_to_the_owner_and_reaches_its_listener_and_the_other_node_stay
         groups("node1")
     );
     // nodeAssigned exactly once on the owner, never on the other node.
-    assert_eq!(lab.log("node2").matches("event=nodeAssigned").count(), 1);
-    assert_eq!(lab.log("node1").matches("event=nodeAssigned").count(), 0);
+    assert_eq!(lab.log("node2").matches("nodeAssigned").count(), 1);
+    assert_eq!(lab.log("node1").matches("nodeAssigned").count(), 0);
 }
 
 #[test]

@@ -191,6 +191,8 @@ fn speaker_logs_json_lines_on_stdout() {
         .arg(manifests.path())
         .args(["--frr-pathspace", "mlb-logging-test"])
         .args(["--debounce-ms", "100000", "--frr-resync-secs", "0"])
+        // Layer 2 would answer ARP on this host's interfaces (and needs CAP_NET_RAW).
+        .args(["--layer2", "false"])
         .arg("--state-dir")
         .arg(state.path())
         .stdin(Stdio::null())

@@ -7,6 +7,7 @@ use super::{
     address_pool, bfd_profile::BFDProfile, bgp_advertisement::BGPAdvertisement, bgp_peer,
     community::Community, configuration_state::ConfigurationState, ip_address_pool::IPAddressPool,
     l2_advertisement::L2Advertisement, metallb::MetalLB, service_bgp_status::ServiceBGPStatus,
+    service_l2_status::ServiceL2Status,
 };
 
 /// All CRDs, sorted by name, multi-version kinds merged with their stored version.
@@ -34,6 +35,7 @@ pub fn all() -> Result<Vec<CustomResourceDefinition>, MergeError> {
         L2Advertisement::crd(),
         MetalLB::crd(),
         ServiceBGPStatus::crd(),
+        ServiceL2Status::crd(),
     ];
     crds.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
     Ok(crds)

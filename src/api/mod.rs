@@ -19,8 +19,10 @@ pub mod configuration_state;
 pub mod crd;
 pub mod ip_address_pool;
 pub mod l2_advertisement;
+pub mod labels;
 pub mod metallb;
 pub mod service_bgp_status;
+pub mod service_l2_status;
 
 /// The API group of every MetalLB resource.
 pub const GROUP: &str = "metallb.io";

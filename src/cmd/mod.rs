@@ -4,7 +4,6 @@ mod apply;
 mod controller;
 mod plan;
 mod speaker;
-mod speaker_l2;
 mod validate;
 
 use std::process::ExitCode;
@@ -31,7 +30,6 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plan(args) => plan::run(&args),
         Command::Controller(args) => controller::run(args),
         Command::Apply(args) => apply::run(&args),
-        Command::SpeakerL2(args) => speaker_l2::run(&args),
         Command::Speaker(args) => speaker::run(&args),
     }
 }

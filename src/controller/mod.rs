@@ -22,9 +22,7 @@
 //! restart with nothing to change writes nothing.
 
 mod allocate;
-pub(crate) mod dereference;
 mod validate;
-pub(crate) mod watch;
 
 use std::{
     collections::{BTreeMap, BTreeSet, HashMap},
@@ -44,11 +42,11 @@ use kube::{
 };
 use tokio::sync::{mpsc, watch as tokio_watch};
 
+use self::allocate::Converged;
 pub use self::allocate::{Desired, observed};
-use self::{
-    allocate::Converged,
-    dereference::Stores,
-    watch::{Input, Kind},
+use crate::k8s::{
+    stores::Stores,
+    watch::{self, Input, Kind},
 };
 use crate::{
     api::ip_address_pool::IPAddressPoolStatus,

@@ -129,3 +129,7 @@ impl LbService {
         }
     }
 }
+
+/// Each Service's addresses and the pool holding all of them: what the controller assigned
+/// (from Service status) or what a plan would assign. The one input both announcers read.
+pub type Addresses = std::collections::BTreeMap<ServiceKey, (String, Vec<IpAddr>)>;

@@ -1,10 +1,14 @@
-//! Kubernetes plumbing shared by the components: building a client, Lease leader election and
-//! the leader-gated, rate-limited status writer.
+//! Kubernetes plumbing shared by the components: building a client, Lease leader election,
+//! watches and their stores, the leader-gated, rate-limited Service status writer and the one
+//! status publisher.
 
 pub mod config_state;
 pub mod leader;
 pub mod pool_status;
+pub mod publish;
 pub mod status;
+pub mod stores;
+pub mod watch;
 
 use std::path::Path;
 

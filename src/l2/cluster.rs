@@ -15,7 +15,7 @@ use crate::{
     core::{
         config::Config,
         l2::{self, EXCLUDE_LB_LABEL, ElectionInput, Interfaces, L2Endpoint, L2Node, NoOwner},
-        service::{LbService, ServiceKey},
+        service::{Addresses, LbService, ServiceKey},
     },
 };
 
@@ -86,7 +86,7 @@ pub struct ServiceElection {
 pub fn elect_all(
     resources: &Resources,
     config: &Config,
-    assigned: &BTreeMap<ServiceKey, (String, Vec<IpAddr>)>,
+    assigned: &Addresses,
     live_speakers: Option<&BTreeSet<String>>,
     ignore_exclude_lb: bool,
 ) -> Vec<ServiceElection> {
@@ -117,39 +117,6 @@ pub fn elect_all(
             ips: ips.clone(),
             result,
         });
-    }
-    out
-}
-
-/// The addresses each Service has in `status.loadBalancer.ingress` and the pool holding all of
-/// them: what a speaker announces (it never allocates). Services whose addresses span pools or
-/// belong to none are left out, as upstream's speaker does.
-pub fn assigned_from_status(
-    resources: &Resources,
-    config: &Config,
-    lb_class: Option<&str>,
-) -> BTreeMap<ServiceKey, (String, Vec<IpAddr>)> {
-    let mut out = BTreeMap::new();
-    for svc in resources
-        .services
-        .iter()
-        .filter(|s| service::is_ours(s, lb_class))
-    {
-        let key = ServiceKey::new(
-            svc.metadata.namespace.as_deref().unwrap_or("default"),
-            svc.metadata.name.clone().unwrap_or_default(),
-        );
-        let ips = service::ingress_ips(svc);
-        if ips.is_empty() {
-            continue;
-        }
-        if let Some(pool) = config
-            .pools
-            .values()
-            .find(|p| ips.iter().all(|ip| p.contains(ip)))
-        {
-            out.insert(key, (pool.name.clone(), ips));
-        }
     }
     out
 }
@@ -225,7 +192,7 @@ mod tests {
     #[test]
     fn plan_fixture_elects_as_upstream_would() {
         let (resources, config) = load("tests/fixtures/l2/plan/l2.yaml");
-        let assigned = assigned_from_status(&resources, &config, None);
+        let assigned = crate::speaker::input::addresses_from_status(&resources, &config, None);
         assert_eq!(assigned.len(), 3);
         let elections = elect_all(&resources, &config, &assigned, None, false);
         let by_node = announcements_by_node(&resources, &elections);
@@ -265,7 +232,7 @@ mod tests {
     #[test]
     fn a_dead_speaker_hands_over_to_the_next() {
         let (resources, config) = load("tests/fixtures/l2/plan/l2.yaml");
-        let assigned = assigned_from_status(&resources, &config, None);
+        let assigned = crate::speaker::input::addresses_from_status(&resources, &config, None);
         let live: BTreeSet<String> = ["node1".to_string()].into();
         let elections = elect_all(&resources, &config, &assigned, Some(&live), false);
         let web = elections.iter().find(|e| e.key.name == "web").unwrap();

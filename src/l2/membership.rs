@@ -28,7 +28,6 @@ use std::{
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
-        mpsc,
     },
     thread,
     time::{Duration, Instant, SystemTime},
@@ -38,6 +37,7 @@ use foca::{AccumulatingRuntime, Foca, OwnedNotification, PostcardCodec, Timer};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use tokio::sync::mpsc;
 use tracing::{debug, info, warn};
 
 type HmacSha256 = Hmac<Sha256>;
@@ -109,9 +109,13 @@ impl Timing {
 pub struct Settings {
     /// This node's name.
     pub node: String,
-    /// Address to bind and to be reached at.
+    /// Address to bind.
     pub bind: SocketAddr,
-    /// Other speakers to join through.
+    /// Address the others reach this speaker at (the bind address unless that is unspecified,
+    /// e.g. `0.0.0.0:7946` reached at the Node's InternalIP).
+    pub advertise: SocketAddr,
+    /// Other speakers to join through (this speaker's own address is skipped); replaced while
+    /// running with [`Membership::set_seeds`] when nodes come and go.
     pub seeds: Vec<SocketAddr>,
     /// Shared secret (any bytes; hashed with sha256 into the HMAC key).
     pub secret: Vec<u8>,
@@ -137,6 +141,7 @@ pub enum MembershipError {
 /// thread.
 pub struct Membership {
     live: Arc<Mutex<BTreeSet<String>>>,
+    seeds: Arc<Mutex<Vec<SocketAddr>>>,
     stop: Arc<AtomicBool>,
     thread: Option<thread::JoinHandle<()>>,
 }
@@ -146,23 +151,25 @@ impl Membership {
     /// set (this node included) every time it changes.
     pub fn start(
         settings: Settings,
-        changes: mpsc::Sender<BTreeSet<String>>,
+        changes: mpsc::UnboundedSender<BTreeSet<String>>,
     ) -> Result<Membership, MembershipError> {
         let socket = UdpSocket::bind(settings.bind).map_err(|source| MembershipError::Bind {
             addr: settings.bind,
             source,
         })?;
         let live = Arc::new(Mutex::new(BTreeSet::from([settings.node.clone()])));
+        let seeds = Arc::new(Mutex::new(settings.seeds.clone()));
         let stop = Arc::new(AtomicBool::new(false));
         let thread = {
-            let (live, stop) = (live.clone(), stop.clone());
+            let (live, seeds, stop) = (live.clone(), seeds.clone(), stop.clone());
             thread::Builder::new()
                 .name("l2-membership".into())
-                .spawn(move || run(settings, socket, &live, &stop, &changes))
+                .spawn(move || run(settings, socket, &live, &seeds, &stop, &changes))
                 .expect("invariant: threads can be spawned")
         };
         Ok(Membership {
             live,
+            seeds,
             stop,
             thread: Some(thread),
         })
@@ -171,6 +178,12 @@ impl Membership {
     /// The live node names now (this node included).
     pub fn live(&self) -> BTreeSet<String> {
         self.live.lock().expect("invariant: lock").clone()
+    }
+
+    /// Replaces the addresses to join through (a node was added or removed): a speaker that is
+    /// alone knocks on them at once, one that is not keeps them for its periodic re-announce.
+    pub fn set_seeds(&self, seeds: Vec<SocketAddr>) {
+        *self.seeds.lock().expect("invariant: lock") = seeds;
     }
 }
 
@@ -226,12 +239,18 @@ fn foca_config(timing: Timing) -> foca::Config {
     c
 }
 
+/// How often a speaker that is not alone announces itself to every seed anyway: two groups
+/// that formed apart (speakers that started while the others' nodes were not yet known) merge
+/// within this time.
+const REANNOUNCE: Duration = Duration::from_secs(2);
+
 fn run(
     settings: Settings,
     socket: UdpSocket,
     live: &Mutex<BTreeSet<String>>,
+    seeds: &Mutex<Vec<SocketAddr>>,
     stop: &AtomicBool,
-    changes: &mpsc::Sender<BTreeSet<String>>,
+    changes: &mpsc::UnboundedSender<BTreeSet<String>>,
 ) {
     let key = key(&settings.secret);
     let bump = SystemTime::now()
@@ -240,7 +259,7 @@ fn run(
         .unwrap_or_default();
     let me = Member {
         node: settings.node.clone(),
-        addr: settings.bind,
+        addr: settings.advertise,
         bump,
     };
     let rng: rand::rngs::StdRng = rand::make_rng();
@@ -253,10 +272,17 @@ fn run(
     let mut last_join = Instant::now() - Duration::from_secs(60);
 
     while !stop.load(Ordering::Relaxed) {
-        // Until someone answers, keep knocking on the seeds' doors (they may start later).
-        if foca.num_members() == 0 && last_join.elapsed() >= Duration::from_millis(250) {
+        // Until someone answers, keep knocking on the seeds' doors (they may start later);
+        // afterwards now and then, so that separately formed groups merge.
+        let knock = if foca.num_members() == 0 {
+            Duration::from_millis(250)
+        } else {
+            REANNOUNCE
+        };
+        if last_join.elapsed() >= knock {
             last_join = Instant::now();
-            for seed in settings.seeds.iter().filter(|s| **s != settings.bind) {
+            let seeds = seeds.lock().expect("invariant: lock").clone();
+            for seed in seeds.iter().filter(|s| **s != settings.advertise) {
                 let probe = Member {
                     node: String::new(),
                     addr: *seed,
@@ -372,17 +398,17 @@ mod tests {
     }
 
     fn wait_for(
-        rx: &mpsc::Receiver<BTreeSet<String>>,
+        rx: &mut mpsc::UnboundedReceiver<BTreeSet<String>>,
         want: &[&str],
         timeout: Duration,
     ) -> Option<Duration> {
         let want: BTreeSet<String> = want.iter().map(|s| s.to_string()).collect();
         let start = Instant::now();
         while start.elapsed() < timeout {
-            if let Ok(set) = rx.recv_timeout(Duration::from_millis(20))
-                && set == want
-            {
-                return Some(start.elapsed());
+            match rx.try_recv() {
+                Ok(set) if set == want => return Some(start.elapsed()),
+                Ok(_) => {}
+                Err(_) => thread::sleep(Duration::from_millis(20)),
             }
         }
         None
@@ -397,12 +423,13 @@ mod tests {
         let mut rxs = Vec::new();
         let mut agents = Vec::new();
         for (i, addr) in addrs.iter().take(3).enumerate() {
-            let (tx, rx) = mpsc::channel();
+            let (tx, rx) = mpsc::unbounded_channel();
             agents.push(
                 Membership::start(
                     Settings {
                         node: format!("n{i}"),
                         bind: *addr,
+                        advertise: *addr,
                         seeds: vec![addrs[0]],
                         secret: b"s3cret".to_vec(),
                         timing: Timing::fast(),
@@ -413,11 +440,12 @@ mod tests {
             );
             rxs.push(rx);
         }
-        let (tx, _intruder_rx) = mpsc::channel();
+        let (tx, _intruder_rx) = mpsc::unbounded_channel();
         let intruder = Membership::start(
             Settings {
                 node: "intruder".into(),
                 bind: addrs[3],
+                advertise: addrs[3],
                 seeds: vec![addrs[0]],
                 secret: b"guess".to_vec(),
                 timing: Timing::fast(),
@@ -426,12 +454,12 @@ mod tests {
         )
         .unwrap();
         assert!(
-            wait_for(&rxs[0], &["n0", "n1", "n2"], Duration::from_secs(5)).is_some(),
+            wait_for(&mut rxs[0], &["n0", "n1", "n2"], Duration::from_secs(5)).is_some(),
             "n0 sees everyone: {:?}",
             agents[0].live()
         );
         drop(agents.pop());
-        let took = wait_for(&rxs[0], &["n0", "n1"], Duration::from_secs(5));
+        let took = wait_for(&mut rxs[0], &["n0", "n1"], Duration::from_secs(5));
         assert!(took.is_some(), "n2 gone: {:?}", agents[0].live());
         assert_eq!(intruder.live(), BTreeSet::from(["intruder".to_string()]));
     }

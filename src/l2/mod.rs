@@ -19,4 +19,3 @@ pub mod fence;
 pub mod interface;
 pub mod membership;
 pub mod packet;
-pub mod speaker;

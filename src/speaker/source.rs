@@ -1,7 +1,7 @@
-//! The speaker's view of the cluster: reflector stores of everything rendering needs, and a
-//! change signal.
+//! Where the speaker's objects come from: reflector stores of the cluster ([`ApiSource`]) or
+//! manifests polled in a directory ([`ManifestSource`]), each with a change signal.
 
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, path::PathBuf, time::Duration};
 
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use k8s_openapi::api::{
@@ -15,12 +15,13 @@ use kube::{
 use tokio::sync::mpsc;
 
 use crate::{
-    config::Resources,
-    controller::{
-        Desired,
-        dereference::Stores,
+    config::{ConfigError, Resources},
+    core::service::ServiceKey,
+    k8s::{
+        stores::Stores,
         watch::{self, Input, Kind},
     },
+    manifest::{self, ManifestError},
 };
 
 /// Reflectors for one speaker.
@@ -139,7 +140,7 @@ impl ApiSource {
             .stores
             .all_services()
             .into_values()
-            .filter(|svc| !crate::controller::observed(svc).ips.is_empty())
+            .filter(|svc| !crate::config::service::ingress_ips(svc).is_empty())
             .map(|svc| (*svc).clone())
             .collect();
         let mut slices: Vec<EndpointSlice> = self
@@ -158,18 +159,83 @@ impl ApiSource {
     }
 
     /// One Service from the store.
-    pub fn service(&self, namespace: &str, name: &str) -> Option<std::sync::Arc<Service>> {
-        self.stores
-            .service(&crate::core::service::ServiceKey::new(namespace, name))
+    pub fn service(&self, key: &ServiceKey) -> Option<std::sync::Arc<Service>> {
+        self.stores.service(key)
+    }
+}
+
+/// Manifests in a directory (or one file), polled: the input without a cluster.
+pub struct ManifestSource {
+    path: PathBuf,
+    last: Option<Vec<(String, String)>>,
+    failing: bool,
+    poll: tokio::time::Interval,
+}
+
+/// How long an input must stay the same before it is taken.
+const SETTLE: Duration = Duration::from_millis(10);
+
+impl ManifestSource {
+    /// Polls `path` every `poll`.
+    pub fn new(path: PathBuf, poll: Duration) -> ManifestSource {
+        let mut poll = tokio::time::interval(poll.max(Duration::from_millis(10)));
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        ManifestSource {
+            path,
+            last: None,
+            failing: false,
+            poll,
+        }
     }
 
-    /// The addresses the controller gave each Service, to drop any the plan would compute
-    /// differently (a Service whose address the current config no longer allows).
-    pub fn assigned(&self) -> std::collections::BTreeMap<(String, String), Desired> {
-        self.stores
-            .all_services()
-            .into_iter()
-            .map(|(k, svc)| ((k.namespace, k.name), crate::controller::observed(&svc)))
-            .collect()
+    /// Forgets what was read, so the next poll reports the input again (SIGHUP).
+    pub fn force(&mut self) {
+        self.last = None;
+        self.failing = false;
     }
+
+    /// The raw input, read whole: comparing contents (not mtimes) never misses a change within
+    /// one timestamp tick, and the files are small.
+    fn snapshot(&self) -> Result<Vec<(String, String)>, ManifestError> {
+        manifest::read_paths(std::slice::from_ref(&self.path))
+    }
+
+    /// Waits for the next changed input: the files' contents (for `--frr-conf-file`), or an
+    /// error the first time reading fails.
+    pub async fn changed(&mut self) -> Result<Vec<(String, String)>, ManifestError> {
+        loop {
+            self.poll.tick().await;
+            let input = match self.snapshot() {
+                Ok(input) => input,
+                Err(e) if !self.failing => {
+                    self.failing = true;
+                    self.last = None;
+                    return Err(e);
+                }
+                Err(_) => continue,
+            };
+            self.failing = false;
+            if self.last.as_ref() == Some(&input) {
+                continue;
+            }
+            // A file caught half-written can still parse (a truncated list of Services), and
+            // taking it would withdraw routes for a moment. Take a change only once it reads
+            // the same twice, SETTLE apart; writers that rename into place never hit this.
+            tokio::time::sleep(SETTLE).await;
+            if self.snapshot().ok().as_ref() != Some(&input) {
+                continue;
+            }
+            self.last = Some(input.clone());
+            return Ok(input);
+        }
+    }
+}
+
+/// Decodes manifests into objects (decode problems are configuration errors).
+pub fn decode(input: &[(String, String)]) -> Result<(Resources, Vec<ConfigError>), ManifestError> {
+    let mut docs = Vec::new();
+    for (file, text) in input {
+        docs.extend(manifest::parse(file, text)?);
+    }
+    Ok(Resources::from_documents(&docs))
 }

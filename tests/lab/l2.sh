@@ -19,7 +19,9 @@
 L2_HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # shellcheck source=tests/lab/lab.sh
 source "$L2_HERE/lab.sh"
-LAB_ROLES_ALL="node1 node2 client"
+# MLB_L2_NODES: the node namespaces (default two; "node1 node2 node3" for joining tests).
+L2_NODES=${MLB_L2_NODES:-node1 node2}
+LAB_ROLES_ALL="$L2_NODES client"
 LAB_ROLES_FRR=""
 
 l2_up() {
@@ -39,7 +41,7 @@ l2_up() {
     # The service address must not be answered by the kernel's own ARP on a non-owner node:
     # arp_ignore=1 makes a node reply only for addresses on the receiving interface, so a VIP
     # kept on lo (where the listener binds) is answered by the speaker alone.
-    for r in node1 node2; do
+    for r in $L2_NODES; do
         lab_exec "$r" sysctl -qw net.ipv4.conf.all.arp_ignore=1 net.ipv4.conf.eth0.arp_ignore=1 >/dev/null
     done
     lab_log "l2 lab up (prefix '$MLB_LAB_PREFIX')"

@@ -76,7 +76,7 @@ lab_ns() { printf '%s%s' "$MLB_LAB_PREFIX" "$1"; }
 
 lab_octet() {
     case "$1" in
-        router) echo 1 ;; node1) echo 11 ;; node2) echo 12 ;; client) echo 100 ;;
+        router) echo 1 ;; node1) echo 11 ;; node2) echo 12 ;; node3) echo 13 ;; client) echo 100 ;;
         *) lab_die "unknown role '$1'" ;;
     esac
 }

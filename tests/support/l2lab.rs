@@ -1,4 +1,5 @@
-//! The layer 2 lab driven from Rust: `tests/lab/l2.sh` namespaces, speakers started inside
+//! The layer 2 lab driven from Rust: `tests/lab/l2.sh` namespaces, speakers (`metallb speaker
+//! --bgp false`) started inside
 //! them, a TCP listener on the service address in each node, and client-side observations
 //! (neighbor table, captured answers, TCP connects). Shared by `tests/l2_lab.rs` and
 //! `benches/l2_failover.rs`.
@@ -61,6 +62,7 @@ pub fn mac(role: &str) -> &'static str {
     match role {
         "node1" => "02:77:00:00:00:0b",
         "node2" => "02:77:00:00:00:0c",
+        "node3" => "02:77:00:00:00:0d",
         "client" => "02:77:00:00:00:64",
         _ => panic!("unknown role {role}"),
     }
@@ -70,6 +72,7 @@ fn node_ip(node: &str) -> &'static str {
     match node {
         "node1" => "10.77.0.11",
         "node2" => "10.77.0.12",
+        "node3" => "10.77.0.13",
         _ => panic!("unknown node {node}"),
     }
 }
@@ -123,12 +126,17 @@ pub struct Lab {
     listeners: Vec<Child>,
     /// Extra speaker flags.
     pub speaker_args: Vec<String>,
+    /// Run the speakers' BGP side too (`--bgp true`); the L2 lab has no FRR, so it only
+    /// renders and retries.
+    pub bgp: bool,
     /// Manifests the speakers read (default `tests/fixtures/l2/lab`).
     pub manifests: PathBuf,
     /// With a kubeconfig, speakers run `--from-api` with it instead of reading `manifests`.
     pub kubeconfig: Option<PathBuf>,
     /// The lab has the root netns on its bridge as 10.77.0.254 (`MLB_LAB_HOST=1`).
     host_port: bool,
+    /// The node namespaces.
+    nodes: Vec<&'static str>,
     /// The machine's lab lock, released after the teardown in `drop`.
     _lock: lab_lock::LabLock,
 }
@@ -139,19 +147,27 @@ impl Lab {
     /// kernel, answers ARP/NDP for them: `arp_ignore=1`, and NDP only answers for addresses of
     /// the receiving interface) and starts a listener on each node.
     pub fn up(prefix: &str, bin: &Path) -> Lab {
-        Lab::up_with(prefix, bin, false)
+        Lab::up_with(prefix, bin, false, &["node1", "node2"])
     }
 
     /// [`Lab::up`] with the root netns on the bridge as 10.77.0.254 (an apiserver there is
     /// reachable from the node namespaces).
     pub fn up_with_host(prefix: &str, bin: &Path) -> Lab {
-        Lab::up_with(prefix, bin, true)
+        Lab::up_with(prefix, bin, true, &["node1", "node2"])
     }
 
-    fn up_with(prefix: &str, bin: &Path, host_port: bool) -> Lab {
+    /// [`Lab::up_with_host`] with a third node, node3 (10.77.0.13), for speakers that join
+    /// later.
+    pub fn up_with_host_three_nodes(prefix: &str, bin: &Path) -> Lab {
+        Lab::up_with(prefix, bin, true, &["node1", "node2", "node3"])
+    }
+
+    fn up_with(prefix: &str, bin: &Path, host_port: bool, nodes: &[&'static str]) -> Lab {
         require();
         let mut lab = Lab {
             _lock: lab_lock::acquire(),
+            nodes: nodes.to_vec(),
+            bgp: false,
             kubeconfig: None,
             host_port,
             prefix: prefix.to_string(),
@@ -170,7 +186,7 @@ impl Lab {
             "l2.sh up: {}",
             String::from_utf8_lossy(&out.stderr)
         );
-        for node in ["node1", "node2"] {
+        for node in lab.nodes.clone() {
             lab.ip(&[
                 "-n",
                 &lab.ns(node),
@@ -201,6 +217,7 @@ impl Lab {
             .arg(verb)
             .env("MLB_LAB_PREFIX", &self.prefix)
             .env("MLB_LAB_HOST", if self.host_port { "1" } else { "0" })
+            .env("MLB_L2_NODES", self.nodes.join(" "))
             .env("MLB_LAB_QUIET", "1"))
     }
 
@@ -284,31 +301,33 @@ serve(socket.AF_INET, "{VIP4}")
         self.status(node)["services"]["default/web"].is_array()
     }
 
-    /// Starts (or restarts) the speaker of a node, with membership to both nodes.
+    /// Starts (or restarts) the speaker of a node (layer 2 only: the L2 lab has no FRR). From
+    /// manifests it gets a static membership of both nodes; with a kubeconfig it finds its
+    /// peers and the membership secret in the cluster (no `--members`).
     pub fn start_speaker(&mut self, node: &str) {
         let log = std::fs::File::create(self.dir.path().join(format!("{node}.log"))).unwrap();
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.ns(node)])
             .arg(&self.bin)
-            .args(["speaker-l2", "--log-level", "info", "--node-name", node]);
+            .args(["speaker", "--log-level", "info", "--node-name", node])
+            .args(["--bgp", if self.bgp { "true" } else { "false" }]);
         match &self.kubeconfig {
             Some(kubeconfig) => cmd.arg("--from-api").arg("--kubeconfig").arg(kubeconfig),
-            None => cmd.arg("-f").arg(&self.manifests),
+            None => cmd.arg("-f").arg(&self.manifests).args([
+                "--member-bind",
+                &format!("{}:7946", node_ip(node)),
+                "--members",
+                "10.77.0.11:7946,10.77.0.12:7946",
+                "--member-secret",
+                "lab-secret",
+            ]),
         };
-        cmd.args([
-            "--member-bind",
-            &format!("{}:7946", node_ip(node)),
-            "--members",
-            "10.77.0.11:7946,10.77.0.12:7946",
-            "--member-secret",
-            "lab-secret",
-            "--status-file",
-        ])
-        .arg(self.status_path(node))
-        .args(&self.speaker_args)
-        // Speakers log to stdout (as upstream's do); stderr only carries a fatal error.
-        .stdout(log.try_clone().unwrap())
-        .stderr(log);
+        cmd.arg("--status-file")
+            .arg(self.status_path(node))
+            .args(&self.speaker_args)
+            // Speakers log to stdout (as upstream's do); stderr only carries a fatal error.
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
         let child = cmd.spawn().unwrap();
         if let Some(mut old) = self.speakers.insert(node.to_string(), child) {
             let _ = old.kill();
@@ -326,6 +345,11 @@ serve(socket.AF_INET, "{VIP4}")
             "node2 never announced:\n{}",
             self.log("node2")
         );
+    }
+
+    /// The process id of a node's speaker.
+    pub fn speaker_pid(&self, node: &str) -> u32 {
+        self.speakers[node].id()
     }
 
     /// SIGKILLs a node's speaker (no goodbye to the others) and returns when it was sent.

@@ -1,4 +1,5 @@
-//! Dereference: reading the reflector stores into the plain inputs the pure steps take.
+//! The reflector stores of the watched kinds, read into the plain inputs the pure steps take
+//! (the controller's dereference step, the speaker's source).
 
 use std::collections::BTreeMap;
 
