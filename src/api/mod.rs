@@ -16,6 +16,7 @@ pub mod bgp_advertisement;
 pub mod bgp_peer;
 pub mod community;
 pub mod configuration_state;
+pub mod conversion;
 pub mod crd;
 pub mod ip_address_pool;
 pub mod l2_advertisement;

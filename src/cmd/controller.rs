@@ -48,7 +48,7 @@ pub fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// SIGTERM or SIGINT.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),
