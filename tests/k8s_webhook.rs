@@ -371,7 +371,7 @@ async fn updates_into_conflict_and_deletions() {
 
     let peer = create(
         &cluster,
-        "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: fast}\n---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: p}\nspec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, bfdProfile: fast}\n",
+        "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: fast}\nspec: {}\n---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: p}\nspec: {myASN: 64500, peerASN: 64501, peerAddress: 10.0.0.1, bfdProfile: fast}\n",
     );
     assert!(peer.ok, "{}", peer.stderr);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -484,7 +484,7 @@ async fn webhook_down_fails_config_writes_closed_and_deletes_open() {
     let hook = Webhook::start(&cluster, Duration::from_secs(3600)).await;
     let pool = create(
         &cluster,
-        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [10.0.0.0/24]}\n---\napiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: fast}\n",
+        "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: a}\nspec: {addresses: [10.0.0.0/24]}\n---\napiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: fast}\nspec: {}\n",
     );
     assert!(pool.ok, "{}", pool.stderr);
     hook.stop().await;

@@ -29,7 +29,8 @@ pub const CONVERT_PATH: &str = "/convert";
 /// OpenShift's service CA fills `caBundle` in objects with this annotation.
 pub const OPENSHIFT_INJECT_CABUNDLE: &str = "service.beta.openshift.io/inject-cabundle";
 
-/// Plural resource names of the kinds validated on create and update.
+/// Plural resource names of the kinds validated on create and update, and told about
+/// deletions (a deleted object leaves the webhook's view of admitted writes at once).
 pub const VALIDATED_RESOURCES: [&str; 8] = [
     "addresspools",
     "bfdprofiles",
@@ -40,9 +41,6 @@ pub const VALIDATED_RESOURCES: [&str; 8] = [
     "l2advertisements",
     "metallbs",
 ];
-
-/// Plural resource names whose deletion is checked (or warned about).
-pub const DELETE_CHECKED_RESOURCES: [&str; 3] = ["addresspools", "bfdprofiles", "ipaddresspools"];
 
 /// How the apiserver reaches the webhook.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -155,7 +153,7 @@ pub fn validating_configuration(
             webhook(
                 "delete.metallb.io",
                 &["DELETE"],
-                &DELETE_CHECKED_RESOURCES,
+                &VALIDATED_RESOURCES,
                 "Ignore",
             ),
         ]),

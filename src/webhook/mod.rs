@@ -128,17 +128,8 @@ impl Handler {
         };
         let current = self.with_recent(self.snapshot.resources(operation == Operation::Delete));
         let verdict = admission::judge(&current, &self.namespace, &question);
-        if verdict.allowed()
-            && !request.dry_run
-            && operation != Operation::Delete
-            && let (Some(object), Ok(mut recent)) = (object, self.recent.lock())
-        {
-            recent.push(Admitted {
-                at: Instant::now(),
-                kind: request.kind.kind.clone(),
-                name: request.name.clone(),
-                object,
-            });
+        if verdict.allowed() && !request.dry_run {
+            self.remember(operation, &request.kind.kind, &request.name, object);
         }
         let mut response = AdmissionResponse::from(request);
         if !verdict.allowed() {
@@ -159,14 +150,30 @@ impl Handler {
         response
     }
 
+    /// Records an admitted write (or forgets the object on an admitted delete).
+    fn remember(&self, operation: Operation, kind: &str, name: &str, object: Option<Value>) {
+        let Ok(mut recent) = self.recent.lock() else {
+            return;
+        };
+        recent.retain(|a| !(a.kind == kind && a.name == name));
+        if let (Operation::Create | Operation::Update, Some(object)) = (operation, object) {
+            recent.push(Admitted {
+                at: Instant::now(),
+                kind: kind.to_string(),
+                name: name.to_string(),
+                object,
+            });
+        }
+    }
+
     /// `current` plus the recently admitted writes it does not show yet: a created object it
     /// lacks, an updated one it still has in the version the update replaced.
     fn with_recent(&self, mut current: Resources) -> Resources {
         let Ok(mut recent) = self.recent.lock() else {
             return current;
         };
-        recent.retain(|a| a.at.elapsed() < RECENT_TTL);
-        for admitted in recent.iter() {
+        // Once the cache shows the write, or after the TTL, the entry is dropped.
+        recent.retain(|admitted| {
             let replaced = admitted
                 .object
                 .pointer("/metadata/resourceVersion")
@@ -176,14 +183,15 @@ impl Handler {
                 None => replaced.is_none(),
                 Some(version) => replaced.is_some() && version.as_deref() == replaced,
             };
-            if unseen {
-                let _ = admission::splice(
-                    &mut current,
-                    &admitted.kind,
-                    &admitted.name,
-                    &admitted.object,
-                );
-            }
+            unseen && admitted.at.elapsed() < RECENT_TTL
+        });
+        for admitted in recent.iter() {
+            let _ = admission::splice(
+                &mut current,
+                &admitted.kind,
+                &admitted.name,
+                &admitted.object,
+            );
         }
         current
     }
