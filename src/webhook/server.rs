@@ -85,12 +85,16 @@ pub async fn serve(
         .with_cert_resolver(resolver.clone());
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = TlsAcceptor::from(Arc::new(config));
+    // Connections belong to the server: when it is dropped (shutdown), so are they, and the
+    // apiserver's keep-alive connections do not outlive it.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let (tcp, peer) = listener.accept().await?;
+        while connections.try_join_next().is_some() {}
         let acceptor = acceptor.clone();
         let handler = handler.clone();
         let resolver = resolver.clone();
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let tls = match acceptor.accept(tcp).await {
                 Ok(tls) => tls,
                 Err(error) => {
