@@ -1,7 +1,7 @@
 // Pins the OLD kube-apiserver that hack/k8s-old-bin.sh builds, to prove the CRDs install on
-// the oldest Kubernetes we support. k8s.io/kubernetes replaces its staging modules with
-// ./staging/... paths, which do not apply to dependents, so each one is replaced here by its
-// published v0.<minor>.<patch> version (v1.23.17 -> staging v0.23.17).
+// the oldest Kubernetes we support (1.25: CEL validation rules on by default). k8s.io/kubernetes
+// replaces its staging modules with ./staging/... paths, which do not apply to dependents, so
+// each one is replaced here by its published v0.<minor>.<patch> version (v1.25.16 -> v0.25.16).
 module metallb-rs/hack/k8s-old
 
 go 1.24
@@ -9,90 +9,91 @@ go 1.24
 tool k8s.io/kubernetes/cmd/kube-apiserver
 
 require (
-	cloud.google.com/go v0.81.0 // indirect
+	cloud.google.com/go v0.97.0 // indirect
 	github.com/Azure/azure-sdk-for-go v55.0.0+incompatible // indirect
 	github.com/Azure/go-ansiterm v0.0.0-20210617225240-d185dfc1b5a1 // indirect
 	github.com/Azure/go-autorest v14.2.0+incompatible // indirect
-	github.com/Azure/go-autorest/autorest v0.11.18 // indirect
-	github.com/Azure/go-autorest/autorest/adal v0.9.13 // indirect
+	github.com/Azure/go-autorest/autorest v0.11.27 // indirect
+	github.com/Azure/go-autorest/autorest/adal v0.9.20 // indirect
 	github.com/Azure/go-autorest/autorest/date v0.3.0 // indirect
-	github.com/Azure/go-autorest/autorest/mocks v0.4.1 // indirect
+	github.com/Azure/go-autorest/autorest/mocks v0.4.2 // indirect
 	github.com/Azure/go-autorest/autorest/to v0.4.0 // indirect
 	github.com/Azure/go-autorest/autorest/validation v0.1.0 // indirect
 	github.com/Azure/go-autorest/logger v0.2.1 // indirect
 	github.com/Azure/go-autorest/tracing v0.6.0 // indirect
-	github.com/GoogleCloudPlatform/k8s-cloud-provider v1.16.1-0.20210702024009-ea6160c1d0e3 // indirect
+	github.com/GoogleCloudPlatform/k8s-cloud-provider v1.18.1-0.20220218231025-f11817397a1b // indirect
 	github.com/NYTimes/gziphandler v1.1.1 // indirect
 	github.com/PuerkitoBio/purell v1.1.1 // indirect
 	github.com/PuerkitoBio/urlesc v0.0.0-20170810143723-de5bf2ad4578 // indirect
-	github.com/antlr/antlr4/runtime/Go/antlr v0.0.0-20210826220005-b48c857c3a0e // indirect
+	github.com/antlr/antlr4/runtime/Go/antlr v0.0.0-20220418222510-f25a4f6275ed // indirect
 	github.com/asaskevich/govalidator v0.0.0-20190424111038-f61b66f89f4a // indirect
 	github.com/aws/aws-sdk-go v1.38.49 // indirect
 	github.com/beorn7/perks v1.0.1 // indirect
-	github.com/bits-and-blooms/bitset v1.2.0 // indirect
-	github.com/blang/semver v3.5.1+incompatible // indirect
-	github.com/cespare/xxhash/v2 v2.1.1 // indirect
+	github.com/blang/semver/v4 v4.0.0 // indirect
+	github.com/cespare/xxhash/v2 v2.1.2 // indirect
 	github.com/coreos/go-oidc v2.1.0+incompatible // indirect
 	github.com/coreos/go-semver v0.3.0 // indirect
 	github.com/coreos/go-systemd/v22 v22.3.2 // indirect
-	github.com/cyphar/filepath-securejoin v0.2.2 // indirect
 	github.com/davecgh/go-spew v1.1.1 // indirect
-	github.com/docker/distribution v2.7.1+incompatible // indirect
-	github.com/emicklei/go-restful v2.9.5+incompatible // indirect
+	github.com/docker/distribution v2.8.1+incompatible // indirect
+	github.com/emicklei/go-restful/v3 v3.8.0 // indirect
 	github.com/evanphx/json-patch v4.12.0+incompatible // indirect
 	github.com/felixge/httpsnoop v1.0.1 // indirect
-	github.com/form3tech-oss/jwt-go v3.2.3+incompatible // indirect
 	github.com/fsnotify/fsnotify v1.4.9 // indirect
-	github.com/go-logr/logr v1.2.0 // indirect
-	github.com/go-logr/zapr v1.2.0 // indirect
+	github.com/go-logr/logr v1.2.3 // indirect
+	github.com/go-logr/zapr v1.2.3 // indirect
 	github.com/go-openapi/jsonpointer v0.19.5 // indirect
 	github.com/go-openapi/jsonreference v0.19.5 // indirect
 	github.com/go-openapi/swag v0.19.14 // indirect
 	github.com/gofrs/uuid v4.0.0+incompatible // indirect
 	github.com/gogo/protobuf v1.3.2 // indirect
+	github.com/golang-jwt/jwt/v4 v4.2.0 // indirect
 	github.com/golang/groupcache v0.0.0-20210331224755-41bb18bfe9da // indirect
-	github.com/golang/mock v1.5.0 // indirect
+	github.com/golang/mock v1.6.0 // indirect
 	github.com/golang/protobuf v1.5.2 // indirect
-	github.com/google/cel-go v0.9.0 // indirect
-	github.com/google/go-cmp v0.5.5 // indirect
+	github.com/google/cel-go v0.12.6 // indirect
+	github.com/google/gnostic v0.5.7-v3refs // indirect
+	github.com/google/go-cmp v0.5.8 // indirect
 	github.com/google/gofuzz v1.1.0 // indirect
-	github.com/google/uuid v1.1.2 // indirect
-	github.com/googleapis/gax-go/v2 v2.0.5 // indirect
-	github.com/googleapis/gnostic v0.5.5 // indirect
+	github.com/google/uuid v1.3.0 // indirect
+	github.com/googleapis/gax-go/v2 v2.1.1 // indirect
 	github.com/gophercloud/gophercloud v0.1.0 // indirect
 	github.com/grpc-ecosystem/go-grpc-prometheus v1.2.0 // indirect
 	github.com/grpc-ecosystem/grpc-gateway v1.16.0 // indirect
-	github.com/imdario/mergo v0.3.5 // indirect
+	github.com/imdario/mergo v0.3.6 // indirect
 	github.com/inconshreveable/mousetrap v1.0.0 // indirect
 	github.com/jmespath/go-jmespath v0.4.0 // indirect
 	github.com/josharian/intern v1.0.0 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/mailru/easyjson v0.7.6 // indirect
-	github.com/matttproud/golang_protobuf_extensions v1.0.2-0.20181231171920-c182affec369 // indirect
+	github.com/matttproud/golang_protobuf_extensions v1.0.1 // indirect
 	github.com/mitchellh/mapstructure v1.4.1 // indirect
-	github.com/moby/term v0.0.0-20210610120745-9d4ed1856297 // indirect
+	github.com/moby/sys/mountinfo v0.6.0 // indirect
+	github.com/moby/term v0.0.0-20210619224110-3f7ff695adc6 // indirect
 	github.com/modern-go/concurrent v0.0.0-20180306012644-bacd9c7ef1dd // indirect
 	github.com/modern-go/reflect2 v1.0.2 // indirect
 	github.com/munnerz/goautoneg v0.0.0-20191010083416-a7dc8b61c822 // indirect
 	github.com/mxk/go-flowrate v0.0.0-20140419014527-cca7078d478f // indirect
 	github.com/opencontainers/go-digest v1.0.0 // indirect
-	github.com/opencontainers/runc v1.0.2 // indirect
-	github.com/opencontainers/selinux v1.8.2 // indirect
+	github.com/opencontainers/selinux v1.10.0 // indirect
 	github.com/pkg/errors v0.9.1 // indirect
-	github.com/pquerna/cachecontrol v0.0.0-20171018203845-0dec1b30a021 // indirect
-	github.com/prometheus/client_golang v1.11.0 // indirect
+	github.com/pmezard/go-difflib v1.0.0 // indirect
+	github.com/pquerna/cachecontrol v0.1.0 // indirect
+	github.com/prometheus/client_golang v1.12.1 // indirect
 	github.com/prometheus/client_model v0.2.0 // indirect
-	github.com/prometheus/common v0.28.0 // indirect
-	github.com/prometheus/procfs v0.6.0 // indirect
+	github.com/prometheus/common v0.32.1 // indirect
+	github.com/prometheus/procfs v0.7.3 // indirect
 	github.com/robfig/cron/v3 v3.0.1 // indirect
 	github.com/rubiojr/go-vhd v0.0.0-20200706105327-02e210299021 // indirect
-	github.com/spf13/cobra v1.2.1 // indirect
+	github.com/spf13/cobra v1.4.0 // indirect
 	github.com/spf13/pflag v1.0.5 // indirect
 	github.com/stoewer/go-strcase v1.2.0 // indirect
-	github.com/vmware/govmomi v0.20.3 // indirect
-	go.etcd.io/etcd/api/v3 v3.5.0 // indirect
-	go.etcd.io/etcd/client/pkg/v3 v3.5.0 // indirect
-	go.etcd.io/etcd/client/v3 v3.5.0 // indirect
+	github.com/stretchr/objx v0.4.0 // indirect
+	github.com/stretchr/testify v1.8.0 // indirect
+	github.com/vmware/govmomi v0.30.6 // indirect
+	go.etcd.io/etcd/api/v3 v3.5.4 // indirect
+	go.etcd.io/etcd/client/pkg/v3 v3.5.4 // indirect
+	go.etcd.io/etcd/client/v3 v3.5.4 // indirect
 	go.opencensus.io v0.23.0 // indirect
 	go.opentelemetry.io/contrib v0.20.0 // indirect
 	go.opentelemetry.io/contrib/instrumentation/google.golang.org/grpc/otelgrpc v0.20.0 // indirect
@@ -108,20 +109,20 @@ require (
 	go.uber.org/atomic v1.7.0 // indirect
 	go.uber.org/multierr v1.6.0 // indirect
 	go.uber.org/zap v1.19.0 // indirect
-	golang.org/x/crypto v0.0.0-20220214200702-86341886e292 // indirect
-	golang.org/x/net v0.7.0 // indirect
+	golang.org/x/crypto v0.14.0 // indirect
+	golang.org/x/net v0.17.0 // indirect
 	golang.org/x/oauth2 v0.0.0-20211104180415-d3ed0bb246c8 // indirect
-	golang.org/x/sync v0.0.0-20220722155255-886fb9371eb4 // indirect
-	golang.org/x/sys v0.5.0 // indirect
-	golang.org/x/term v0.5.0 // indirect
-	golang.org/x/text v0.7.0 // indirect
+	golang.org/x/sync v0.1.0 // indirect
+	golang.org/x/sys v0.13.0 // indirect
+	golang.org/x/term v0.13.0 // indirect
+	golang.org/x/text v0.13.0 // indirect
 	golang.org/x/time v0.0.0-20220210224613-90d013bbcef8 // indirect
-	golang.org/x/tools v0.1.12 // indirect
-	google.golang.org/api v0.46.0 // indirect
+	golang.org/x/tools v0.6.0 // indirect
+	google.golang.org/api v0.60.0 // indirect
 	google.golang.org/appengine v1.6.7 // indirect
-	google.golang.org/genproto v0.0.0-20210831024726-fe130286e0e2 // indirect
-	google.golang.org/grpc v1.40.0 // indirect
-	google.golang.org/protobuf v1.27.1 // indirect
+	google.golang.org/genproto v0.0.0-20220502173005-c8bf987b8c21 // indirect
+	google.golang.org/grpc v1.47.0 // indirect
+	google.golang.org/protobuf v1.28.0 // indirect
 	gopkg.in/gcfg.v1 v1.2.0 // indirect
 	gopkg.in/inf.v0 v0.9.1 // indirect
 	gopkg.in/natefinch/lumberjack.v2 v2.0.0 // indirect
@@ -129,55 +130,56 @@ require (
 	gopkg.in/warnings.v0 v0.1.1 // indirect
 	gopkg.in/yaml.v2 v2.4.0 // indirect
 	gopkg.in/yaml.v3 v3.0.1 // indirect
-	k8s.io/api v0.23.17 // indirect
+	k8s.io/api v0.25.16 // indirect
 	k8s.io/apiextensions-apiserver v0.0.0 // indirect
-	k8s.io/apimachinery v0.23.17 // indirect
-	k8s.io/apiserver v0.23.17 // indirect
-	k8s.io/client-go v0.23.17 // indirect
-	k8s.io/cloud-provider v0.23.17 // indirect
+	k8s.io/apimachinery v0.25.16 // indirect
+	k8s.io/apiserver v0.25.16 // indirect
+	k8s.io/client-go v0.25.16 // indirect
+	k8s.io/cloud-provider v0.25.16 // indirect
 	k8s.io/cluster-bootstrap v0.0.0 // indirect
-	k8s.io/component-base v0.23.17 // indirect
-	k8s.io/component-helpers v0.23.17 // indirect
-	k8s.io/csi-translation-lib v0.23.17 // indirect
-	k8s.io/klog/v2 v2.30.0 // indirect
+	k8s.io/component-base v0.25.16 // indirect
+	k8s.io/component-helpers v0.25.16 // indirect
+	k8s.io/csi-translation-lib v0.25.16 // indirect
+	k8s.io/klog/v2 v2.70.1 // indirect
 	k8s.io/kube-aggregator v0.0.0 // indirect
-	k8s.io/kube-openapi v0.0.0-20211115234752-e816edb12b65 // indirect
+	k8s.io/kube-openapi v0.0.0-20220803162953-67bda5d908f1 // indirect
 	k8s.io/kubelet v0.0.0 // indirect
-	k8s.io/kubernetes v1.23.17 // indirect
+	k8s.io/kubernetes v1.25.16 // indirect
 	k8s.io/legacy-cloud-providers v0.0.0 // indirect
-	k8s.io/mount-utils v0.23.17 // indirect
+	k8s.io/mount-utils v0.25.16 // indirect
 	k8s.io/pod-security-admission v0.0.0 // indirect
-	k8s.io/utils v0.0.0-20211116205334-6203023598ed // indirect
-	sigs.k8s.io/apiserver-network-proxy/konnectivity-client v0.0.35 // indirect
-	sigs.k8s.io/json v0.0.0-20211020170558-c049b76a60c6 // indirect
+	k8s.io/utils v0.0.0-20220728103510-ee6ede2d64ed // indirect
+	sigs.k8s.io/apiserver-network-proxy/konnectivity-client v0.0.37 // indirect
+	sigs.k8s.io/json v0.0.0-20220713155537-f223a00ba0e2 // indirect
 	sigs.k8s.io/structured-merge-diff/v4 v4.2.3 // indirect
 	sigs.k8s.io/yaml v1.2.0 // indirect
 )
 
 replace (
-	k8s.io/api => k8s.io/api v0.23.17
-	k8s.io/apiextensions-apiserver => k8s.io/apiextensions-apiserver v0.23.17
-	k8s.io/apimachinery => k8s.io/apimachinery v0.23.17
-	k8s.io/apiserver => k8s.io/apiserver v0.23.17
-	k8s.io/cli-runtime => k8s.io/cli-runtime v0.23.17
-	k8s.io/client-go => k8s.io/client-go v0.23.17
-	k8s.io/cloud-provider => k8s.io/cloud-provider v0.23.17
-	k8s.io/cluster-bootstrap => k8s.io/cluster-bootstrap v0.23.17
-	k8s.io/code-generator => k8s.io/code-generator v0.23.17
-	k8s.io/component-base => k8s.io/component-base v0.23.17
-	k8s.io/component-helpers => k8s.io/component-helpers v0.23.17
-	k8s.io/controller-manager => k8s.io/controller-manager v0.23.17
-	k8s.io/cri-api => k8s.io/cri-api v0.23.17
-	k8s.io/csi-translation-lib => k8s.io/csi-translation-lib v0.23.17
-	k8s.io/kube-aggregator => k8s.io/kube-aggregator v0.23.17
-	k8s.io/kube-controller-manager => k8s.io/kube-controller-manager v0.23.17
-	k8s.io/kube-proxy => k8s.io/kube-proxy v0.23.17
-	k8s.io/kube-scheduler => k8s.io/kube-scheduler v0.23.17
-	k8s.io/kubectl => k8s.io/kubectl v0.23.17
-	k8s.io/kubelet => k8s.io/kubelet v0.23.17
-	k8s.io/legacy-cloud-providers => k8s.io/legacy-cloud-providers v0.23.17
-	k8s.io/metrics => k8s.io/metrics v0.23.17
-	k8s.io/mount-utils => k8s.io/mount-utils v0.23.17
-	k8s.io/pod-security-admission => k8s.io/pod-security-admission v0.23.17
-	k8s.io/sample-apiserver => k8s.io/sample-apiserver v0.23.17
+	k8s.io/api => k8s.io/api v0.25.16
+	k8s.io/apiextensions-apiserver => k8s.io/apiextensions-apiserver v0.25.16
+	k8s.io/apimachinery => k8s.io/apimachinery v0.25.16
+	k8s.io/apiserver => k8s.io/apiserver v0.25.16
+	k8s.io/cli-runtime => k8s.io/cli-runtime v0.25.16
+	k8s.io/client-go => k8s.io/client-go v0.25.16
+	k8s.io/cloud-provider => k8s.io/cloud-provider v0.25.16
+	// v0.25.16 of cluster-bootstrap is not served by the module proxy (403); v0.25.15 is the same API.
+	k8s.io/cluster-bootstrap => k8s.io/cluster-bootstrap v0.25.15
+	k8s.io/code-generator => k8s.io/code-generator v0.25.16
+	k8s.io/component-base => k8s.io/component-base v0.25.16
+	k8s.io/component-helpers => k8s.io/component-helpers v0.25.16
+	k8s.io/controller-manager => k8s.io/controller-manager v0.25.16
+	k8s.io/cri-api => k8s.io/cri-api v0.25.16
+	k8s.io/csi-translation-lib => k8s.io/csi-translation-lib v0.25.16
+	k8s.io/kube-aggregator => k8s.io/kube-aggregator v0.25.16
+	k8s.io/kube-controller-manager => k8s.io/kube-controller-manager v0.25.16
+	k8s.io/kube-proxy => k8s.io/kube-proxy v0.25.16
+	k8s.io/kube-scheduler => k8s.io/kube-scheduler v0.25.16
+	k8s.io/kubectl => k8s.io/kubectl v0.25.16
+	k8s.io/kubelet => k8s.io/kubelet v0.25.16
+	k8s.io/legacy-cloud-providers => k8s.io/legacy-cloud-providers v0.25.16
+	k8s.io/metrics => k8s.io/metrics v0.25.16
+	k8s.io/mount-utils => k8s.io/mount-utils v0.25.16
+	k8s.io/pod-security-admission => k8s.io/pod-security-admission v0.25.16
+	k8s.io/sample-apiserver => k8s.io/sample-apiserver v0.25.16
 )

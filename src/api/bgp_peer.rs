@@ -46,7 +46,7 @@ pub mod v1beta1 {
         /// Address of the peer.
         #[serde(rename = "peerAddress")]
         #[schemars(length(max = 64))]
-        #[x_kube(validation = Rule::new("isIP(self)").message("must be an IPv4 or IPv6 address"))]
+        #[x_kube(validation = Rule::new(super::super::IP_RULE).message("must be an IPv4 or IPv6 address"))]
         pub peer_address: String,
         /// Source address of the session.
         #[serde(
@@ -55,7 +55,7 @@ pub mod v1beta1 {
             skip_serializing_if = "Option::is_none"
         )]
         #[schemars(length(max = 64))]
-        #[x_kube(validation = Rule::new("isIP(self)").message("must be an IPv4 or IPv6 address"))]
+        #[x_kube(validation = Rule::new(super::super::IP_RULE).message("must be an IPv4 or IPv6 address"))]
         pub source_address: Option<String>,
         /// TCP port of the peer (default 179).
         #[serde(rename = "peerPort", default, skip_serializing_if = "Option::is_none")]
@@ -76,7 +76,7 @@ pub mod v1beta1 {
         /// BGP router ID to advertise; every BGPPeer on a node uses the same one.
         #[serde(rename = "routerID", default, skip_serializing_if = "Option::is_none")]
         #[schemars(length(max = 64))]
-        #[x_kube(validation = Rule::new("isIP(self) && ip(self).family() == 4").message("must be an IPv4 address"))]
+        #[x_kube(validation = Rule::new(super::super::IPV4_RULE).message("must be an IPv4 address"))]
         pub router_id: Option<String>,
         /// TCP MD5 password of the session.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,7 +179,7 @@ pub mod v1beta2 {
             skip_serializing_if = "Option::is_none"
         )]
         #[schemars(length(max = 64))]
-        #[x_kube(validation = Rule::new("isIP(self)").message("must be an IPv4 or IPv6 address"))]
+        #[x_kube(validation = Rule::new(super::super::IP_RULE).message("must be an IPv4 or IPv6 address"))]
         pub peer_address: Option<String>,
         /// Interface for an unnumbered session; exclusive with `peerAddress`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,7 +191,7 @@ pub mod v1beta2 {
             skip_serializing_if = "Option::is_none"
         )]
         #[schemars(length(max = 64))]
-        #[x_kube(validation = Rule::new("isIP(self)").message("must be an IPv4 or IPv6 address"))]
+        #[x_kube(validation = Rule::new(super::super::IP_RULE).message("must be an IPv4 or IPv6 address"))]
         pub source_address: Option<String>,
         /// TCP port of the peer (default 179).
         #[serde(rename = "peerPort", default, skip_serializing_if = "Option::is_none")]
@@ -222,7 +222,7 @@ pub mod v1beta2 {
         /// BGP router ID to advertise; peers that share a node use the same one.
         #[serde(rename = "routerID", default, skip_serializing_if = "Option::is_none")]
         #[schemars(length(max = 64))]
-        #[x_kube(validation = Rule::new("isIP(self) && ip(self).family() == 4").message("must be an IPv4 address"))]
+        #[x_kube(validation = Rule::new(super::super::IPV4_RULE).message("must be an IPv4 address"))]
         pub router_id: Option<String>,
         /// TCP MD5 password of the session; exclusive with `passwordSecret`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
