@@ -96,9 +96,10 @@ impl Command {
     /// tools to stderr because their stdout is their result.
     pub fn log_stream(&self) -> LogStream {
         match self {
-            Command::Controller(_) | Command::Speaker(_) | Command::SpeakerL2(_) => {
-                LogStream::Stdout
-            }
+            Command::Controller(_)
+            | Command::Speaker(_)
+            | Command::SpeakerL2(_)
+            | Command::Webhook(_) => LogStream::Stdout,
             Command::Crd | Command::Validate(_) | Command::Plan(_) | Command::Apply(_) => {
                 LogStream::Stderr
             }

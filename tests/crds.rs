@@ -163,7 +163,8 @@ fn simple_rules_live_in_the_schema() {
 
 /// The oldest supported Kubernetes is 1.25 (README): no CEL function newer than that may appear
 /// in a rule (`isIP`/`ip()` are 1.31, `isCIDR`/`cidr()` 1.31, `isURL` 1.27, `isQuantity` 1.29,
-/// `optionalOldSelf` 1.29).
+/// `optionalOldSelf` 1.29), and no rule field newer than that (`fieldPath`, `reason` 1.28,
+/// `messageExpression` 1.27: `kubectl create`'s strict validation refuses unknown fields).
 #[test]
 fn crds_use_only_cel_that_kubernetes_1_25_knows() {
     let yaml = metallb::api::crd::to_yaml().unwrap();
@@ -179,6 +180,8 @@ fn crds_use_only_cel_that_kubernetes_1_25_knows() {
         "optionalOldSelf",
         "format.",
         "isSemver(",
+        "fieldPath:",
+        "messageExpression:",
     ] {
         assert!(
             !yaml.contains(newer),

@@ -6,9 +6,7 @@
 mod support;
 
 use std::{
-    io::Write,
     path::{Path, PathBuf},
-    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -25,7 +23,7 @@ use metallb::webhook::{
     configuration::{CONFIGURATION_NAME, Endpoint},
     rotation::{CertSource, Rotation},
 };
-use support::{Cluster, METALLB_NAMESPACE};
+use support::{Cluster, METALLB_NAMESPACE, kubectl::Output};
 
 const SECRET: &str = "metallb-webhook-cert";
 
@@ -88,38 +86,8 @@ impl Webhook {
     }
 }
 
-struct Output {
-    ok: bool,
-    stdout: String,
-    stderr: String,
-}
-
-/// kubectl against the cluster, `stdin` fed to `-f -`.
 fn kubectl(cluster: &Cluster, args: &[&str], stdin: Option<&str>) -> Output {
-    let mut child = Command::new("kubectl")
-        .arg("--kubeconfig")
-        .arg(&cluster.kubeconfig)
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("kubectl (/usr/bin/kubectl) runs");
-    if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(text.as_bytes())
-            .unwrap();
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().unwrap();
-    Output {
-        ok: out.status.success(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    support::kubectl::run(cluster, args, stdin)
 }
 
 fn create(cluster: &Cluster, yaml: &str) -> Output {

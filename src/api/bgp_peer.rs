@@ -34,8 +34,8 @@ pub mod v1beta1 {
             json_path = ".spec.ebgpMultiHop"
         )
     )]
-    #[x_kube(validation = Rule::new("!has(self.keepaliveTime) || has(self.holdTime)").message("keepaliveTime requires holdTime").field_path(".holdTime"))]
-    #[x_kube(validation = Rule::new("!has(self.ebgpMultiHop) || !self.ebgpMultiHop || self.myASN != self.peerASN").message("ebgpMultiHop is only valid for an eBGP peer (myASN differs from peerASN)").field_path(".ebgpMultiHop"))]
+    #[x_kube(validation = Rule::new("!has(self.keepaliveTime) || has(self.holdTime)").message("keepaliveTime requires holdTime"))]
+    #[x_kube(validation = Rule::new("!has(self.ebgpMultiHop) || !self.ebgpMultiHop || self.myASN != self.peerASN").message("ebgpMultiHop is only valid for an eBGP peer (myASN differs from peerASN)"))]
     pub struct BGPPeerSpec {
         /// AS number of the speakers' end of the session. Every BGPPeer uses the same one.
         #[serde(rename = "myASN")]
@@ -151,10 +151,10 @@ pub mod v1beta2 {
             json_path = ".spec.ebgpMultiHop"
         )
     )]
-    #[x_kube(validation = Rule::new("has(self.peerASN) != has(self.dynamicASN)").message("exactly one of peerASN and dynamicASN must be set").field_path(".peerASN"))]
-    #[x_kube(validation = Rule::new("has(self.peerAddress) != has(self.interface)").message("exactly one of peerAddress and interface must be set").field_path(".peerAddress"))]
-    #[x_kube(validation = Rule::new("!has(self.password) || !has(self.passwordSecret)").message("password and passwordSecret cannot both be set").field_path(".passwordSecret"))]
-    #[x_kube(validation = Rule::new("!has(self.ebgpMultiHop) || !self.ebgpMultiHop || (has(self.peerASN) ? self.peerASN != self.myASN : self.dynamicASN == 'external')").message("ebgpMultiHop is only valid for an eBGP peer").field_path(".ebgpMultiHop"))]
+    #[x_kube(validation = Rule::new("has(self.peerASN) != has(self.dynamicASN)").message("exactly one of peerASN and dynamicASN must be set"))]
+    #[x_kube(validation = Rule::new("has(self.peerAddress) != has(self.interface)").message("exactly one of peerAddress and interface must be set"))]
+    #[x_kube(validation = Rule::new("!has(self.password) || !has(self.passwordSecret)").message("password and passwordSecret cannot both be set"))]
+    #[x_kube(validation = Rule::new("!has(self.ebgpMultiHop) || !self.ebgpMultiHop || (has(self.peerASN) ? self.peerASN != self.myASN : self.dynamicASN == 'external')").message("ebgpMultiHop is only valid for an eBGP peer"))]
     pub struct BGPPeerSpec {
         /// AS number of the speakers' end of the session.
         #[serde(rename = "myASN")]

@@ -38,6 +38,15 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// The multi-threaded runtime the long-running components run on.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")
+}
+
 /// Manifests read and decoded, or the exit code that reading or parsing ended with (the message
 /// is already printed).
 pub(crate) fn load(

@@ -29,10 +29,7 @@ pub fn run(args: &WebhookArgs) -> anyhow::Result<ExitCode> {
         listen: args.listen,
         rotation: rotation(args)?,
     };
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("failed to start the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         let client = k8s::client(
             args.kube.kubeconfig.as_deref(),

@@ -23,6 +23,7 @@ use crate::{
         ip_address_pool::IPAddressPool, l2_advertisement::L2Advertisement, metallb::MetalLB,
     },
     config::{Resources, resources::PeerObject},
+    controller::dereference::sorted,
 };
 
 /// Every store the webhook reads.
@@ -126,16 +127,6 @@ impl Cache {
             ..Resources::default()
         }
     }
-}
-
-/// Objects sorted by name, so the config build sees the same order whatever the watch order.
-fn sorted<K: Resource + Clone>(store: &Store<K>) -> Vec<K>
-where
-    K::DynamicType: Eq + Hash + Clone,
-{
-    let mut objects: Vec<K> = store.state().iter().map(|o| (**o).clone()).collect();
-    objects.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
-    objects
 }
 
 fn watch<K>(api: Api<K>, watches: &mut Watches) -> Store<K>
