@@ -95,13 +95,31 @@ pub fn awaits_object(error: &ConfigError) -> bool {
 /// Judges `question` against `current`, the configuration the cluster holds now (MetalLB's
 /// objects in `namespace`, the Nodes, and for deletions the Services).
 pub fn judge(current: &Resources, namespace: &str, question: &Question<'_>) -> Verdict {
+    judge_with(current, namespace, question, || {
+        load_problems(current, namespace).1
+    })
+}
+
+/// [`judge`], with the problems `current` already has from `before` (the webhook remembers
+/// them while its cache does not change, so an admission builds the configuration once).
+pub fn judge_with(
+    current: &Resources,
+    namespace: &str,
+    question: &Question<'_>,
+    before: impl FnOnce() -> Vec<ConfigError>,
+) -> Verdict {
     match question.operation {
         Operation::Delete => judge_delete(current, question),
-        Operation::Create | Operation::Update => judge_write(current, namespace, question),
+        Operation::Create | Operation::Update => judge_write(current, namespace, question, before),
     }
 }
 
-fn judge_write(current: &Resources, namespace: &str, question: &Question<'_>) -> Verdict {
+fn judge_write(
+    current: &Resources,
+    namespace: &str,
+    question: &Question<'_>,
+    before: impl FnOnce() -> Vec<ConfigError>,
+) -> Verdict {
     let Some(object) = question.object else {
         return Verdict::default();
     };
@@ -113,7 +131,7 @@ fn judge_write(current: &Resources, namespace: &str, question: &Question<'_>) ->
         };
     }
 
-    let (_, before) = load_problems(current, namespace);
+    let before = before();
     let (built, after) = load_problems(&candidate, namespace);
     let before: BTreeSet<&ConfigError> = before.iter().collect();
     let mut verdict = Verdict::default();
@@ -238,6 +256,35 @@ pub fn resource_version(resources: &Resources, kind: &str, name: &str) -> Option
         "MetalLB" => find(&resources.metallbs, name),
         _ => None,
     }
+}
+
+/// Identifies the content of `resources`' metallb.io objects and Nodes by kind, name and
+/// resourceVersion: equal fingerprints, equal problems.
+pub fn fingerprint(resources: &Resources) -> u64 {
+    use std::hash::{Hash, Hasher};
+    fn add<T: kube::Resource>(h: &mut impl Hasher, kind: &str, list: &[T]) {
+        kind.hash(h);
+        list.len().hash(h);
+        for o in list {
+            o.meta().name.hash(h);
+            o.meta().resource_version.hash(h);
+        }
+    }
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    add(&mut h, "AddressPool", &resources.address_pools);
+    add(&mut h, "IPAddressPool", &resources.ip_address_pools);
+    add(&mut h, "L2Advertisement", &resources.l2_advertisements);
+    add(&mut h, "BGPAdvertisement", &resources.bgp_advertisements);
+    "BGPPeer".hash(&mut h);
+    for p in &resources.bgp_peers {
+        p.peer.metadata.name.hash(&mut h);
+        p.peer.metadata.resource_version.hash(&mut h);
+    }
+    add(&mut h, "BFDProfile", &resources.bfd_profiles);
+    add(&mut h, "Community", &resources.communities);
+    add(&mut h, "MetalLB", &resources.metallbs);
+    add(&mut h, "Node", &resources.nodes);
+    h.finish()
 }
 
 /// Drops the object `kind/name` from `resources`.

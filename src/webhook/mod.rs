@@ -38,7 +38,7 @@ use serde_json::Value;
 
 use crate::{
     api::{bgp_peer, conversion},
-    config::Resources,
+    config::{self, Resources},
 };
 use admission::{Operation, Question};
 
@@ -72,6 +72,9 @@ pub struct Handler {
     /// sends the second before the watch has delivered the first, so the cache alone would
     /// admit both.
     recent: Mutex<Vec<Admitted>>,
+    /// The problems of the last view judged against, by its [`admission::fingerprint`]: while
+    /// the cache does not change, each admission builds the configuration once, not twice.
+    before: Mutex<Option<(u64, Vec<config::ConfigError>)>>,
 }
 
 /// A create or update the webhook admitted.
@@ -90,6 +93,7 @@ impl Handler {
             snapshot,
             namespace: namespace.into(),
             recent: Mutex::new(Vec::new()),
+            before: Mutex::new(None),
         }
     }
 
@@ -126,8 +130,16 @@ impl Handler {
             name: &request.name,
             object: object.as_ref(),
         };
-        let current = self.with_recent(self.snapshot.resources(operation == Operation::Delete));
-        let verdict = admission::judge(&current, &self.namespace, &question);
+        let (current, overlaid) =
+            self.with_recent(self.snapshot.resources(operation == Operation::Delete));
+        let verdict = admission::judge_with(&current, &self.namespace, &question, || {
+            // Overlaid writes keep the resourceVersion they replace: not in the fingerprint.
+            if overlaid {
+                admission::load_problems(&current, &self.namespace).1
+            } else {
+                self.problems_of(&current)
+            }
+        });
         if verdict.allowed() && !request.dry_run {
             self.remember(operation, &request.kind.kind, &request.name, object);
         }
@@ -150,6 +162,22 @@ impl Handler {
         response
     }
 
+    /// The problems of `current`, remembered by fingerprint.
+    fn problems_of(&self, current: &Resources) -> Vec<config::ConfigError> {
+        let key = admission::fingerprint(current);
+        if let Ok(memo) = self.before.lock()
+            && let Some((fingerprint, problems)) = memo.as_ref()
+            && *fingerprint == key
+        {
+            return problems.clone();
+        }
+        let problems = admission::load_problems(current, &self.namespace).1;
+        if let Ok(mut memo) = self.before.lock() {
+            *memo = Some((key, problems.clone()));
+        }
+        problems
+    }
+
     /// Records an admitted write (or forgets the object on an admitted delete).
     fn remember(&self, operation: Operation, kind: &str, name: &str, object: Option<Value>) {
         let Ok(mut recent) = self.recent.lock() else {
@@ -168,9 +196,10 @@ impl Handler {
 
     /// `current` plus the recently admitted writes it does not show yet: a created object it
     /// lacks, an updated one it still has in the version the update replaced.
-    fn with_recent(&self, mut current: Resources) -> Resources {
+    /// Also says whether any write was added.
+    fn with_recent(&self, mut current: Resources) -> (Resources, bool) {
         let Ok(mut recent) = self.recent.lock() else {
-            return current;
+            return (current, false);
         };
         // Once the cache shows the write, or after the TTL, the entry is dropped.
         recent.retain(|admitted| {
@@ -193,7 +222,8 @@ impl Handler {
                 &admitted.object,
             );
         }
-        current
+        let overlaid = !recent.is_empty();
+        (current, overlaid)
     }
 
     /// A ConversionReview answered. Only a body that is not a review is an error.
