@@ -21,7 +21,7 @@ JOBS=${K8S_BIN_JOBS:-2}
 
 log() { printf 'k8s-old-bin: %s\n' "$*" >&2; }
 
-VERSION=$(awk '$1 == "require" && $2 == "k8s.io/kubernetes" { print $3 }' "$MOD/go.mod")
+VERSION=$(awk '($1 == "require" && $2 == "k8s.io/kubernetes") { print $3; exit } ($1 == "k8s.io/kubernetes" && $2 ~ /^v/) { print $2; exit }' "$MOD/go.mod")
 [[ -n $VERSION ]] || { log "cannot read the pinned version"; exit 1; }
 STAMP="kubernetes=$VERSION inputs=$(cat "$MOD/go.mod" "$MOD/go.sum" "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)"
 
