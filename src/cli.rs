@@ -84,6 +84,9 @@ pub enum Command {
     /// this node wins, failing over through SWIM membership with the other speakers), fed from
     /// the Kubernetes API or from manifests.
     Speaker(Box<SpeakerArgs>),
+    /// Run the admission and BGPPeer conversion webhooks (HTTPS), managing their own
+    /// certificates.
+    Webhook(WebhookArgs),
 }
 
 impl Command {
@@ -91,7 +94,7 @@ impl Command {
     /// tools to stderr because their stdout is their result.
     pub fn log_stream(&self) -> LogStream {
         match self {
-            Command::Controller(_) | Command::Speaker(_) => LogStream::Stdout,
+            Command::Controller(_) | Command::Speaker(_) | Command::Webhook(_) => LogStream::Stdout,
             Command::Crd | Command::Validate(_) | Command::Plan(_) | Command::Apply(_) => {
                 LogStream::Stderr
             }
@@ -160,6 +163,46 @@ pub struct ControllerArgs {
     /// Service writes allowed in a burst.
     #[arg(long, env = "METALLB_STATUS_BURST", default_value_t = 400)]
     pub status_burst: u32,
+}
+
+/// `metallb webhook`.
+#[derive(Debug, Args)]
+pub struct WebhookArgs {
+    /// Cluster access.
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// Namespace of the metallb.io configuration objects and of the certificate Secret.
+    #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
+    pub namespace: String,
+    /// Address and port to serve HTTPS on.
+    #[arg(long, default_value = "0.0.0.0:9443")]
+    pub listen: std::net::SocketAddr,
+    /// Service the apiserver reaches the webhook through (in MetalLB's namespace).
+    #[arg(long, default_value = "metallb-webhook-service")]
+    pub service_name: String,
+    /// Port of that Service.
+    #[arg(long, default_value_t = 443)]
+    pub service_port: i32,
+    /// Base URL the apiserver calls instead of the Service (`https://127.0.0.1:9443`; tests and
+    /// out-of-cluster runs). Its host goes into the certificate.
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Secret that holds the webhook's CA and serving certificate.
+    #[arg(long, default_value = "metallb-webhook-cert")]
+    pub secret_name: String,
+    /// Serve `tls.crt`/`tls.key` from this directory instead of managing certificates
+    /// (OpenShift's service CA: it mounts them and injects the caBundle).
+    #[arg(long)]
+    pub cert_dir: Option<PathBuf>,
+    /// Lifetime of a serving certificate; it is replaced when a third is left.
+    #[arg(long, default_value = "2160h", value_parser = parse_duration)]
+    pub cert_validity: std::time::Duration,
+    /// Lifetime of the CA.
+    #[arg(long, default_value = "87600h", value_parser = parse_duration)]
+    pub ca_validity: std::time::Duration,
+    /// Print the ValidatingWebhookConfiguration of deploy/ (without caBundle) and exit.
+    #[arg(long)]
+    pub print_configuration: bool,
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -12,6 +12,7 @@
 //! - [`speaker`]: the speaker's Kubernetes API source.
 //! - [`k8s`]: client, Lease leader election and the status writer shared by the components.
 //! - [`frr`]: FRR: rendering frr.conf, applying it (the apply loop), vtysh status.
+//! - [`webhook`]: `metallb webhook`, admission and BGPPeer conversion over HTTPS.
 //! - [`cli`], [`cmd`], [`telemetry`]: the command-line edge.
 
 pub mod api;
@@ -27,3 +28,4 @@ pub mod manifest;
 pub mod plan;
 pub mod speaker;
 pub mod telemetry;
+pub mod webhook;

@@ -155,8 +155,38 @@ fn simple_rules_live_in_the_schema() {
         "keepaliveTime requires holdTime",
         "bgpAdvertisements are only valid when protocol is bgp",
         "exactly one of peerASN and dynamicASN must be set",
-        "isIP(self)",
+        "must be an IPv4 or IPv6 address",
+        "self.matches(",
     ] {
         assert!(yaml.contains(needle), "schema lacks {needle:?}");
+    }
+}
+
+/// The oldest supported Kubernetes is 1.25 (README): no CEL function newer than that may appear
+/// in a rule (`isIP`/`ip()` are 1.31, `isCIDR`/`cidr()` 1.31, `isURL` 1.27, `isQuantity` 1.29,
+/// `optionalOldSelf` 1.29), and no rule field newer than that (`fieldPath`, `reason` 1.28,
+/// `messageExpression` 1.27: `kubectl create`'s strict validation refuses unknown fields).
+#[test]
+fn crds_use_only_cel_that_kubernetes_1_25_knows() {
+    let yaml = metallb::api::crd::to_yaml().unwrap();
+    for newer in [
+        "isIP(",
+        "ip(self",
+        "isCIDR(",
+        "cidr(",
+        "isURL(",
+        "url(",
+        "isQuantity(",
+        "quantity(",
+        "optionalOldSelf",
+        "format.",
+        "isSemver(",
+        "fieldPath:",
+        "messageExpression:",
+    ] {
+        assert!(
+            !yaml.contains(newer),
+            "a CEL rule uses {newer:?}, unknown before Kubernetes 1.25"
+        );
     }
 }

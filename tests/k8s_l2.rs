@@ -160,6 +160,7 @@ async fn speakers_discover_each_other_fail_over_admit_a_newcomer_and_report() {
     let cluster = Cluster::start_with(ClusterOptions {
         bind: Some(lab::HOST_IPV4.into()),
         extra_ips: vec![lab::HOST_IPV4.into()],
+        ..Default::default()
     })
     .await;
     let client = cluster.client.clone();

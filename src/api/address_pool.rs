@@ -52,7 +52,7 @@ macro_rules! address_pool_version {
             printcolumn(name = "Auto Assign", type_ = "boolean", json_path = ".spec.autoAssign"),
             printcolumn(name = "Addresses", type_ = "string", json_path = ".spec.addresses")
         )]
-        #[x_kube(validation = Rule::new("!has(self.bgpAdvertisements) || size(self.bgpAdvertisements) == 0 || self.protocol == 'bgp'").message("bgpAdvertisements are only valid when protocol is bgp").field_path(".bgpAdvertisements"))]
+        #[x_kube(validation = Rule::new("!has(self.bgpAdvertisements) || size(self.bgpAdvertisements) == 0 || self.protocol == 'bgp'").message("bgpAdvertisements are only valid when protocol is bgp"))]
         #[serde(rename_all = "camelCase")]
         pub struct AddressPoolSpec {
             /// How the addresses are announced: `layer2` or `bgp`.

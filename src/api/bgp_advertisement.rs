@@ -34,7 +34,7 @@ use super::LabelSelector;
         priority = 10
     )
 )]
-#[x_kube(validation = Rule::new("!has(self.serviceSelectors) || size(self.serviceSelectors) == 0 || ((!has(self.aggregationLength) || self.aggregationLength == 32) && (!has(self.aggregationLengthV6) || self.aggregationLengthV6 == 128))").message("serviceSelectors cannot be combined with an aggregation length").field_path(".serviceSelectors"))]
+#[x_kube(validation = Rule::new("!has(self.serviceSelectors) || size(self.serviceSelectors) == 0 || ((!has(self.aggregationLength) || self.aggregationLength == 32) && (!has(self.aggregationLengthV6) || self.aggregationLengthV6 == 128))").message("serviceSelectors cannot be combined with an aggregation length"))]
 #[serde(rename_all = "camelCase")]
 pub struct BGPAdvertisementSpec {
     /// Prefix length IPv4 service addresses are aggregated to (default 32).

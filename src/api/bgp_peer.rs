@@ -34,8 +34,8 @@ pub mod v1beta1 {
             json_path = ".spec.ebgpMultiHop"
         )
     )]
-    #[x_kube(validation = Rule::new("!has(self.keepaliveTime) || has(self.holdTime)").message("keepaliveTime requires holdTime").field_path(".holdTime"))]
-    #[x_kube(validation = Rule::new("!has(self.ebgpMultiHop) || !self.ebgpMultiHop || self.myASN != self.peerASN").message("ebgpMultiHop is only valid for an eBGP peer (myASN differs from peerASN)").field_path(".ebgpMultiHop"))]
+    #[x_kube(validation = Rule::new("!has(self.keepaliveTime) || has(self.holdTime)").message("keepaliveTime requires holdTime"))]
+    #[x_kube(validation = Rule::new("!has(self.ebgpMultiHop) || !self.ebgpMultiHop || self.myASN != self.peerASN").message("ebgpMultiHop is only valid for an eBGP peer (myASN differs from peerASN)"))]
     pub struct BGPPeerSpec {
         /// AS number of the speakers' end of the session. Every BGPPeer uses the same one.
         #[serde(rename = "myASN")]
@@ -46,7 +46,7 @@ pub mod v1beta1 {
         /// Address of the peer.
         #[serde(rename = "peerAddress")]
         #[schemars(length(max = 64))]
-        #[x_kube(validation = Rule::new("isIP(self)").message("must be an IPv4 or IPv6 address"))]
+        #[x_kube(validation = Rule::new(super::super::IP_RULE).message("must be an IPv4 or IPv6 address"))]
         pub peer_address: String,
         /// Source address of the session.
         #[serde(
@@ -55,7 +55,7 @@ pub mod v1beta1 {
             skip_serializing_if = "Option::is_none"
         )]
         #[schemars(length(max = 64))]
-        #[x_kube(validation = Rule::new("isIP(self)").message("must be an IPv4 or IPv6 address"))]
+        #[x_kube(validation = Rule::new(super::super::IP_RULE).message("must be an IPv4 or IPv6 address"))]
         pub source_address: Option<String>,
         /// TCP port of the peer (default 179).
         #[serde(rename = "peerPort", default, skip_serializing_if = "Option::is_none")]
@@ -76,7 +76,7 @@ pub mod v1beta1 {
         /// BGP router ID to advertise; every BGPPeer on a node uses the same one.
         #[serde(rename = "routerID", default, skip_serializing_if = "Option::is_none")]
         #[schemars(length(max = 64))]
-        #[x_kube(validation = Rule::new("isIP(self) && ip(self).family() == 4").message("must be an IPv4 address"))]
+        #[x_kube(validation = Rule::new(super::super::IPV4_RULE).message("must be an IPv4 address"))]
         pub router_id: Option<String>,
         /// TCP MD5 password of the session.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,10 +151,10 @@ pub mod v1beta2 {
             json_path = ".spec.ebgpMultiHop"
         )
     )]
-    #[x_kube(validation = Rule::new("has(self.peerASN) != has(self.dynamicASN)").message("exactly one of peerASN and dynamicASN must be set").field_path(".peerASN"))]
-    #[x_kube(validation = Rule::new("has(self.peerAddress) != has(self.interface)").message("exactly one of peerAddress and interface must be set").field_path(".peerAddress"))]
-    #[x_kube(validation = Rule::new("!has(self.password) || !has(self.passwordSecret)").message("password and passwordSecret cannot both be set").field_path(".passwordSecret"))]
-    #[x_kube(validation = Rule::new("!has(self.ebgpMultiHop) || !self.ebgpMultiHop || (has(self.peerASN) ? self.peerASN != self.myASN : self.dynamicASN == 'external')").message("ebgpMultiHop is only valid for an eBGP peer").field_path(".ebgpMultiHop"))]
+    #[x_kube(validation = Rule::new("has(self.peerASN) != has(self.dynamicASN)").message("exactly one of peerASN and dynamicASN must be set"))]
+    #[x_kube(validation = Rule::new("has(self.peerAddress) != has(self.interface)").message("exactly one of peerAddress and interface must be set"))]
+    #[x_kube(validation = Rule::new("!has(self.password) || !has(self.passwordSecret)").message("password and passwordSecret cannot both be set"))]
+    #[x_kube(validation = Rule::new("!has(self.ebgpMultiHop) || !self.ebgpMultiHop || (has(self.peerASN) ? self.peerASN != self.myASN : self.dynamicASN == 'external')").message("ebgpMultiHop is only valid for an eBGP peer"))]
     pub struct BGPPeerSpec {
         /// AS number of the speakers' end of the session.
         #[serde(rename = "myASN")]
@@ -179,7 +179,7 @@ pub mod v1beta2 {
             skip_serializing_if = "Option::is_none"
         )]
         #[schemars(length(max = 64))]
-        #[x_kube(validation = Rule::new("isIP(self)").message("must be an IPv4 or IPv6 address"))]
+        #[x_kube(validation = Rule::new(super::super::IP_RULE).message("must be an IPv4 or IPv6 address"))]
         pub peer_address: Option<String>,
         /// Interface for an unnumbered session; exclusive with `peerAddress`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -191,7 +191,7 @@ pub mod v1beta2 {
             skip_serializing_if = "Option::is_none"
         )]
         #[schemars(length(max = 64))]
-        #[x_kube(validation = Rule::new("isIP(self)").message("must be an IPv4 or IPv6 address"))]
+        #[x_kube(validation = Rule::new(super::super::IP_RULE).message("must be an IPv4 or IPv6 address"))]
         pub source_address: Option<String>,
         /// TCP port of the peer (default 179).
         #[serde(rename = "peerPort", default, skip_serializing_if = "Option::is_none")]
@@ -222,7 +222,7 @@ pub mod v1beta2 {
         /// BGP router ID to advertise; peers that share a node use the same one.
         #[serde(rename = "routerID", default, skip_serializing_if = "Option::is_none")]
         #[schemars(length(max = 64))]
-        #[x_kube(validation = Rule::new("isIP(self) && ip(self).family() == 4").message("must be an IPv4 address"))]
+        #[x_kube(validation = Rule::new(super::super::IPV4_RULE).message("must be an IPv4 address"))]
         pub router_id: Option<String>,
         /// TCP MD5 password of the session; exclusive with `passwordSecret`.
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -2,8 +2,6 @@
 
 use std::process::ExitCode;
 
-use anyhow::Context as _;
-
 use crate::{
     cli::ControllerArgs,
     controller::{self, ControllerConfig},
@@ -12,10 +10,7 @@ use crate::{
 
 /// Runs the controller until a signal (exit 0, Lease released) or lost leadership (exit 1).
 pub(crate) fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("failed to start the async runtime")?;
+    let runtime = super::runtime()?;
     runtime.block_on(async {
         let client = k8s::client(
             args.kube.kubeconfig.as_deref(),
@@ -48,7 +43,7 @@ pub(crate) fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// SIGTERM or SIGINT.
-async fn shutdown_signal() {
+pub(super) async fn shutdown_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),

@@ -5,6 +5,7 @@ mod controller;
 mod plan;
 mod speaker;
 mod validate;
+mod webhook;
 
 use std::process::ExitCode;
 
@@ -31,7 +32,17 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Controller(args) => controller::run(args),
         Command::Apply(args) => apply::run(&args),
         Command::Speaker(args) => speaker::run(&args),
+        Command::Webhook(args) => webhook::run(&args),
     }
+}
+
+/// The multi-threaded runtime the long-running components run on.
+pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")
 }
 
 /// Manifests read, decoded and loaded ([`config::load_documents`]) with the number of files

@@ -14,8 +14,8 @@ use super::ConfigError;
 use crate::{
     api::{
         address_pool, bfd_profile::BFDProfile, bgp_advertisement::BGPAdvertisement, bgp_peer,
-        community::Community, ip_address_pool::IPAddressPool, l2_advertisement::L2Advertisement,
-        metallb::MetalLB,
+        community::Community, conversion, ip_address_pool::IPAddressPool,
+        l2_advertisement::L2Advertisement, metallb::MetalLB,
     },
     manifest::Document,
 };
@@ -97,9 +97,20 @@ impl Resources {
             }
             ("metallb.io/v1beta1", "BGPPeer") => {
                 let old: bgp_peer::v1beta1::BGPPeer = decode(doc, kind, true)?;
+                let peer = conversion::to_v1beta2(old).map_err(|e| {
+                    vec![ConfigError::new(
+                        kind,
+                        e.name,
+                        format!(
+                            "metadata.annotations[{}]",
+                            conversion::V1BETA2_FIELDS_ANNOTATION
+                        ),
+                        e.source.to_string(),
+                    )]
+                })?;
                 self.bgp_peers.push(PeerObject {
                     version: "v1beta1",
-                    peer: upgrade_peer(old),
+                    peer,
                 });
             }
             ("metallb.io/v1beta2", "BGPPeer") => self.bgp_peers.push(PeerObject {
@@ -211,30 +222,6 @@ fn field_path(path: &serde_ignored::Path<'_>) -> String {
 /// `kubectl get -o yaml` dump carries for kinds without status.
 fn is_envelope(path: &str) -> bool {
     matches!(path, "apiVersion" | "kind" | "status")
-}
-
-/// v1beta1 → v1beta2: every v1beta1 field exists in v1beta2 with the same meaning.
-fn upgrade_peer(old: bgp_peer::v1beta1::BGPPeer) -> bgp_peer::v1beta2::BGPPeer {
-    let s = old.spec;
-    let spec = bgp_peer::v1beta2::BGPPeerSpec {
-        my_asn: s.my_asn,
-        peer_asn: Some(s.peer_asn),
-        peer_address: Some(s.peer_address),
-        source_address: s.source_address,
-        peer_port: s.peer_port,
-        hold_time: s.hold_time,
-        keepalive_time: s.keepalive_time,
-        router_id: s.router_id,
-        password: s.password,
-        bfd_profile: s.bfd_profile,
-        node_selectors: s.node_selectors,
-        ebgp_multi_hop: s.ebgp_multi_hop,
-        ..Default::default()
-    };
-    bgp_peer::v1beta2::BGPPeer {
-        metadata: old.metadata,
-        spec,
-    }
 }
 
 #[cfg(test)]

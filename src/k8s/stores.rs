@@ -42,7 +42,7 @@ pub struct Stores {
 }
 
 /// Objects sorted by name, so the config build sees the same order whatever the watch order.
-fn sorted<K: kube::Resource + Clone>(store: &Store<K>) -> Vec<K>
+pub(crate) fn sorted<K: kube::Resource + Clone>(store: &Store<K>) -> Vec<K>
 where
     K::DynamicType: Eq + std::hash::Hash + Clone,
 {

@@ -23,6 +23,7 @@
 #![allow(dead_code)]
 
 pub mod controller;
+pub mod kubectl;
 
 use std::{
     io::{Read, Write},
@@ -76,6 +77,8 @@ pub struct ClusterOptions {
     pub bind: Option<String>,
     /// Extra IP SANs for the serving certificate (addresses clients in namespaces use).
     pub extra_ips: Vec<String>,
+    /// Another kube-apiserver binary (an older version, `hack/k8s-old-bin.sh`); etcd stays.
+    pub apiserver: Option<PathBuf>,
 }
 
 impl Cluster {
@@ -190,8 +193,12 @@ impl Cluster {
             bind.clone()
         };
         let d = |f: &str| dir.join(f).display().to_string();
+        let apiserver = options
+            .apiserver
+            .clone()
+            .unwrap_or_else(|| bin.join("kube-apiserver"));
         cluster.apiserver = Some(guarded(
-            &bin.join("kube-apiserver"),
+            &apiserver,
             &[
                 format!("--bind-address={bind}"),
                 format!("--advertise-address={advertise}"),
