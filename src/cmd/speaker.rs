@@ -92,13 +92,21 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
         args.frr_pathspace.clone(),
         state_dir.clone(),
     ));
-    let handle = apply_loop::spawn(
+    let telemetry = crate::metrics::process::SpeakerTelemetry::new(Duration::from_millis(
+        args.frr_metrics_interval_ms.max(100),
+    ));
+    let config_metrics = telemetry.k8s.clone();
+    let apply_metrics = telemetry.apply.clone();
+    let mut telemetry = Some(telemetry);
+    let metrics_vtysh = crate::frr::vtysh::Vtysh::new(args.frr_pathspace.clone());
+    let handle = apply_loop::spawn_with_metrics(
         applier,
         LoopConfig {
             debounce: Duration::from_millis(args.debounce_ms),
             resync: (args.frr_resync_secs > 0).then(|| Duration::from_secs(args.frr_resync_secs)),
             ..LoopConfig::default()
         },
+        apply_metrics,
     );
     let status_task = tokio::spawn(publish_status(
         handle.status(),
@@ -126,6 +134,11 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
             args.kube.context.as_deref(),
         )
         .await?;
+        if let Some(telemetry) = telemetry.take() {
+            telemetry
+                .start(&args.metrics, metrics_vtysh.clone(), Some(&client))
+                .await?;
+        }
         let recorder = kube::runtime::events::Recorder::new(
             client.clone(),
             kube::runtime::events::Reporter {
@@ -158,6 +171,7 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
                 _ = term.recv() => { info!("speaker: SIGTERM, stopping"); break }
                 _ = int.recv() => { info!("speaker: SIGINT, stopping"); break }
             }
+            config_metrics.updates(1);
             let resources = source.resources();
             let assigned = source.assigned();
             match render_resources(
@@ -169,6 +183,7 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
                 Some(&assigned),
             ) {
                 Ok((text, announcement)) => {
+                    config_metrics.config_ok();
                     state_tx.send_if_modified(|old| {
                         let valid = Some(crate::k8s::config_state::State::Valid);
                         let changed = *old != valid;
@@ -211,6 +226,7 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
                     }
                 }
                 Err(e) => {
+                    config_metrics.config_failed();
                     error!(error = %e, "speaker: cannot render frr.conf; FRR keeps its configuration");
                     let summary = match &e {
                         SpeakerError::Invalid(errors) => errors
@@ -228,6 +244,9 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
         config_state.abort();
     }
     if !args.from_api {
+        if let Some(telemetry) = telemetry.take() {
+            telemetry.start(&args.metrics, metrics_vtysh, None).await?;
+        }
         loop {
             let forced = tokio::select! {
                 _ = tick.tick() => false,
@@ -255,9 +274,14 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
             if source.snapshot().ok().as_ref() != Some(&input) {
                 continue;
             }
+            config_metrics.updates(1);
             match render(&source, &input, &node, &facts, args.lb_class.as_deref()) {
-                Ok(text) => handle.set(Arc::<str>::from(text)),
+                Ok(text) => {
+                    config_metrics.config_ok();
+                    handle.set(Arc::<str>::from(text));
+                }
                 Err(e) => {
+                    config_metrics.config_failed();
                     error!(error = %e, "speaker: cannot render frr.conf; FRR keeps its configuration")
                 }
             }

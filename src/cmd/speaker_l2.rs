@@ -75,6 +75,17 @@ pub(super) fn run(args: &SpeakerL2Args) -> anyhow::Result<ExitCode> {
         signal_hook::flag::register(signal, stop.clone()).context("installing signal handlers")?;
     }
     let announcer = Announcer::start(exclude).context("starting the ARP/NDP responders")?;
+    let mut registry = crate::metrics::registry();
+    let l2_metrics =
+        crate::metrics::layer2::L2Metrics::register(&mut registry, announcer.counters_reader());
+    // The first valid configuration is in (manifests read, or the API's first one): ready.
+    // The layer 2 speaker has no client on this thread, so no HTTPS listener.
+    crate::metrics::server::serve_on_thread(
+        args.metrics.serve_config(None)?,
+        Arc::new(registry),
+        crate::metrics::Health::default(),
+    )
+    .context("starting the metrics server")?;
 
     let (tx, rx) = mpsc::channel();
     let (_membership, initial_live) = match args.member_bind {
@@ -141,6 +152,7 @@ pub(super) fn run(args: &SpeakerL2Args) -> anyhow::Result<ExitCode> {
             ignore_exclude_lb: args.ignore_exclude_lb,
             lb_class: args.lb_class.clone(),
             status_file: args.status_file.clone(),
+            metrics: l2_metrics,
         },
         &mut input,
         &on_change,

@@ -128,6 +128,8 @@ pub struct Options {
     pub lb_class: Option<String>,
     /// Where to write the status JSON (owned services and counters), if anywhere.
     pub status_file: Option<PathBuf>,
+    /// Metric handles (registered nowhere by default).
+    pub metrics: crate::metrics::layer2::L2Metrics,
 }
 
 /// The speaker's status file.
@@ -202,6 +204,7 @@ pub fn run(
         };
         for change in changes(&owned, &next) {
             on_change(&change);
+            options.metrics.change(&change);
             match change {
                 Change::Assigned(key) => {
                     info!(service = %key, node = %options.node, protocol = "layer2", "event=nodeAssigned announcing from node {} with protocol layer2", options.node);
@@ -217,6 +220,9 @@ pub fn run(
             }
         }
         owned = next;
+        options
+            .metrics
+            .state(live.as_ref().map(BTreeSet::len), fenced, owned.len());
         if let Some(path) = &options.status_file
             && last_status.elapsed() >= Duration::from_millis(100)
         {
