@@ -12,6 +12,7 @@
 //! - [`speaker`]: the speaker's Kubernetes API source.
 //! - [`k8s`]: client, Lease leader election and the status writer shared by the components.
 //! - [`frr`]: FRR: rendering frr.conf, applying it (the apply loop), vtysh status.
+//! - [`metrics`]: the metrics and health server and every component's metrics.
 //! - [`cli`], [`cmd`], [`telemetry`]: the command-line edge.
 
 pub mod api;

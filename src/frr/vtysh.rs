@@ -788,6 +788,32 @@ mod tests {
     }
 
     #[test]
+    fn bfd_counters_use_hyphenated_keys() {
+        // The shape of FRR 8.4's `show bfd peers counters json`.
+        let text = r#"[{"multihop":false,"peer":"10.77.0.1","local":"10.77.0.11","vrf":"default",
+            "interface":"eth0","control-packet-input":52,"control-packet-output":55,
+            "echo-packet-input":0,"echo-packet-output":0,"session-up":2,"session-down":1,
+            "zebra-notifications":6}]"#;
+        let counters = parse_bfd_counters(text).unwrap();
+        assert_eq!(counters.len(), 1);
+        let c = &counters[0];
+        assert_eq!((c.peer.as_str(), c.vrf.as_str()), ("10.77.0.1", "default"));
+        assert_eq!((c.control_packet_input, c.control_packet_output), (52, 55));
+        assert_eq!((c.session_up_events, c.session_down_events), (2, 1));
+        assert_eq!(c.zebra_notifications, 6);
+    }
+
+    #[test]
+    fn neighbors_carry_message_stats() {
+        let n = parse_bgp_neighbors(&fixture("node1-bgp-neighbors.json")).unwrap();
+        let m = n["10.77.0.1"].message_stats;
+        assert_eq!(
+            (m.opens_sent, m.updates_sent, m.updates_recv, m.total_sent),
+            (2, 3, 2, 8)
+        );
+    }
+
+    #[test]
     fn bfd_peers_use_hyphenated_keys() {
         let peers = parse_bfd_peers(&fixture("router-bfd-peers.json")).unwrap();
         assert_eq!(peers.len(), 4);

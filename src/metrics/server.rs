@@ -330,3 +330,97 @@ async fn handle(
         _ => text(StatusCode::NOT_FOUND, "not found\n"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read as _, Write as _};
+
+    use super::*;
+    use crate::metrics::registry;
+
+    fn get(addr: SocketAddr, path: &str, accept: &str) -> String {
+        let mut s = std::net::TcpStream::connect(addr).unwrap();
+        write!(s, "GET {path} HTTP/1.0\r\nAccept: {accept}\r\n\r\n").unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    }
+
+    fn free_addr() -> SocketAddr {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn plain_serves_metrics_and_probes_health_only_serves_probes() {
+        let mut r = registry();
+        let k8s = crate::metrics::k8s_client::K8sClientMetrics::register(&mut r);
+        let health = Health::default();
+        let loaded = k8s.clone();
+        health.add_check("config", move || loaded.loaded());
+        let (plain, probes) = (free_addr(), free_addr());
+        let tasks = serve(
+            ServeConfig {
+                plain: Some(plain),
+                health: Some(probes),
+                secure: None,
+            },
+            Arc::new(r),
+            health,
+        )
+        .await
+        .unwrap();
+        let blocking = |addr, path: &'static str, accept: &'static str| {
+            tokio::task::spawn_blocking(move || get(addr, path, accept))
+        };
+        let om = blocking(
+            plain,
+            "/metrics",
+            "application/openmetrics-text;version=1.0.0",
+        )
+        .await
+        .unwrap();
+        assert!(om.starts_with("HTTP/1.0 200"), "{om}");
+        assert!(
+            om.contains("content-type: application/openmetrics-text"),
+            "{om}"
+        );
+        assert!(om.ends_with("# EOF\n"), "{om}");
+        let text = blocking(plain, "/metrics", "text/plain").await.unwrap();
+        assert!(text.contains("text/plain; version=0.0.4"), "{text}");
+        assert!(
+            text.contains("metallb_k8s_client_config_loaded_bool 0\n"),
+            "{text}"
+        );
+        let not_ready = blocking(probes, "/readyz", "*/*").await.unwrap();
+        assert!(not_ready.starts_with("HTTP/1.0 503"), "{not_ready}");
+        assert!(not_ready.contains("[-]config failed"), "{not_ready}");
+        k8s.config_ok();
+        let ready = blocking(probes, "/readyz", "*/*").await.unwrap();
+        assert!(ready.starts_with("HTTP/1.0 200"), "{ready}");
+        assert!(
+            blocking(probes, "/healthz", "*/*")
+                .await
+                .unwrap()
+                .starts_with("HTTP/1.0 200")
+        );
+        let hidden = blocking(probes, "/metrics", "*/*").await.unwrap();
+        assert!(hidden.starts_with("HTTP/1.0 404"), "{hidden}");
+        for t in tasks {
+            t.abort();
+        }
+    }
+
+    #[test]
+    fn self_signed_certificate_when_no_files() {
+        let config = tls_config(None, vec!["localhost".into()]).unwrap();
+        assert!(config.alpn_protocols.is_empty());
+        let missing = tls_config(
+            Some((Path::new("/nonexistent.crt"), Path::new("/nonexistent.key"))),
+            vec![],
+        );
+        assert!(matches!(missing, Err(ServeError::ReadTls { .. })));
+    }
+}
