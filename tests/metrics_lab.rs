@@ -19,7 +19,7 @@ use std::{
     io::{Read as _, Write as _},
     net::TcpStream,
     path::Path,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -30,7 +30,7 @@ use kube::{
 };
 use lab::Lab;
 use serde_json::json;
-use support::{Cluster, ClusterOptions, controller as ctl, eventually};
+use support::{Cluster, ClusterOptions, Guard, controller as ctl, eventually};
 
 const LONG: Duration = Duration::from_secs(60);
 /// Prometheus' scrape interval in this test.
@@ -122,26 +122,6 @@ const SPEAKER_NAMES: &[(&str, &[&str])] = &[
     ("metallb_k8s_client_config_loaded_bool", &[]),
     ("metallb_k8s_client_config_stale_bool", &[]),
 ];
-
-/// Kills the child when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A plain HTTP/1.0 GET: (status, body).
 fn http_get(addr: &str, path: &str) -> Result<(u16, String), String> {

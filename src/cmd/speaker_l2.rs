@@ -80,12 +80,14 @@ pub(super) fn run(args: &SpeakerL2Args) -> anyhow::Result<ExitCode> {
         crate::metrics::layer2::L2Metrics::register(&mut registry, announcer.counters_reader());
     // The first valid configuration is in (manifests read, or the API's first one): ready.
     // The layer 2 speaker has no client on this thread, so no HTTPS listener.
-    crate::metrics::server::serve_on_thread(
+    // As in the other components, a listener that cannot bind is logged, never fatal.
+    if let Err(error) = crate::metrics::server::serve_on_thread(
         args.metrics.serve_config(None)?,
         Arc::new(registry),
         crate::metrics::Health::default(),
-    )
-    .context("starting the metrics server")?;
+    ) {
+        tracing::error!(%error, "metrics: listeners not started");
+    }
 
     let (tx, rx) = mpsc::channel();
     let (_membership, initial_live) = match args.member_bind {
