@@ -10,6 +10,8 @@
 #   iproute2         ip netns / ip link / veth / bridge for the lab topology
 #   iputils-ping     reachability checks inside the lab namespaces
 #   procps           pgrep/pkill/ps, used to verify that no FRR daemon is left behind
+#   prometheus       the real Prometheus the metrics lab test starts itself on loopback (its
+#                    own service is never left running, like FRR's)
 #
 # The stock (default-pathspace) FRR service is never left running: the lab runs one FRR
 # instance per network namespace (`-N <netns>`), and a root-namespace bgpd would be noise.
@@ -18,7 +20,7 @@
 # systemd if systemd is PID 1, otherwise via the sysv init script / frrinit.sh.
 set -euo pipefail
 
-PKGS=(frr frr-pythontools iproute2 iputils-ping procps)
+PKGS=(frr frr-pythontools iproute2 iputils-ping procps prometheus)
 
 log() { printf 'setup.sh: %s\n' "$*"; }
 
@@ -90,6 +92,25 @@ if [[ -x /etc/init.d/frr ]] && ls /etc/rc[2345].d/S*frr >/dev/null 2>&1; then
     # sysv start links (hosts without systemd).
     log "disabling sysv frr links"
     update-rc.d frr disable >/dev/null 2>&1 || true
+fi
+
+# --- the stock prometheus service: tests start their own on loopback -------------------
+if command -v systemctl >/dev/null 2>&1 && [[ -e /lib/systemd/system/prometheus.service ]]; then
+    if [[ "$(systemctl is-enabled prometheus 2>/dev/null || true)" == enabled ]]; then
+        log "disabling prometheus.service"
+        systemctl disable prometheus >/dev/null 2>&1 || true
+    fi
+    if [[ -d /run/systemd/system ]] && systemctl is-active --quiet prometheus 2>/dev/null; then
+        log "stopping prometheus.service"
+        systemctl stop prometheus || true
+    fi
+fi
+if [[ -x /etc/init.d/prometheus ]] && ls /etc/rc[2345].d/S*prometheus >/dev/null 2>&1; then
+    update-rc.d prometheus disable >/dev/null 2>&1 || true
+fi
+if [[ -f /run/prometheus.pid ]] && kill -0 "$(cat /run/prometheus.pid)" 2>/dev/null; then
+    log "stopping the stock prometheus"
+    kill "$(cat /run/prometheus.pid)" 2>/dev/null || true
 fi
 
 # A default-pathspace watchfrr (no "-N <name>") means the stock service is up. Lab instances

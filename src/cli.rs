@@ -113,6 +113,39 @@ pub struct KubeArgs {
     pub context: Option<String>,
 }
 
+/// The metrics and health endpoints (`metrics::server`).
+#[derive(Clone, Debug, Args)]
+pub struct MetricsArgs {
+    /// Plain HTTP listener with `/metrics`, `/healthz` and `/readyz`, unauthenticated: keep it
+    /// on loopback (`off` disables it).
+    #[arg(
+        long,
+        env = "METALLB_METRICS_PLAIN_ADDR",
+        default_value = "127.0.0.1:7472"
+    )]
+    pub metrics_plain_addr: crate::metrics::process::Listen,
+    /// Plain HTTP listener with only `/healthz` and `/readyz`, for kubelet probes (`off`
+    /// disables it).
+    #[arg(long, env = "METALLB_HEALTH_ADDR", default_value = "0.0.0.0:7473")]
+    pub health_addr: crate::metrics::process::Listen,
+    /// HTTPS listener with `/metrics`, `/healthz` and `/readyz` for bearer tokens the apiserver
+    /// authenticates (TokenReview) and authorizes for `get` on the path (SubjectAccessReview);
+    /// only with a cluster (`off` disables it).
+    #[arg(
+        long,
+        env = "METALLB_METRICS_SECURE_ADDR",
+        default_value = "0.0.0.0:9120"
+    )]
+    pub metrics_secure_addr: crate::metrics::process::Listen,
+    /// PEM certificate (chain) of the HTTPS listener; without it a self-signed one is made at
+    /// start.
+    #[arg(long, env = "METALLB_METRICS_TLS_CERT", requires = "metrics_tls_key")]
+    pub metrics_tls_cert: Option<PathBuf>,
+    /// PEM private key of the HTTPS listener.
+    #[arg(long, env = "METALLB_METRICS_TLS_KEY", requires = "metrics_tls_cert")]
+    pub metrics_tls_key: Option<PathBuf>,
+}
+
 /// `metallb apply`.
 #[derive(Debug, Args)]
 pub struct ApplyArgs {
@@ -157,6 +190,9 @@ pub struct ControllerArgs {
     /// Pause between acquire and renew attempts.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub retry_period: std::time::Duration,
+    /// Metrics and health endpoints.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
     /// Sustained Service writes per second.
     #[arg(long, env = "METALLB_STATUS_QPS", default_value_t = 200.0)]
     pub status_qps: f64,
@@ -252,6 +288,9 @@ pub struct SpeakerArgs {
     /// The layer 2 side.
     #[command(flatten)]
     pub l2: Layer2Args,
+    /// Metrics and health endpoints.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// The BGP side of `metallb speaker`.
@@ -290,6 +329,10 @@ pub struct FrrArgs {
     /// /run/metallb/<pathspace or "default">).
     #[arg(long, env = "METALLB_STATE_DIR")]
     pub state_dir: Option<PathBuf>,
+    /// Milliseconds between two reads of FRR's BGP and BFD status for the metrics (off the
+    /// scrape path; figures older than three periods are not served).
+    #[arg(long, env = "METALLB_FRR_METRICS_INTERVAL_MS", default_value_t = 5000)]
+    pub frr_metrics_interval_ms: u64,
 }
 
 /// The layer 2 side of `metallb speaker`.

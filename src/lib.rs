@@ -13,6 +13,7 @@
 //! - [`k8s`]: client, Lease leader election and the status writer shared by the components.
 //! - [`frr`]: FRR: rendering frr.conf, applying it (the apply loop), vtysh status.
 //! - [`webhook`]: `metallb webhook`, admission and BGPPeer conversion over HTTPS.
+//! - [`metrics`]: the metrics and health server and every component's metrics.
 //! - [`cli`], [`cmd`], [`telemetry`]: the command-line edge.
 
 pub mod api;
@@ -25,6 +26,7 @@ pub mod frr;
 pub mod k8s;
 pub mod l2;
 pub mod manifest;
+pub mod metrics;
 pub mod plan;
 pub mod speaker;
 pub mod telemetry;

@@ -17,7 +17,7 @@ mod lab;
 
 use std::{
     path::Path,
-    process::{Child, Command},
+    process::Command,
     time::{Duration, Instant},
 };
 
@@ -32,7 +32,7 @@ use metallb::{
     frr::{vty::VtySession, vtysh::parse_bgp_prefix},
 };
 use serde_json::json;
-use support::{Cluster, ClusterOptions, controller as ctl, eventually};
+use support::{Cluster, ClusterOptions, Guard, controller as ctl, eventually};
 
 const LONG: Duration = Duration::from_secs(60);
 const BENCH_SERVICES: usize = 100;
@@ -67,26 +67,6 @@ spec:
   peerASN: 64501
   peerAddress: 10.77.0.1
 "#;
-
-/// Kills the child when dropped.
-struct Guard(Child);
-
-impl Drop for Guard {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// `metallb speaker --from-api` inside `node`'s network namespace. `ip netns exec` execs the
 /// program (no fork), so the child's pid is the speaker's.

@@ -22,6 +22,7 @@ pub(crate) fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         config.lb_class = args.lb_class.clone();
         config.writer.qps = args.status_qps;
         config.writer.burst = args.status_burst;
+        config.metrics = crate::metrics::process::start_controller(&args.metrics, &client).await?;
         match &mut config.lease {
             Some(lease) if args.leader_elect => {
                 lease.name = args.lease_name.clone();

@@ -13,7 +13,7 @@ use crate::{
         membership::Timing,
     },
     speaker::{
-        self, Options, SourceOptions,
+        self, MetricsOptions, Options, SourceOptions,
         bgp::BgpOptions,
         layer2::{Discovery, L2Options, StaticMembers},
     },
@@ -59,6 +59,10 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
             Some(l2_options(args)?)
         } else {
             None
+        },
+        metrics: MetricsOptions {
+            listen: args.metrics.clone(),
+            frr_interval: Duration::from_millis(args.frr.frr_metrics_interval_ms.max(100)),
         },
     };
     speaker::run(options, source).await?;

@@ -78,6 +78,8 @@ pub struct ControllerConfig {
     pub lease: Option<LeaseConfig>,
     /// Status writer limits.
     pub writer: WriterConfig,
+    /// Metric handles (registered nowhere by default).
+    pub metrics: crate::metrics::process::ControllerMetrics,
 }
 
 impl ControllerConfig {
@@ -104,6 +106,7 @@ impl ControllerConfig {
                 burst: 400,
                 concurrency: 16,
             },
+            metrics: Default::default(),
         }
     }
 }
@@ -176,6 +179,7 @@ pub async fn serve(
     leader: tokio_watch::Receiver<bool>,
     stats: Option<tokio::sync::oneshot::Sender<Arc<status::WriterStats>>>,
 ) -> Result<(), Error> {
+    config.metrics.leader.set(1);
     let (tx, rx) = mpsc::unbounded_channel();
     let mut tasks: FuturesUnordered<BoxFuture<'static, &'static str>> = FuturesUnordered::new();
     let ns = config.namespace.clone();
@@ -393,6 +397,9 @@ impl Reconciler {
             let mut dirty = BTreeSet::new();
             let mut input = Some(first);
             while let Some(i) = input.take().or_else(|| rx.try_recv().ok()) {
+                if matches!(i, Input::Changed(..)) {
+                    self.ctx.config.metrics.k8s.updates(1);
+                }
                 match i {
                     Input::Changed(kind, _) if kind.is_config() => config_dirty = true,
                     Input::Changed(Kind::Service, key) => {
@@ -460,6 +467,15 @@ impl Reconciler {
         let Some(allocator) = self.allocator.as_ref() else {
             return;
         };
+        if let Some(config) = &self.config {
+            self.ctx.config.metrics.allocator.set_pools(
+                config
+                    .pools
+                    .keys()
+                    .filter_map(|name| Some((name.clone(), allocator.pool_stats(name)?)))
+                    .collect(),
+            );
+        }
         let stats: BTreeMap<String, IPAddressPoolStatus> = self
             .ctx
             .stores
@@ -499,6 +515,7 @@ impl Reconciler {
         self.report_problems(loaded.problems, loaded.config.is_some());
         match loaded.config {
             Some(config) => {
+                self.ctx.config.metrics.k8s.config_ok();
                 if self.config.as_ref() == Some(&config) {
                     return false;
                 }
@@ -524,7 +541,10 @@ impl Reconciler {
                 self.config = Some(config);
                 true
             }
-            None => false,
+            None => {
+                self.ctx.config.metrics.k8s.config_failed();
+                false
+            }
         }
     }
 
@@ -622,6 +642,7 @@ impl Reconciler {
             .allocator
             .as_mut()
             .expect("invariant: converge needs a config");
+        let started = std::time::Instant::now();
         let result = allocate::converge(
             allocator,
             key,
@@ -629,6 +650,11 @@ impl Reconciler {
             namespaces,
             self.ctx.config.lb_class.as_deref(),
         );
+        self.ctx
+            .config
+            .metrics
+            .allocator
+            .allocated(started.elapsed());
         match (result, svc) {
             (Converged::Ignore, _) | (_, None) => {
                 self.failed.remove(key);

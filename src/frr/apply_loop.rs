@@ -43,6 +43,7 @@ use super::{
     apply::{Applier, ApplyError, ApplyPath, ApplyReport, Step, config_hash},
     conf::DeltaStats,
 };
+use crate::metrics::apply::ApplyMetrics;
 
 /// Timing of the loop.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,6 +191,11 @@ pub struct ApplyHandle {
 
 /// Starts the loop on the current tokio runtime.
 pub fn spawn(applier: Applier, cfg: LoopConfig) -> ApplyHandle {
+    spawn_with_metrics(applier, cfg, ApplyMetrics::default())
+}
+
+/// [`spawn`], recording every apply and failure into `metrics`.
+pub fn spawn_with_metrics(applier: Applier, cfg: LoopConfig, metrics: ApplyMetrics) -> ApplyHandle {
     let (desired, desired_rx) = watch::channel(None);
     let (status_tx, status) = watch::channel(ApplyStatus::default());
     let span = info_span!(
@@ -198,7 +204,7 @@ pub fn spawn(applier: Applier, cfg: LoopConfig) -> ApplyHandle {
     );
     let mut applier = applier;
     applier.set_defer_confirm(true);
-    let task = tokio::spawn(run(applier, cfg, desired_rx, status_tx).instrument(span));
+    let task = tokio::spawn(run(applier, cfg, desired_rx, status_tx, metrics).instrument(span));
     ApplyHandle {
         desired,
         status,
@@ -258,9 +264,13 @@ impl From<bool> for Wake {
 }
 
 /// Runs a drift check and records a re-apply in the status.
-async fn resync(applier: &mut Applier, status: &watch::Sender<ApplyStatus>) {
+async fn resync(
+    applier: &mut Applier,
+    status: &watch::Sender<ApplyStatus>,
+    metrics: &ApplyMetrics,
+) {
     let result = applier.resync().await;
-    record_check(result, applier, status);
+    record_check(result, applier, status, metrics);
 }
 
 /// Records the outcome of a drift check or a confirmation.
@@ -268,6 +278,7 @@ fn record_check(
     result: Result<Option<ApplyReport>, ApplyError>,
     applier: &Applier,
     status: &watch::Sender<ApplyStatus>,
+    metrics: &ApplyMetrics,
 ) {
     status.send_modify(|s| s.note_confirm_pending(applier.confirm_pending()));
     match result {
@@ -275,6 +286,7 @@ fn record_check(
         Ok(Some(report)) => {
             info!(hash = %report.hash, reason = report.fallback_reason.as_deref().unwrap_or(""),
                   "frr: re-applied after drift");
+            metrics.drift_reloaded(&report);
             status.send_modify(|s| {
                 s.resyncs += 1;
                 s.last = Some(Attempt::succeeded(SystemTime::now(), &report, 0));
@@ -282,6 +294,7 @@ fn record_check(
         }
         Err(e) => {
             warn!(error = %e, "frr: drift check failed");
+            metrics.failed(e.step());
             status.send_modify(|s| {
                 s.failures += 1;
                 s.last = Some(Attempt::failed(
@@ -309,6 +322,7 @@ async fn run(
     cfg: LoopConfig,
     mut desired: watch::Receiver<Option<Arc<str>>>,
     status: watch::Sender<ApplyStatus>,
+    metrics: ApplyMetrics,
 ) -> Applier {
     let mut retry: Option<Retry> = None;
     let resync_every = cfg.resync.unwrap_or(Duration::MAX);
@@ -325,7 +339,7 @@ async fn run(
         match woke {
             Wake::Stop => break,
             Wake::Resync => {
-                resync(&mut applier, &status).await;
+                resync(&mut applier, &status, &metrics).await;
                 continue;
             }
             Wake::Confirm => {
@@ -342,7 +356,7 @@ async fn run(
                 // None: a new change came; apply it now and confirm afterwards.
                 if let Some(test) = test {
                     let result = applier.confirm_finish(test).await;
-                    record_check(result, &applier, &status);
+                    record_check(result, &applier, &status, &metrics);
                     continue;
                 }
             }
@@ -376,6 +390,7 @@ async fn run(
                           reason = report.fallback_reason.as_deref(),
                           "frr: applied");
                 }
+                metrics.applied(&report);
                 let pending = applier.confirm_pending();
                 status.send_modify(|s| {
                     if report.path == ApplyPath::Unchanged {
@@ -395,6 +410,7 @@ async fn run(
                 };
                 warn!(error = %e, step = ?e.step(), hash = %hash,
                       retry_in_ms = delay.as_millis() as u64, "frr: apply failed");
+                metrics.failed(e.step());
                 status.send_modify(|s| {
                     s.failures += 1;
                     s.last = Some(Attempt::failed(
@@ -416,7 +432,7 @@ async fn run(
     if applier.confirm_pending() {
         // Shutting down: leave FRR confirmed and its frr.conf written.
         let result = applier.confirm().await;
-        record_check(result, &applier, &status);
+        record_check(result, &applier, &status, &metrics);
     }
     applier
 }

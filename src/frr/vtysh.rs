@@ -250,6 +250,16 @@ impl Vtysh {
         self.json(&format!("show bfd vrf {vrf} peers json")).await
     }
 
+    /// BFD sessions of every VRF.
+    pub async fn bfd_peers_all(&self) -> Result<Vec<BfdPeer>, VtyshError> {
+        self.json("show bfd peers json").await
+    }
+
+    /// Packet and event counters of every BFD session (all VRFs).
+    pub async fn bfd_counters(&self) -> Result<Vec<BfdPeerCounters>, VtyshError> {
+        self.json("show bfd peers counters json").await
+    }
+
     /// The BGP table of one VRF and address family.
     pub async fn bgp_routes(&self, vrf: &str, afi: Afi) -> Result<BgpTable, VtyshError> {
         let cmd = format!("show bgp vrf {vrf} {} unicast json", afi.as_str());
@@ -355,6 +365,11 @@ pub fn parse_bfd_peers(text: &str) -> Result<Vec<BfdPeer>, VtyshError> {
     parse_json("show bfd peers json", text)
 }
 
+/// Parses `show bfd peers counters json`.
+pub fn parse_bfd_counters(text: &str) -> Result<Vec<BfdPeerCounters>, VtyshError> {
+    parse_json("show bfd peers counters json", text)
+}
+
 /// Parses `show bgp vrf V ipv4|ipv6 unicast json`.
 pub fn parse_bgp_table(text: &str) -> Result<BgpTable, VtyshError> {
     let cmd = "show bgp unicast json";
@@ -400,6 +415,38 @@ pub struct BgpNeighbor {
     pub address_family_info: BTreeMap<String, AddressFamilyInfo>,
     /// BFD state of this neighbor, when BFD is on.
     pub peer_bfd_info: Option<PeerBfdInfo>,
+    /// Messages sent and received on the session (reset with the session).
+    pub message_stats: MessageStats,
+}
+
+/// `messageStats` of a neighbor: BGP messages by type.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(default, rename_all = "camelCase")]
+pub struct MessageStats {
+    /// OPEN messages sent.
+    pub opens_sent: u64,
+    /// OPEN messages received.
+    pub opens_recv: u64,
+    /// NOTIFICATION messages sent.
+    pub notifications_sent: u64,
+    /// NOTIFICATION messages received.
+    pub notifications_recv: u64,
+    /// UPDATE messages sent.
+    pub updates_sent: u64,
+    /// UPDATE messages received.
+    pub updates_recv: u64,
+    /// KEEPALIVE messages sent.
+    pub keepalives_sent: u64,
+    /// KEEPALIVE messages received.
+    pub keepalives_recv: u64,
+    /// ROUTE-REFRESH messages sent.
+    pub route_refresh_sent: u64,
+    /// ROUTE-REFRESH messages received.
+    pub route_refresh_recv: u64,
+    /// All messages sent.
+    pub total_sent: u64,
+    /// All messages received.
+    pub total_recv: u64,
 }
 
 impl BgpNeighbor {
@@ -478,6 +525,32 @@ pub struct BfdPeer {
     pub remote_transmit_interval: u32,
     /// The peer's detect multiplier.
     pub remote_detect_multiplier: u32,
+}
+
+/// One session of `show bfd peers counters json`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, rename_all = "kebab-case")]
+pub struct BfdPeerCounters {
+    /// Peer address.
+    pub peer: String,
+    /// VRF name.
+    pub vrf: String,
+    /// Control packets received.
+    pub control_packet_input: u64,
+    /// Control packets sent.
+    pub control_packet_output: u64,
+    /// Echo packets received.
+    pub echo_packet_input: u64,
+    /// Echo packets sent.
+    pub echo_packet_output: u64,
+    /// Times the session went up.
+    #[serde(rename = "session-up")]
+    pub session_up_events: u64,
+    /// Times the session went down.
+    #[serde(rename = "session-down")]
+    pub session_down_events: u64,
+    /// Notifications to and from zebra about this session.
+    pub zebra_notifications: u64,
 }
 
 impl BfdPeer {
@@ -712,6 +785,32 @@ mod tests {
     #[test]
     fn empty_neighbor_list_parses() {
         assert!(parse_bgp_neighbors("{}").unwrap().is_empty());
+    }
+
+    #[test]
+    fn bfd_counters_use_hyphenated_keys() {
+        // The shape of FRR 8.4's `show bfd peers counters json`.
+        let text = r#"[{"multihop":false,"peer":"10.77.0.1","local":"10.77.0.11","vrf":"default",
+            "interface":"eth0","control-packet-input":52,"control-packet-output":55,
+            "echo-packet-input":0,"echo-packet-output":0,"session-up":2,"session-down":1,
+            "zebra-notifications":6}]"#;
+        let counters = parse_bfd_counters(text).unwrap();
+        assert_eq!(counters.len(), 1);
+        let c = &counters[0];
+        assert_eq!((c.peer.as_str(), c.vrf.as_str()), ("10.77.0.1", "default"));
+        assert_eq!((c.control_packet_input, c.control_packet_output), (52, 55));
+        assert_eq!((c.session_up_events, c.session_down_events), (2, 1));
+        assert_eq!(c.zebra_notifications, 6);
+    }
+
+    #[test]
+    fn neighbors_carry_message_stats() {
+        let n = parse_bgp_neighbors(&fixture("node1-bgp-neighbors.json")).unwrap();
+        let m = n["10.77.0.1"].message_stats;
+        assert_eq!(
+            (m.opens_sent, m.updates_sent, m.updates_recv, m.total_sent),
+            (2, 3, 2, 8)
+        );
     }
 
     #[test]

@@ -46,7 +46,7 @@ pub const GARP_DURATION: Duration = Duration::from_secs(5);
 /// How often a responder thread checks whether it should stop.
 const POLL: Duration = Duration::from_millis(100);
 
-/// Per-address counters, the `metallb_layer2_*` metrics.
+/// Per-address counters, the `metallb_layer2_*` metrics (`metrics::layer2`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Counters {
@@ -57,37 +57,6 @@ pub struct Counters {
     pub responses_sent: u64,
     /// Gratuitous ARP / unsolicited NA frames sent (`metallb_layer2_gratuitous_sent`).
     pub gratuitous_sent: u64,
-}
-
-/// The counters in the Prometheus text format, under upstream's metric names (one series per
-/// address), ready to be served by a metrics endpoint or written to a textfile collector.
-pub fn prometheus_text(counters: &BTreeMap<IpAddr, Counters>) -> String {
-    type Family = (&'static str, &'static str, fn(&Counters) -> u64);
-    let families: [Family; 3] = [
-        (
-            "metallb_layer2_requests_received",
-            "Number of layer2 requests received for owned IPs",
-            |c| c.requests_received,
-        ),
-        (
-            "metallb_layer2_responses_sent",
-            "Number of layer2 responses sent for owned IPs",
-            |c| c.responses_sent,
-        ),
-        (
-            "metallb_layer2_gratuitous_sent",
-            "Number of gratuitous layer2 packets sent for owned IPs",
-            |c| c.gratuitous_sent,
-        ),
-    ];
-    let mut out = String::new();
-    for (name, help, get) in families {
-        out.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n"));
-        for (ip, c) in counters {
-            out.push_str(&format!("{name}{{ip=\"{ip}\"}} {}\n", get(c)));
-        }
-    }
-    out
 }
 
 /// Failures of the announcer.
@@ -480,6 +449,13 @@ impl Announcer {
             .clone()
     }
 
+    /// A reader of the counters that outlives borrows of the announcer (the metrics
+    /// collector reads them at scrape time).
+    pub fn counters_reader(&self) -> crate::metrics::layer2::CountersReader {
+        let shared = self.shared.clone();
+        Arc::new(move || shared.counters.lock().expect("invariant: lock").clone())
+    }
+
     /// Joins and leaves solicited-node groups so that exactly the needed ones are joined.
     fn sync_multicast(&self) {
         let wanted: BTreeSet<(Ipv6Addr, u32)> = {
@@ -729,23 +705,6 @@ mod tests {
         assert!(!bpf_accepts(&udp6));
         assert!(!bpf_accepts(&[0u8; 10]));
         assert_eq!(neighbor_filter().len(), NEIGHBOR_FILTER.len());
-    }
-
-    #[test]
-    fn counters_render_with_upstreams_metric_names() {
-        let counters = BTreeMap::from([(
-            "10.0.0.1".parse().unwrap(),
-            Counters {
-                requests_received: 3,
-                responses_sent: 2,
-                gratuitous_sent: 10,
-            },
-        )]);
-        let text = prometheus_text(&counters);
-        assert!(text.contains("# TYPE metallb_layer2_requests_received counter\n"));
-        assert!(text.contains("metallb_layer2_requests_received{ip=\"10.0.0.1\"} 3\n"));
-        assert!(text.contains("metallb_layer2_responses_sent{ip=\"10.0.0.1\"} 2\n"));
-        assert!(text.contains("metallb_layer2_gratuitous_sent{ip=\"10.0.0.1\"} 10\n"));
     }
 
     #[test]

@@ -66,18 +66,19 @@ pub struct BgpSide {
 
 impl BgpSide {
     /// Starts the apply loop on the current runtime.
-    pub fn start(options: &BgpOptions) -> BgpSide {
+    pub fn start(options: &BgpOptions, metrics: crate::metrics::apply::ApplyMetrics) -> BgpSide {
         let applier = Applier::new(ApplierConfig::new(
             options.pathspace.clone(),
             options.state_dir.clone(),
         ));
-        let handle = apply_loop::spawn(
+        let handle = apply_loop::spawn_with_metrics(
             applier,
             LoopConfig {
                 debounce: options.debounce,
                 resync: options.resync,
                 ..LoopConfig::default()
             },
+            metrics,
         );
         let status_path = options.state_dir.join("status.json");
         let status_task = tokio::spawn(publish_status(handle.status(), status_path.clone()));

@@ -144,6 +144,7 @@ pub struct L2Side {
     seeds: Vec<SocketAddr>,
     fence: Option<Fence>,
     fenced: bool,
+    metrics: crate::metrics::layer2::L2Metrics,
     owned: Owned,
     last_scan: Instant,
     last_status: Instant,
@@ -178,6 +179,7 @@ impl L2Side {
             seeds: Vec::new(),
             fence,
             fenced: false,
+            metrics: Default::default(),
             owned: Owned::new(),
             last_scan: Instant::now(),
             last_status: Instant::now() - Duration::from_secs(10),
@@ -185,6 +187,17 @@ impl L2Side {
             seen_peer: false,
         };
         Ok((side, live_rx))
+    }
+
+    /// Records into `metrics` from now on (registered by the caller, with
+    /// [`L2Side::counters_reader`]).
+    pub fn set_metrics(&mut self, metrics: crate::metrics::layer2::L2Metrics) {
+        self.metrics = metrics;
+    }
+
+    /// Reads the responders' per-address counters.
+    pub fn counters_reader(&self) -> crate::metrics::layer2::CountersReader {
+        self.announcer.counters_reader()
     }
 
     /// The Services this node announces now.
@@ -348,9 +361,19 @@ impl L2Side {
                 self.announcer.set_balancer(&key.to_string(), ips.clone());
             }
         }
+        let mut withdrawn = 0;
         for key in self.owned.keys().filter(|k| !next.contains_key(*k)) {
             self.announcer.delete_balancer(&key.to_string());
+            withdrawn += 1;
         }
+        let assigned = next.keys().filter(|k| !self.owned.contains_key(*k)).count();
+        self.metrics.assigned(assigned);
+        self.metrics.withdrawn(withdrawn);
+        self.metrics.state(
+            self.live.as_ref().map(BTreeSet::len),
+            self.fenced,
+            next.len(),
+        );
         self.owned = next;
         changed
     }

@@ -46,7 +46,9 @@ use crate::{
     api::{labels, service_bgp_status::ServiceBGPStatus, service_l2_status::ServiceL2Status},
     config::{ConfigError, Resources},
     core::service::ServiceKey,
+    frr::vtysh::Vtysh,
     k8s::{config_state, publish},
+    metrics::process::SpeakerTelemetry,
 };
 use bgp::{BgpOptions, BgpSide};
 use events::{Events, Protocol};
@@ -89,6 +91,16 @@ pub struct Options {
     pub bgp: Option<BgpOptions>,
     /// The layer 2 side, if on.
     pub layer2: Option<L2Options>,
+    /// The metrics and health listeners.
+    pub metrics: MetricsOptions,
+}
+
+/// The metrics and health listeners.
+pub struct MetricsOptions {
+    /// Where they listen.
+    pub listen: crate::cli::MetricsArgs,
+    /// How often FRR's BGP and BFD figures are read (BGP on).
+    pub frr_interval: Duration,
 }
 
 /// Why the speaker could not run.
@@ -213,6 +225,7 @@ struct Speaker {
     events: Events,
     cluster: Option<Cluster>,
     address_source: AddressSource,
+    config_metrics: crate::metrics::k8s_client::K8sClientMetrics,
 }
 
 /// Runs the speaker until SIGTERM or SIGINT.
@@ -244,15 +257,38 @@ pub async fn run(options: Options, source: SourceOptions) -> Result<(), SpeakerE
             },
         )
     });
+    let mut telemetry = SpeakerTelemetry::new(
+        options
+            .bgp
+            .is_some()
+            .then_some(options.metrics.frr_interval),
+    );
     let (l2, mut live_rx) = match options.layer2.clone() {
         Some(l2) => {
-            let (side, rx) = L2Side::start(&node, l2)?;
+            let (mut side, rx) = L2Side::start(&node, l2)?;
+            side.set_metrics(telemetry.layer2(side.counters_reader()));
             (Some(side), rx)
         }
         None => (None, mpsc::unbounded_channel().1),
     };
-    let bgp = options.bgp.as_ref().map(BgpSide::start);
+    let bgp = options
+        .bgp
+        .as_ref()
+        .map(|b| BgpSide::start(b, telemetry.apply.clone()));
+    let config_metrics = telemetry.k8s.clone();
+    let vtysh = Vtysh::new(options.bgp.as_ref().and_then(|b| b.pathspace.clone()));
     info!(node = %node, bgp = bgp.is_some(), layer2 = l2.is_some(), "speaker: started");
+    // As in the other components, a listener that cannot start is logged, never fatal.
+    if let Err(error) = telemetry
+        .start(
+            &options.metrics.listen,
+            vtysh,
+            cluster.as_ref().map(|c| &c.client),
+        )
+        .await
+    {
+        error!(%error, "metrics: listeners not started");
+    }
     let mut speaker = Speaker {
         events: Events::new(&node, recorder),
         options,
@@ -261,6 +297,7 @@ pub async fn run(options: Options, source: SourceOptions) -> Result<(), SpeakerE
         l2,
         cluster,
         address_source,
+        config_metrics,
     };
     let mut hup = signal(SignalKind::hangup()).map_err(SpeakerError::Signals)?;
     let mut term = signal(SignalKind::terminate()).map_err(SpeakerError::Signals)?;
@@ -303,6 +340,8 @@ impl Speaker {
                 warn!(%error, "speaker: cannot read the input; the last valid one stays in force");
             }
             Msg::FrrConf(text) => {
+                self.config_metrics.updates(1);
+                self.config_metrics.config_ok();
                 if let Some(bgp) = &mut self.bgp {
                     bgp.set_text(text);
                 }
@@ -324,6 +363,7 @@ impl Speaker {
     }
 
     fn input_changed(&mut self, resources: Resources, errors: Vec<ConfigError>) {
+        self.config_metrics.updates(1);
         let accepted = input::accept(
             resources,
             errors,
@@ -337,10 +377,12 @@ impl Speaker {
                 errors.retain(|e| seen.insert(e.clone()));
                 let summary: Vec<String> = errors.iter().map(ToString::to_string).collect();
                 error!(errors = %summary.join("; "), "speaker: invalid configuration; the last valid one stays in force");
+                self.config_metrics.config_failed();
                 self.set_state(config_state::State::Invalid(summary.join("\n")));
                 return;
             }
         };
+        self.config_metrics.config_ok();
         if input.problems.is_empty() {
             self.set_state(config_state::State::Valid);
         } else {
