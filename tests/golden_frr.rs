@@ -76,6 +76,7 @@ fn render_case(path: &Path) -> String {
     let facts = NodeFacts {
         hostname: node.clone(),
         log_level,
+        log_file: None,
         router_id,
         passwords,
     };

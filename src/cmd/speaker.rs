@@ -114,6 +114,7 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
     let facts = NodeFacts {
         hostname: args.frr_hostname.clone().unwrap_or_else(nodename),
         log_level: args.frr_log_level,
+        log_file: args.frr_log_file.clone(),
         router_id: args.router_id,
         // Filled per render from the Secrets in the input (`config::secrets`).
         passwords: Default::default(),

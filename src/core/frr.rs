@@ -87,16 +87,21 @@ pub enum LogLevel {
 }
 
 impl LogLevel {
-    /// The `log stdout` line for this level, `None` for no line. FRR hides its default level
-    /// (debugging), so debug and all render as a bare `log stdout` (CANONICAL.md §3, fact 6).
-    pub fn log_stdout(self) -> Option<&'static str> {
-        match self {
-            LogLevel::All | LogLevel::Debug => Some("log stdout"),
-            LogLevel::Info => Some("log stdout informational"),
-            LogLevel::Warn => Some("log stdout warnings"),
-            LogLevel::Error => Some("log stdout errors"),
-            LogLevel::None => None,
-        }
+    /// The `log` line for this level, to `file` or else stdout; `None` for no line. FRR hides
+    /// its default level (debugging), so debug and all render without a level
+    /// (CANONICAL.md §3, fact 6).
+    pub fn log_line(self, file: Option<&str>) -> Option<String> {
+        let level = match self {
+            LogLevel::All | LogLevel::Debug => "",
+            LogLevel::Info => " informational",
+            LogLevel::Warn => " warnings",
+            LogLevel::Error => " errors",
+            LogLevel::None => return None,
+        };
+        Some(match file {
+            Some(file) => format!("log file {file}{level}"),
+            None => format!("log stdout{level}"),
+        })
     }
 }
 
@@ -129,6 +134,10 @@ pub struct NodeFacts {
     pub hostname: String,
     /// Log level.
     pub log_level: LogLevel,
+    /// FRR's log file (`log file PATH`); `None` logs to stdout. In the speaker pod FRR's
+    /// daemons run detached under watchfrr, so their stdout goes nowhere: the seed's
+    /// `/etc/frr/frr.log` is where `kubectl logs -c frr` and must-gather read it.
+    pub log_file: Option<String>,
     /// Router ID when no peer of a router sets one.
     pub router_id: Option<Ipv4Addr>,
     /// Passwords of peers whose password is in a Secret, by peer name. A peer whose Secret is
@@ -141,8 +150,8 @@ pub struct NodeFacts {
 pub struct FrrConfig {
     /// `hostname` value.
     pub hostname: String,
-    /// The `log stdout …` line, if any.
-    pub log_stdout: Option<String>,
+    /// The `log stdout …` or `log file …` line, if any.
+    pub log_line: Option<String>,
     /// `router bgp` blocks: the default VRF first, then VRFs by name.
     pub routers: Vec<Router>,
     /// `ip prefix-list`s, by name.
@@ -413,7 +422,7 @@ pub fn build(
 
     FrrConfig {
         hostname: facts.hostname.clone(),
-        log_stdout: facts.log_level.log_stdout().map(str::to_string),
+        log_line: facts.log_level.log_line(facts.log_file.as_deref()),
         routers,
         prefix_lists_v4,
         prefix_lists_v6,
@@ -932,11 +941,22 @@ mod tests {
     #[test]
     fn log_levels_map_to_frr() {
         assert_eq!(
-            "debug".parse::<LogLevel>().unwrap().log_stdout(),
+            "debug"
+                .parse::<LogLevel>()
+                .unwrap()
+                .log_line(None)
+                .as_deref(),
             Some("log stdout")
         );
-        assert_eq!(LogLevel::Warn.log_stdout(), Some("log stdout warnings"));
-        assert_eq!(LogLevel::None.log_stdout(), None);
+        assert_eq!(
+            LogLevel::Warn.log_line(None).as_deref(),
+            Some("log stdout warnings")
+        );
+        assert_eq!(
+            LogLevel::Info.log_line(Some("/etc/frr/frr.log")).as_deref(),
+            Some("log file /etc/frr/frr.log informational")
+        );
+        assert_eq!(LogLevel::None.log_line(Some("/etc/frr/frr.log")), None);
         assert!("verbose".parse::<LogLevel>().is_err());
     }
 }
