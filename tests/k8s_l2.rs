@@ -99,6 +99,7 @@ async fn l2_speakers_from_the_api_announce_fail_over_and_report_node_assigned() 
     let cluster = Cluster::start_with(ClusterOptions {
         bind: Some(lab::HOST_IPV4.into()),
         extra_ips: vec![lab::HOST_IPV4.into()],
+        ..Default::default()
     })
     .await;
     let client = cluster.client.clone();

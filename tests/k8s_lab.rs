@@ -174,6 +174,7 @@ async fn service_through_the_api_reaches_the_router_and_is_withdrawn() {
     let cluster = Cluster::start_with(ClusterOptions {
         bind: Some(lab::HOST_IPV4.into()),
         extra_ips: vec![lab::HOST_IPV4.into()],
+        ..Default::default()
     })
     .await;
     let client = cluster.client.clone();
