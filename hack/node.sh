@@ -274,7 +274,7 @@ failSwapOn: false
 containerRuntimeEndpoint: unix://$SOCK
 podLogsDir: $DIR/pod-logs
 staticPodPath: ""
-# The apiserver reaches the kubelet here for `kubectl exec` and `kubectl logs`. It presents no
+# The apiserver reaches the kubelet here for "kubectl exec" and "kubectl logs". It presents no
 # client certificate (the test apiservers have none), so the kubelet lets anonymous requests
 # in: only on the lab's host port, which nothing outside this machine's lab can reach.
 address: $NODE_IP
