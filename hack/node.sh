@@ -110,6 +110,8 @@ remove_cgroups() {
 }
 
 down() {
+  local t0
+  t0=$(date +%s.%N)
   if [[ -f $DIR/kubelet.pid && -f $DIR/kubeconfig ]]; then
     # No controller may recreate what goes away now; then the API deletes every pod of this
     # node, and the kubelet stops them through the CRI (sandbox, CNI DEL, netns, mounts).
@@ -152,6 +154,7 @@ down() {
     while read -r key value; do sysctl -qw "$key=$value" || true; done <"$DIR/sysctl.saved"
   fi
   rm -rf "$DIR" /var/lib/cni/networks/mlb-pods
+  log "down in $(python3 -c "import time; print(round(time.time() - $t0, 1))") s"
 }
 
 status() {
@@ -322,7 +325,7 @@ free_port() { # exclude...: a free TCP port below the ephemeral range
 
 case ${1:-} in
   up) up ;;
-  down) down; log "down" ;;
+  down) down ;;
   status) status ;;
   *) echo "usage: hack/node.sh up|down|status" >&2; exit 2 ;;
 esac
