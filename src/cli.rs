@@ -2,7 +2,9 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand, ValueEnum, builder::TypedValueParser};
+
+use crate::{core::frr::LogLevel, telemetry::LogStream};
 
 /// MetalLB for bare-metal Kubernetes: LoadBalancer addresses announced with BGP (through FRR) or
 /// ARP/NDP.
@@ -20,17 +22,44 @@ pub struct Cli {
 /// Flags shared by every subcommand.
 #[derive(Debug, Args)]
 pub struct CommonArgs {
-    /// Log filter (`info`, `debug`, `metallb=trace,kube=info`, ...).
-    #[arg(long, env = "METALLB_LOG_LEVEL", default_value = "warn", global = true)]
-    pub log_level: String,
-    /// Log format.
-    #[arg(long, env = "METALLB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    /// Log level, with MetalLB's meaning: `all` (everything, other crates' debug and trace
+    /// too), `debug`, `info`, `warn`, `error` or `none` (no log lines).
+    #[arg(
+        long,
+        env = "METALLB_LOG_LEVEL",
+        default_value = "info",
+        value_parser = log_level_parser(),
+        global = true
+    )]
+    pub log_level: LogLevel,
+    /// For developers: a tracing `EnvFilter` directive string (`metallb=trace,kube=debug`)
+    /// that replaces `--log-level`.
+    #[arg(long, env = "METALLB_LOG_FILTER", value_parser = parse_log_filter, global = true)]
+    pub log_filter: Option<String>,
+    /// Log format: `auto` is one JSON object per line (MetalLB's keys `ts`, `level`, `msg`,
+    /// `caller`) when logs do not go to a terminal, readable text when they do.
+    #[arg(long, env = "METALLB_LOG_FORMAT", value_enum, default_value_t = LogFormat::Auto, global = true)]
     pub log_format: LogFormat,
+}
+
+/// MetalLB's six level names, listed in `--help`.
+fn log_level_parser() -> impl TypedValueParser<Value = LogLevel> {
+    clap::builder::PossibleValuesParser::new(["all", "debug", "info", "warn", "error", "none"])
+        .try_map(|name| name.parse::<LogLevel>())
+}
+
+fn parse_log_filter(directives: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::builder()
+        .parse(directives)
+        .map(|_| directives.to_string())
+        .map_err(|e| e.to_string())
 }
 
 /// How log lines look.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    /// JSON lines unless the logs go to a terminal.
+    Auto,
     /// Human-readable lines.
     Text,
     /// One JSON object per line.
@@ -57,6 +86,21 @@ pub enum Command {
     /// addresses this node wins, fail over through SWIM membership with the other speakers.
     #[command(name = "speaker-l2")]
     SpeakerL2(Box<SpeakerL2Args>),
+}
+
+impl Command {
+    /// Where this subcommand logs: the long-running components to stdout like upstream, the
+    /// tools to stderr because their stdout is their result.
+    pub fn log_stream(&self) -> LogStream {
+        match self {
+            Command::Controller(_) | Command::Speaker(_) | Command::SpeakerL2(_) => {
+                LogStream::Stdout
+            }
+            Command::Crd | Command::Validate(_) | Command::Plan(_) | Command::Apply(_) => {
+                LogStream::Stderr
+            }
+        }
+    }
 }
 
 /// How to reach the cluster.
@@ -171,7 +215,7 @@ pub struct SpeakerArgs {
     /// MetalLB log level the FRR configuration is rendered for: all, debug, info, warn, error
     /// or none.
     #[arg(long, env = "METALLB_FRR_LOG_LEVEL", default_value = "info")]
-    pub frr_log_level: crate::core::frr::LogLevel,
+    pub frr_log_level: LogLevel,
     /// FRR's log file (`log file PATH <level>`) instead of `log stdout`: in the speaker pod FRR
     /// logs to `/etc/frr/frr.log`, which the frr container shows and must-gather collects.
     #[arg(long, env = "METALLB_FRR_LOG_FILE")]
@@ -292,7 +336,7 @@ pub struct PlanArgs {
     /// MetalLB log level the FRR configuration is rendered for (`-o frr`): all, debug, info,
     /// warn, error or none.
     #[arg(long, default_value = "info")]
-    pub frr_log_level: crate::core::frr::LogLevel,
+    pub frr_log_level: LogLevel,
     /// Router ID for routers whose peers set none (`-o frr`).
     #[arg(long)]
     pub router_id: Option<std::net::Ipv4Addr>,

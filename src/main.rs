@@ -7,7 +7,7 @@ use metallb::cli::Cli;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    metallb::telemetry::init(&cli.common);
+    metallb::telemetry::init(&cli.common, cli.command.log_stream());
     match metallb::cmd::run(cli) {
         Ok(code) => code,
         Err(error) => {

@@ -18,6 +18,35 @@ pub struct Document {
     pub value: serde_json::Value,
 }
 
+impl Document {
+    /// `apiVersion`, empty when missing.
+    pub fn api_version(&self) -> &str {
+        self.text_at("/apiVersion")
+    }
+
+    /// `kind`, empty when missing.
+    pub fn kind(&self) -> &str {
+        self.text_at("/kind")
+    }
+
+    /// `metadata.name`, empty when missing.
+    pub fn name(&self) -> &str {
+        self.text_at("/metadata/name")
+    }
+
+    /// `metadata.namespace`, empty when missing.
+    pub fn namespace(&self) -> &str {
+        self.text_at("/metadata/namespace")
+    }
+
+    fn text_at(&self, pointer: &str) -> &str {
+        self.value
+            .pointer(pointer)
+            .and_then(|v| v.as_str())
+            .unwrap_or("")
+    }
+}
+
 /// Why manifests could not be read or parsed.
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {

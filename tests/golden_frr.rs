@@ -9,9 +9,12 @@
 //! - `# router-id: A.B.C.D` (optional): the node's default router ID.
 //!
 //! FRR itself is the syntax oracle (as upstream's docker_test.go): every golden file must pass
-//! `vtysh -C -f FILE`. Without `vtysh` that part is skipped with a note, unless
-//! `METALLB_REQUIRE_FRR=1` (CI, after `hack/setup.sh` installed FRR), where it fails.
+//! `vtysh -C -f FILE` (ignored without `--include-ignored`: it needs FRR installed).
 //! `tests/lab/frr-golden-check.sh` goes further on a live FRR (see the ignored test below).
+//! `cargo test -- --include-ignored` (hack/test) runs both.
+
+#[path = "support/lab.rs"]
+mod lab;
 
 use std::{
     fs,
@@ -120,17 +123,12 @@ fn rendered_frr_conf_matches_golden_files() {
 
 /// Every golden file parses in FRR (`vtysh -C -f`: dry run, syntax only, CANONICAL.md §9).
 #[test]
+#[ignore = "needs FRR (vtysh, hack/setup.sh)"]
 fn golden_files_parse_in_frr() {
-    let required = std::env::var("METALLB_REQUIRE_FRR").is_ok_and(|v| v == "1");
-    let vtysh = Command::new("vtysh").arg("-h").output();
-    if vtysh.is_err() {
-        assert!(
-            !required,
-            "METALLB_REQUIRE_FRR=1 but vtysh is not installed (run hack/setup.sh)"
-        );
-        eprintln!("note: vtysh not found; FRR syntax check of golden files skipped");
-        return;
-    }
+    assert!(
+        Command::new("vtysh").arg("-h").output().is_ok(),
+        "this test needs vtysh: run hack/setup.sh"
+    );
     let mut failures = Vec::new();
     for case in cases() {
         let golden = case.with_extension("conf");
@@ -155,11 +153,13 @@ fn golden_files_parse_in_frr() {
 
 /// On a live FRR: applies golden files to the lab's node1 with frr-reload.py and checks that
 /// `--test` then reports no difference (the rendering is canonical). Needs root and FRR; starts
-/// and stops its own lab (prefix `mlbgold-`). Run with
+/// and stops its own lab (prefix `mlbgold-`), holding the machine's lab lock. Run with
 /// `cargo test --test golden_frr -- --ignored`.
 #[test]
-#[ignore = "needs root, FRR and network namespaces (tests/lab)"]
+#[ignore = "needs METALLB_LAB (root, FRR)"]
 fn golden_files_are_canonical_in_live_frr() {
+    lab::require();
+    let _lock = lab::lab_lock::acquire();
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/frr-golden-check.sh");
     let status = Command::new("bash")
         .arg(script)

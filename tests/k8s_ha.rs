@@ -1,5 +1,5 @@
-//! Restart safety and high availability against a real kube-apiserver (gated by
-//! `METALLB_K8S=1`): 1,000 allocated Services survive a controller restart with zero changes
+//! Restart safety and high availability against a real kube-apiserver (ignored
+//! unless run with `--include-ignored`): 1,000 allocated Services survive a controller restart with zero changes
 //! and zero writes; a standby replica takes over when the leader dies.
 
 mod support;
@@ -63,11 +63,9 @@ async fn snapshot(api: &Api<Service>) -> BTreeMap<String, (Vec<String>, String)>
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_K8S (kube-apiserver)"]
 async fn restart_with_1000_services_changes_zero_ips() {
-    let Some(cluster) = Cluster::start_or_skip("restart_with_1000_services_changes_zero_ips").await
-    else {
-        return;
-    };
+    let cluster = Cluster::start().await;
     let client = cluster.client.clone();
     create_pool(&client, "big", "10.100.0.0/20").await;
     let services: Api<Service> = Api::namespaced(client.clone(), "default");
@@ -177,11 +175,9 @@ async fn holder(client: &kube::Client) -> Option<String> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_K8S (kube-apiserver)"]
 async fn standby_takes_over_when_the_leader_dies() {
-    let Some(cluster) = Cluster::start_or_skip("standby_takes_over_when_the_leader_dies").await
-    else {
-        return;
-    };
+    let cluster = Cluster::start().await;
     let client = cluster.client.clone();
     create_pool(&client, "p", "10.50.0.0/29").await;
     let services: Api<Service> = Api::namespaced(client.clone(), "default");

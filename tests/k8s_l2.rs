@@ -1,5 +1,5 @@
-//! Layer 2 end to end through a real kube-apiserver (gated by `METALLB_K8S=1` and
-//! `METALLB_LAB=1`, root): the controller gives a Service its addresses, `metallb speaker-l2
+//! Layer 2 end to end through a real kube-apiserver (ignored unless run with
+//! `--include-ignored`; needs root): the controller gives a Service its addresses, `metallb speaker-l2
 //! --from-api` in each node namespace (reaching the apiserver over the lab's host port,
 //! 10.77.0.254) elects the owner, the client resolves the address to the owner's MAC and
 //! reaches its listener, and `nodeAssigned` is a Kubernetes event, once per node that takes
@@ -9,14 +9,12 @@ mod support;
 
 #[path = "support/l2lab.rs"]
 mod l2lab;
-#[path = "support/lab.rs"]
-mod lab;
 
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Service;
 use kube::Api;
-use l2lab::{Lab, VIP4, VIP6, mac};
+use l2lab::{Lab, VIP4, VIP6, lab, mac};
 use support::{Cluster, ClusterOptions, controller as ctl, eventually};
 
 const LONG: Duration = Duration::from_secs(30);
@@ -86,12 +84,8 @@ async fn wait_node_assigned(client: &kube::Client, node: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_K8S and METALLB_LAB (kube-apiserver, root)"]
 async fn l2_speakers_from_the_api_announce_fail_over_and_report_node_assigned() {
-    let name = "l2_speakers_from_the_api_announce_fail_over_and_report_node_assigned";
-    if std::env::var("METALLB_K8S").as_deref() != Ok("1") || !l2lab::enabled(name) {
-        eprintln!("skipping {name}: needs METALLB_K8S=1 and METALLB_LAB=1");
-        return;
-    }
     let bin_dir = tempfile::tempdir().unwrap();
     let bin = support::metallb_bin(bin_dir.path());
     // The lab first: the apiserver listens on its host port only.

@@ -1,4 +1,4 @@
-//! Controller latency against a real kube-apiserver (gated by `METALLB_K8S=1`): time from
+//! Controller latency against a real kube-apiserver (ignored unless run with `--include-ignored`): time from
 //! creating a LoadBalancer Service to its address in status, as a watch sees it, over 100
 //! Services created one after another. Prints p50/p95/max (a benchmark: it asserts what was
 //! allocated, never how fast).
@@ -16,12 +16,9 @@ use support::{Cluster, METALLB_NAMESPACE, controller as ctl};
 const SERVICES: usize = 100;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_K8S (kube-apiserver)"]
 async fn service_to_status_ip_latency_over_100_services() {
-    let Some(cluster) =
-        Cluster::start_or_skip("service_to_status_ip_latency_over_100_services").await
-    else {
-        return;
-    };
+    let cluster = Cluster::start().await;
     let client = cluster.client.clone();
     let pool: IPAddressPool = serde_json::from_value(json!({
         "apiVersion": "metallb.io/v1beta1", "kind": "IPAddressPool",

@@ -1,7 +1,7 @@
 //! The apply loop against real FRR 8.4.4 in the netns lab (router + node1 + node2).
 //!
-//! Run with `METALLB_LAB=1` as root after `hack/setup.sh` (hack/test does both). Without it
-//! every test prints a skip note and passes; with it, missing FRR or root is a failure. Each
+//! Ignored unless run with `--include-ignored`, as root after `hack/setup.sh` (hack/test does
+//! both); run so, missing FRR or root is a failure, never a skip. Each
 //! test brings up its own lab under its own prefix and tears it down on drop, panics included;
 //! a process-wide lock runs them one at a time (two cores, BGP timers).
 
@@ -97,10 +97,8 @@ async fn lab_with_base(prefix: &str) -> (Lab, ApplyHandle) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_LAB (root, FRR)"]
 async fn prefix_reaches_router_with_next_hop_and_community_then_is_withdrawn() {
-    if !lab::enabled("prefix_reaches_router_with_next_hop_and_community_then_is_withdrawn") {
-        return;
-    }
     let _serial = LAB_LOCK.lock().await;
     let (lab, h) = lab_with_base("mlt-route-").await;
     let router = lab.vtysh("router");
@@ -173,10 +171,8 @@ async fn prefix_reaches_router_with_next_hop_and_community_then_is_withdrawn() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_LAB (root, FRR)"]
 async fn two_hundred_service_changes_reset_no_session() {
-    if !lab::enabled("two_hundred_service_changes_reset_no_session") {
-        return;
-    }
     let _serial = LAB_LOCK.lock().await;
     let (lab, h) = lab_with_base("mlt-reset-").await;
     let router = lab.vtysh("router");
@@ -281,10 +277,8 @@ async fn two_hundred_service_changes_reset_no_session() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_LAB (root, FRR)"]
 async fn rejected_configs_leave_the_previous_one_running() {
-    if !lab::enabled("rejected_configs_leave_the_previous_one_running") {
-        return;
-    }
     let _serial = LAB_LOCK.lock().await;
     let (lab, h) = lab_with_base("mlt-reject-").await;
     let node1 = lab.vtysh("node1");
@@ -412,10 +406,8 @@ async fn rejected_configs_leave_the_previous_one_running() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_LAB (root, FRR)"]
 async fn fifty_configs_in_one_debounce_window_make_one_apply() {
-    if !lab::enabled("fifty_configs_in_one_debounce_window_make_one_apply") {
-        return;
-    }
     let _serial = LAB_LOCK.lock().await;
     let lab = Lab::up("mlt-burst-");
     let h = start_loop(
@@ -466,10 +458,8 @@ async fn fifty_configs_in_one_debounce_window_make_one_apply() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_LAB (root, FRR)"]
 async fn manual_change_on_frr_is_detected_and_undone() {
-    if !lab::enabled("manual_change_on_frr_is_detected_and_undone") {
-        return;
-    }
     let _serial = LAB_LOCK.lock().await;
     let lab = Lab::up("mlt-drift-");
     let h = start_loop(
@@ -566,10 +556,8 @@ fn signal(child: &Child, sig: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_LAB (root, FRR)"]
 async fn speaker_binary_follows_its_input_and_stops_on_sigterm() {
-    if !lab::enabled("speaker_binary_follows_its_input_and_stops_on_sigterm") {
-        return;
-    }
     let _serial = LAB_LOCK.lock().await;
     let lab = Lab::up("mlt-speaker-");
     let dir = tempfile::tempdir().unwrap();
@@ -795,10 +783,8 @@ fn spawn_speaker(lab: &Lab, node: &str, manifests: &std::path::Path) -> Child {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_LAB (root, FRR)"]
 async fn speaker_from_manifests_announces_services_with_bfd_and_communities() {
-    if !lab::enabled("speaker_from_manifests_announces_services_with_bfd_and_communities") {
-        return;
-    }
     let _serial = LAB_LOCK.lock().await;
     let lab = Lab::up("mlt-mani-");
     let dir = tempfile::tempdir().unwrap();
@@ -892,10 +878,8 @@ async fn speaker_from_manifests_announces_services_with_bfd_and_communities() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_LAB (root, FRR)"]
 async fn node_selectors_and_etp_local_pick_the_announcing_nodes() {
-    if !lab::enabled("node_selectors_and_etp_local_pick_the_announcing_nodes") {
-        return;
-    }
     let _serial = LAB_LOCK.lock().await;
     let lab = Lab::up("mlt-sel-");
     let dir = tempfile::tempdir().unwrap();
@@ -1017,11 +1001,8 @@ exit
 /// lost 2 of ~44). It checks that the guard runs against real FRR without breaking the apply.
 /// `METALLB_RACE_ROUNDS` sets the number of rounds (default 3).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_LAB (root, FRR)"]
 async fn network_removed_right_after_session_up_is_withdrawn_at_the_router() {
-    let name = "network_removed_right_after_session_up_is_withdrawn_at_the_router";
-    if !lab::enabled(name) {
-        return;
-    }
     let _serial = LAB_LOCK.lock().await;
     let rounds: usize = std::env::var("METALLB_RACE_ROUNDS")
         .ok()
@@ -1131,10 +1112,8 @@ fn one_peer_manifests(my_asn: u32, peer_asn: u32, advertisement: &str, peer: &st
 /// localPref only travels on iBGP: with the router's session to node1 made internal (both in
 /// AS 64501), a BGPAdvertisement's localPref and community arrive on the router's path.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_LAB (root, FRR)"]
 async fn ibgp_peer_receives_the_advertisements_local_pref() {
-    if !lab::enabled("ibgp_peer_receives_the_advertisements_local_pref") {
-        return;
-    }
     let _serial = LAB_LOCK.lock().await;
     let lab = Lab::up("mlt-ibgp-");
     let router = lab.vtysh("router");
@@ -1191,10 +1170,8 @@ async fn ibgp_peer_receives_the_advertisements_local_pref() {
 /// TCP MD5) establishes the session, and a config whose Secret is gone is refused while FRR
 /// keeps the last good one.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_LAB (root, FRR)"]
 async fn password_from_a_secret_brings_up_an_md5_session() {
-    if !lab::enabled("password_from_a_secret_brings_up_an_md5_session") {
-        return;
-    }
     let _serial = LAB_LOCK.lock().await;
     let lab = Lab::up("mlt-md5-");
     let router = lab.vtysh("router");

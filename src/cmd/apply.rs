@@ -14,10 +14,10 @@ use kube::{
 use crate::{cli::ApplyArgs, k8s, manifest};
 
 /// Field manager of `metallb apply`.
-pub const FIELD_MANAGER: &str = "metallb-apply";
+pub(crate) const FIELD_MANAGER: &str = "metallb-apply";
 
 /// Applies every document of the given files; exit 1 when any object was refused.
-pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -11,7 +11,7 @@ use crate::{
 };
 
 /// Runs the controller until a signal (exit 0, Lease released) or lost leadership (exit 1).
-pub fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

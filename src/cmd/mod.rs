@@ -47,10 +47,21 @@ pub(crate) fn load(
     })?;
     let mut docs = Vec::new();
     for (file, text) in &sources {
-        docs.extend(manifest::parse(file, text).map_err(|e| {
+        let parsed = manifest::parse(file, text).map_err(|e| {
             eprintln!("error: {e}");
             ExitCode::from(EXIT_UNREADABLE)
-        })?);
+        })?;
+        tracing::debug!(file = %file, documents = parsed.len(), "manifest read");
+        for doc in &parsed {
+            tracing::trace!(
+                file = %doc.file,
+                line = doc.line,
+                kind = doc.kind(),
+                name = doc.name(),
+                "document read"
+            );
+        }
+        docs.extend(parsed);
     }
     let (resources, errors) = Resources::from_documents(&docs);
     Ok((resources, errors, sources.len()))

@@ -17,6 +17,10 @@ pub(super) fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
         errors.append(&mut build_errors);
     }
     super::dedup(&mut errors);
+    log_unchecked(&resources);
+    if args.namespace.is_none() {
+        warn_on_namespaces(&resources);
+    }
     if errors.is_empty() {
         println!("valid: {} in {files} file(s)", summary(&resources));
         Ok(ExitCode::SUCCESS)
@@ -24,8 +28,42 @@ pub(super) fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
         for error in &errors {
             println!("{error}");
         }
-        eprintln!("invalid: {} problem(s)", errors.len());
+        tracing::error!(problems = errors.len(), "configuration invalid");
         Ok(ExitCode::from(EXIT_INVALID))
+    }
+}
+
+/// Says which objects were read but are not what `validate` checks, so that "0 metallb.io
+/// objects" is not a surprise.
+fn log_unchecked(r: &config::Resources) {
+    let counts = [
+        ("EndpointSlice", r.endpoint_slices.len()),
+        ("Namespace", r.namespaces.len()),
+        ("Node", r.nodes.len()),
+        ("Secret", r.secrets.len()),
+        ("Service", r.services.len()),
+    ];
+    let unchecked = counted(&counts);
+    if !unchecked.is_empty() {
+        tracing::info!(objects = %unchecked.join(", "), "not metallb.io objects, not checked");
+    }
+}
+
+/// MetalLB reads its configuration from one namespace only; objects spread over several are
+/// most likely a mistake, which `--namespace` turns into errors naming them.
+fn warn_on_namespaces(r: &config::Resources) {
+    let namespaces: std::collections::BTreeSet<&str> = config::build::metallb_objects(r)
+        .into_iter()
+        .filter_map(|(_, metadata)| metadata.namespace.as_deref())
+        .filter(|namespace| !namespace.is_empty())
+        .collect();
+    if namespaces.len() > 1 {
+        let namespaces: Vec<&str> = namespaces.into_iter().collect();
+        tracing::warn!(
+            namespaces = %namespaces.join(","),
+            "metallb.io objects in more than one namespace: MetalLB reads only its own \
+             (--namespace says which objects are elsewhere)"
+        );
     }
 }
 
@@ -42,14 +80,19 @@ fn summary(r: &config::Resources) -> String {
         ("MetalLB", r.metallbs.len()),
     ];
     let total: usize = counts.iter().map(|(_, n)| n).sum();
-    let parts: Vec<String> = counts
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(kind, n)| format!("{n} {kind}"))
-        .collect();
+    let parts = counted(&counts);
     if parts.is_empty() {
         "0 metallb.io objects".to_string()
     } else {
         format!("{total} metallb.io object(s) ({})", parts.join(", "))
     }
+}
+
+/// `["1 AddressPool", "2 BGPPeer"]`: the kinds present, with their counts.
+fn counted(counts: &[(&str, usize)]) -> Vec<String> {
+    counts
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(kind, n)| format!("{n} {kind}"))
+        .collect()
 }

@@ -258,7 +258,7 @@ pub(crate) fn unique_by_name<'a, T>(
 // === cross-kind checks ===
 
 /// Every `metallb.io` object with its kind, for checks that apply to all of them.
-fn metallb_objects(resources: &Resources) -> Vec<(&'static str, &ObjectMeta)> {
+pub(crate) fn metallb_objects(resources: &Resources) -> Vec<(&'static str, &ObjectMeta)> {
     let mut all: Vec<(&'static str, &ObjectMeta)> = Vec::new();
     all.extend(
         resources

@@ -38,7 +38,7 @@ pub(crate) struct AddressEntry {
 impl AddressEntry {
     /// The widest prefix among the CIDRs that make up the entry: aggregating to a shorter
     /// prefix would announce addresses outside the pool (MetalLB's `lowestMask`).
-    pub fn widest_prefix(&self) -> u8 {
+    pub(crate) fn widest_prefix(&self) -> u8 {
         self.range
             .cidrs()
             .iter()
@@ -76,12 +76,12 @@ pub(crate) struct PoolDraft<'a> {
 
 impl PoolDraft<'_> {
     /// Whether the pool has addresses of `family`.
-    pub fn has_family(&self, family: Family) -> bool {
+    pub(crate) fn has_family(&self, family: Family) -> bool {
         self.entries.iter().any(|e| e.range.family() == family)
     }
 
     /// The finished pool.
-    pub fn into_pool(self) -> Pool {
+    pub(crate) fn into_pool(self) -> Pool {
         self.pool
     }
 }

@@ -24,7 +24,7 @@ pub struct Desired {
 
 /// The result of converging one Service.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Converged {
+pub(crate) enum Converged {
     /// Not ours and never was: leave it alone.
     Ignore,
     /// Addresses (possibly none, for a Service that is no longer ours) to publish.
@@ -48,7 +48,7 @@ pub fn observed(svc: &Service) -> Desired {
 /// Puts back every address already in the status of the Services we handle and the allocator
 /// does not hold yet, before anything is allocated: a restart (or a standby taking over) never
 /// moves an address. Returns how many Services were restored.
-pub fn restore_all(
+pub(crate) fn restore_all(
     allocator: &mut Allocator,
     services: &BTreeMap<ServiceKey, std::sync::Arc<Service>>,
     namespaces: &BTreeMap<String, BTreeMap<String, String>>,
@@ -76,7 +76,7 @@ pub fn restore_all(
 
 /// Converges one Service: releases what a gone or foreign Service held, allocates (or keeps)
 /// addresses for one of ours. `svc` is `None` when the Service was deleted.
-pub fn converge(
+pub(crate) fn converge(
     allocator: &mut Allocator,
     key: &ServiceKey,
     svc: Option<&Service>,

@@ -12,10 +12,10 @@ use crate::{
 };
 
 /// Event reason for an invalid configuration.
-pub const REASON_INVALID: &str = "InvalidConfig";
+pub(crate) const REASON_INVALID: &str = "InvalidConfig";
 
 /// Validates and builds the config of MetalLB's `namespace`.
-pub fn build(resources: &Resources, namespace: &str) -> Result<Config, Vec<ConfigError>> {
+pub(crate) fn build(resources: &Resources, namespace: &str) -> Result<Config, Vec<ConfigError>> {
     build_config(
         resources,
         &BuildOptions {
@@ -25,7 +25,7 @@ pub fn build(resources: &Resources, namespace: &str) -> Result<Config, Vec<Confi
 }
 
 /// Logs every problem and returns one Warning event per problem, on the object at fault.
-pub fn report(
+pub(crate) fn report(
     errors: &[ConfigError],
     namespace: &str,
     have_last_good: bool,

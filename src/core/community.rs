@@ -45,11 +45,6 @@ pub enum CommunityError {
 }
 
 impl Community {
-    /// Whether this is a large community.
-    pub fn is_large(&self) -> bool {
-        matches!(self, Community::Large(..))
-    }
-
     /// Whether the string looks like a literal community rather than an alias name.
     pub fn looks_literal(text: &str) -> bool {
         text.starts_with("large:")

@@ -4,6 +4,11 @@
 //! `benches/l2_failover.rs`.
 #![allow(dead_code)]
 
+#[path = "lab.rs"]
+pub mod lab;
+
+use lab::lab_lock;
+
 use std::{
     collections::BTreeMap,
     io::{BufRead, BufReader},
@@ -20,18 +25,15 @@ pub const VIP6: &str = "fd00:77::200";
 /// Listener port on the service addresses.
 pub const PORT: u16 = 8080;
 
-/// Whether lab tests should run: `METALLB_LAB=1`. When set, a missing environment is a
-/// failure; when unset, callers print a skip note.
-pub fn enabled(test: &str) -> bool {
-    if std::env::var("METALLB_LAB").as_deref() != Ok("1") {
-        eprintln!("skip {test}: set METALLB_LAB=1 (root, iproute2, python3) to run the netns lab");
-        return false;
-    }
+/// Fails, naming what is missing, unless this machine can run the layer 2 lab: root,
+/// iproute2, python3. Lab tests are `#[ignore = "needs METALLB_LAB (root, FRR)"]` and run with
+/// `cargo test -- --include-ignored` (hack/test); run so, they fail rather than skip.
+pub fn require() {
     let uid = run(Command::new("id").arg("-u"));
     assert_eq!(
         String::from_utf8_lossy(&uid.stdout).trim(),
         "0",
-        "METALLB_LAB=1 needs root"
+        "this lab test needs root (network namespaces); it is #[ignore]d unless run with --include-ignored"
     );
     for tool in ["ip", "python3", "sysctl"] {
         assert!(
@@ -41,10 +43,9 @@ pub fn enabled(test: &str) -> bool {
                 .status()
                 .unwrap()
                 .success(),
-            "METALLB_LAB=1 needs {tool}"
+            "this lab test needs {tool}"
         );
     }
-    true
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -128,6 +129,8 @@ pub struct Lab {
     pub kubeconfig: Option<PathBuf>,
     /// The lab has the root netns on its bridge as 10.77.0.254 (`MLB_LAB_HOST=1`).
     host_port: bool,
+    /// The machine's lab lock, released after the teardown in `drop`.
+    _lock: lab_lock::LabLock,
 }
 
 impl Lab {
@@ -146,7 +149,9 @@ impl Lab {
     }
 
     fn up_with(prefix: &str, bin: &Path, host_port: bool) -> Lab {
+        require();
         let mut lab = Lab {
+            _lock: lab_lock::acquire(),
             kubeconfig: None,
             host_port,
             prefix: prefix.to_string(),
@@ -301,7 +306,8 @@ serve(socket.AF_INET, "{VIP4}")
         ])
         .arg(self.status_path(node))
         .args(&self.speaker_args)
-        .stdout(Stdio::null())
+        // Speakers log to stdout (as upstream's do); stderr only carries a fatal error.
+        .stdout(log.try_clone().unwrap())
         .stderr(log);
         let child = cmd.spawn().unwrap();
         if let Some(mut old) = self.speakers.insert(node.to_string(), child) {

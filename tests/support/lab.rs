@@ -5,6 +5,9 @@
 
 #![allow(dead_code)]
 
+#[path = "lab_lock.rs"]
+pub mod lab_lock;
+
 use std::{
     path::{Path, PathBuf},
     process::Command,
@@ -21,19 +24,15 @@ pub fn lab_sh() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/lab/lab.sh")
 }
 
-/// True when lab tests must run (`METALLB_LAB=1`). Then FRR and root are required: a missing
-/// one panics, so a CI run that asked for the lab cannot pass by skipping it. Otherwise prints
-/// a skip note and returns false.
-pub fn enabled(name: &str) -> bool {
-    if std::env::var("METALLB_LAB").as_deref() != Ok("1") {
-        eprintln!("skipping {name}: set METALLB_LAB=1 (as root, after hack/setup.sh) to run it");
-        return false;
-    }
+/// Fails, naming what is missing, unless this machine can run the lab: root and FRR
+/// (`hack/setup.sh`). Lab tests are `#[ignore = "needs METALLB_LAB (root, FRR)"]` and run with
+/// `cargo test -- --include-ignored` (hack/test); run so, they fail rather than skip.
+pub fn require() {
     let uid = Command::new("id").arg("-u").output().expect("id runs");
     assert_eq!(
         String::from_utf8_lossy(&uid.stdout).trim(),
         "0",
-        "METALLB_LAB=1 but not root: the lab needs network namespaces"
+        "this lab test needs root (network namespaces); it is #[ignore]d unless run with --include-ignored"
     );
     for f in [
         "/usr/bin/vtysh",
@@ -42,10 +41,9 @@ pub fn enabled(name: &str) -> bool {
     ] {
         assert!(
             Path::new(f).exists(),
-            "METALLB_LAB=1 but {f} is missing: run hack/setup.sh"
+            "this lab test needs FRR but {f} is missing: run hack/setup.sh"
         );
     }
-    true
 }
 
 /// `uname -n`: the hostname FRR 8.4.4 prints whatever the config says (CANONICAL.md fact 5).
@@ -68,6 +66,8 @@ pub struct Lab {
     host: bool,
     /// Whether the router also peers with [`HOST_IPV4`] (`MLB_LAB_HOST_PEER=1`).
     host_peer: bool,
+    /// The machine's lab lock, released after the teardown in `drop`.
+    _lock: lab_lock::LabLock,
 }
 
 impl Lab {
@@ -92,10 +92,12 @@ impl Lab {
     }
 
     fn start(prefix: &str, host: bool, host_peer: bool) -> Lab {
+        require();
         let lab = Lab {
             prefix: prefix.to_string(),
             host,
             host_peer,
+            _lock: lab_lock::acquire(),
         };
         let _ = lab.script("down");
         let status = lab.script("up");

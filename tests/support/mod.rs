@@ -12,8 +12,9 @@
 //!  Drop: SIGTERM apiserver, then etcd (SIGKILL after 10 s), remove the directory
 //! ```
 //!
-//! Gate: tests call [`Cluster::start_or_skip`]. Without `METALLB_K8S=1` it prints a skip note
-//! and returns `None`; with it, missing binaries are a failure. Binaries are looked up in
+//! Tests that start a cluster are `#[ignore = "needs METALLB_K8S (kube-apiserver)"]`, so a plain
+//! `cargo test` lists them as ignored; `cargo test -- --include-ignored` (hack/test) runs them,
+//! and then missing binaries are a failure, never a skip. Binaries are looked up in
 //! `$K8S_BIN_DIR`, `$KUBEBUILDER_ASSETS`, `$CARGO_TARGET_DIR/k8s-bin`, then `target/k8s-bin`.
 //!
 //! Every child runs under a `sh` guard that kills it when the test process's pipe closes, so
@@ -86,17 +87,6 @@ pub struct ClusterOptions {
 pub const KUBERNETES_SERVICE_IP: &str = "10.96.0.1";
 
 impl Cluster {
-    /// Starts a cluster when `METALLB_K8S=1`, or prints a skip note and returns `None`.
-    pub async fn start_or_skip(test: &str) -> Option<Cluster> {
-        if std::env::var("METALLB_K8S").as_deref() != Ok("1") {
-            eprintln!(
-                "skipping {test}: set METALLB_K8S=1 (hack/test does) to run it against a real kube-apiserver"
-            );
-            return None;
-        }
-        Some(Cluster::start().await)
-    }
-
     /// Starts a cluster on loopback; panics when it cannot.
     pub async fn start() -> Cluster {
         Cluster::start_with(ClusterOptions::default()).await
@@ -108,7 +98,7 @@ impl Cluster {
         for name in ["etcd", "kube-apiserver"] {
             assert!(
                 bin.join(name).is_file(),
-                "METALLB_K8S=1 but {} is missing: run hack/k8s-bin.sh (or set K8S_BIN_DIR)",
+                "this cluster test needs {}: run hack/k8s-bin.sh (or set K8S_BIN_DIR)",
                 bin.join(name).display()
             );
         }
