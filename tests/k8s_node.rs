@@ -253,33 +253,16 @@ impl Drop for Diagnose<'_> {
             vec!["get", "pods", "-A", "-o", "wide"],
             vec!["logs", "-n", NS, self.pod, "-c", "speaker", "--tail=40"],
             vec!["logs", "-n", NS, self.pod, "-c", "frr", "--tail=40"],
-            vec![
-                "exec",
-                "-n",
-                NS,
-                self.pod,
-                "-c",
-                "frr",
-                "--",
-                "vtysh",
-                "-c",
-                "show running-config",
-            ],
-            vec![
-                "exec",
-                "-n",
-                NS,
-                self.pod,
-                "-c",
-                "frr",
-                "--",
-                "vtysh",
-                "-c",
-                "show bgp summary",
-            ],
         ] {
             let (_, out, err) = self.node.try_kubectl(&args);
             eprintln!("--- kubectl {}\n{out}{err}", args.join(" "));
+        }
+        for command in ["show running-config", "show bgp summary"] {
+            let args = [
+                "exec", "-n", NS, self.pod, "-c", "frr", "--", "vtysh", "-c", command,
+            ];
+            let (_, out, err) = self.node.try_kubectl(&args);
+            eprintln!("--- vtysh -c {command:?}\n{out}{err}");
         }
         let router = std::process::Command::new("vtysh")
             .args(["-N", &self.router_ns, "-c", "show bgp summary"])
