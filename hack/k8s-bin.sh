@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Build a real kube-apiserver and etcd for the integration tests, from Go
-# modules fetched through the Go module proxy (no GitHub, no prebuilt
+# Build a real Kubernetes control plane and node for the integration tests, from
+# Go modules fetched through the Go module proxy (no GitHub, no prebuilt
 # binaries). Versions are pinned by hack/k8s/go.mod and hack/etcd/go.mod
 # (plus their go.sum files).
 #
-# Output:  target/k8s-bin/{kube-apiserver,etcd,stamp}
+# Output:  target/k8s-bin/{kube-apiserver,kube-controller-manager,kube-scheduler,
+#                          kubelet,kubectl,etcd,stamp}
 #
-# Idempotent: if both binaries exist and target/k8s-bin/stamp matches the
+# Idempotent: if every binary exists and target/k8s-bin/stamp matches the
 # current pins (and this script), it prints the directory and exits at once,
 # without needing Go. Otherwise it rebuilds. Concurrent callers are
 # serialised with flock, so only one of them builds.
@@ -48,9 +49,16 @@ INPUTS_HASH=$(cat "$HACK/k8s/go.mod" "$HACK/k8s/go.sum" \
                   "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1)
 STAMP="kubernetes=$K8S_VERSION etcd=$ETCD_VERSION inputs=$INPUTS_HASH"
 
+# The k8s.io/kubernetes commands built from hack/k8s (each is a `tool` there, so go.sum pins
+# everything they need). kubelet, kube-controller-manager and kube-scheduler make the real node
+# of tests/k8s_node.rs (hack/node.sh); kubectl is what its tests run, as an admin would.
+K8S_CMDS=(kube-apiserver kube-controller-manager kube-scheduler kubelet kubectl)
+
 up_to_date() {
-  [[ ${K8S_BIN_FORCE:-0} != 1 && -x $OUT/kube-apiserver && -x $OUT/etcd && -f $OUT/stamp ]] &&
-    [[ $(<"$OUT/stamp") == "$STAMP" ]]
+  [[ ${K8S_BIN_FORCE:-0} != 1 && -x $OUT/etcd && -f $OUT/stamp ]] || return 1
+  local cmd
+  for cmd in "${K8S_CMDS[@]}"; do [[ -x $OUT/$cmd ]] || return 1; done
+  [[ $(<"$OUT/stamp") == "$STAMP" ]]
 }
 
 if up_to_date; then
@@ -68,7 +76,7 @@ fi
 
 command -v go >/dev/null || { log "go not found on PATH"; exit 1; }
 log "$(go version)"
-log "building kube-apiserver $K8S_VERSION and etcd $ETCD_VERSION into $OUT"
+log "building ${K8S_CMDS[*]} $K8S_VERSION and etcd $ETCD_VERSION into $OUT"
 
 # -mod=readonly: go.mod/go.sum are the pins; fail instead of silently changing them.
 export GOFLAGS="-mod=readonly -buildvcs=false"
@@ -94,8 +102,8 @@ rm -f "$OUT/stamp"
     -o "$OUT/etcd.tmp" .)
 mv -f "$OUT/etcd.tmp" "$OUT/etcd"
 
-# kube-apiserver. The -X flags are what upstream's hack/lib/version.sh sets;
-# without them the binary reports v0.0.0-master. buildDate is the release's
+# The Kubernetes commands, in one go build (they share most packages). The -X flags
+# are what upstream's hack/lib/version.sh sets; without them the binary reports v0.0.0-master. buildDate is the release's
 # module timestamp, so the build stays reproducible; the proxy does not give
 # the release's commit hash, so gitCommit is left empty.
 k8s_date=$(cd "$HACK/k8s" && go list -m -f '{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}' k8s.io/kubernetes)
@@ -106,11 +114,14 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   ldflags+=" -X $pkg.gitVersion=$K8S_VERSION -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor"
   ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=$k8s_date -X $pkg.gitCommit="
 done
+rm -rf "$OUT/tmp"
+mkdir -p "$OUT/tmp"
 (cd "$HACK/k8s" &&
-  timed "go build kube-apiserver" nice -n "$NICE" go build -p "$JOBS" -trimpath -ldflags="$ldflags" \
-    -o "$OUT/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
-mv -f "$OUT/kube-apiserver.tmp" "$OUT/kube-apiserver"
+  timed "go build ${K8S_CMDS[*]}" nice -n "$NICE" go build -p "$JOBS" -trimpath -ldflags="$ldflags" \
+    -o "$OUT/tmp/" "${K8S_CMDS[@]/#/k8s.io/kubernetes/cmd/}")
+for cmd in "${K8S_CMDS[@]}"; do mv -f "$OUT/tmp/$cmd" "$OUT/$cmd"; done
+rmdir "$OUT/tmp"
 
 printf '%s\n' "$STAMP" >"$OUT/stamp"
 log "$("$OUT/kube-apiserver" --version), etcd $("$OUT/etcd" --version | awk '/etcd Version/ {print $3}')"
-log "done in $(($(date +%s) - start)) s: $(cd "$OUT" && du -h kube-apiserver etcd | awk '{printf "%s %s  ", $2, $1}')"
+log "done in $(($(date +%s) - start)) s: $(cd "$OUT" && du -h "${K8S_CMDS[@]}" etcd | awk '{printf "%s %s  ", $2, $1}')"

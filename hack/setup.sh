@@ -12,6 +12,14 @@
 #   procps           pgrep/pkill/ps, used to verify that no FRR daemon is left behind
 #   prometheus       the real Prometheus the metrics lab test starts itself on loopback (its
 #                    own service is never left running, like FRR's)
+# The real node (hack/node.sh) and the images (hack/images.sh):
+#   containerd, runc, containernetworking-plugins   the kubelet's container runtime and CNI
+#   iptables         the node's one DNAT rule for the `kubernetes` Service (no kube-proxy)
+#   buildah          assembles the OCI images from Containerfiles (deploy/images/), no daemon
+#   mmdebstrap       the frr image's Debian root filesystem, from Debian's archive
+#   catatonit        static init: the pause image and PID 1 of the frr container
+# containerd's stock service is kept from running like FRR's: hack/node.sh starts its own
+# containerd with its own socket and state, only while a node is up.
 #
 # The stock (default-pathspace) FRR service is never left running: the lab runs one FRR
 # instance per network namespace (`-N <netns>`), and a root-namespace bgpd would be noise.
@@ -20,7 +28,8 @@
 # systemd if systemd is PID 1, otherwise via the sysv init script / frrinit.sh.
 set -euo pipefail
 
-PKGS=(frr frr-pythontools iproute2 iputils-ping procps prometheus)
+PKGS=(frr frr-pythontools iproute2 iputils-ping procps prometheus
+      containerd runc containernetworking-plugins iptables buildah mmdebstrap catatonit)
 
 log() { printf 'setup.sh: %s\n' "$*"; }
 
@@ -137,6 +146,18 @@ done
 if [[ -n "$(default_watchfrr)" ]]; then
     echo "setup.sh: the stock FRR instance is still running" >&2
     exit 1
+fi
+
+# The stock containerd service (the package enables it) must not run beside hack/node.sh's.
+if command -v systemctl >/dev/null 2>&1 && [[ -e /lib/systemd/system/containerd.service ]]; then
+    if [[ "$(systemctl is-enabled containerd 2>/dev/null || true)" == enabled ]]; then
+        log "disabling containerd.service"
+        systemctl disable containerd >/dev/null 2>&1 || true
+    fi
+    if [[ -d /run/systemd/system ]] && systemctl is-active --quiet containerd 2>/dev/null; then
+        log "stopping containerd.service"
+        systemctl stop containerd || true
+    fi
 fi
 
 # vtysh 8.4 has no --version; `vtysh -h` prints "Integrated shell for FRR (version X)".

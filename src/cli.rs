@@ -318,6 +318,10 @@ pub struct FrrArgs {
     /// environment variable overrides it with any FRR level, e.g. `alerts`.
     #[arg(long, env = "METALLB_FRR_LOG_LEVEL", default_value = "info")]
     pub frr_log_level: LogLevel,
+    /// FRR's log file (`log file PATH <level>`) instead of `log stdout`: in the speaker pod FRR
+    /// logs to `/etc/frr/frr.log`, which the frr container shows and must-gather collects.
+    #[arg(long, env = "METALLB_FRR_LOG_FILE")]
+    pub frr_log_file: Option<String>,
     /// Router ID for routers whose peers set none.
     #[arg(long, env = "METALLB_ROUTER_ID")]
     pub router_id: Option<std::net::Ipv4Addr>,

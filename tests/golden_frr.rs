@@ -78,6 +78,7 @@ fn render_case(path: &Path) -> String {
     let facts = NodeFacts {
         hostname: node.clone(),
         log_level: log_level.into(),
+        log_file: None,
         router_id,
         passwords,
     };

@@ -56,6 +56,7 @@ pub(super) fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
             let facts = NodeFacts {
                 hostname: node.to_string(),
                 log_level: super::frr_log_level(args.frr_log_level),
+                log_file: None,
                 router_id: args.router_id,
                 passwords: loaded.passwords,
             };

@@ -81,6 +81,7 @@ fn bgp_options(args: &SpeakerArgs) -> BgpOptions {
         facts: NodeFacts {
             hostname: frr.frr_hostname.clone().unwrap_or_else(nodename),
             log_level: super::frr_log_level(frr.frr_log_level),
+            log_file: frr.frr_log_file.clone(),
             router_id: frr.router_id,
             // Filled per render from the Secrets in the input (`config::secrets`).
             passwords: Default::default(),

@@ -128,12 +128,16 @@ impl FrrLogLevel {
             .map_or("informational", |(name, _)| name)
     }
 
-    /// The `log stdout` line. FRR hides its default level (debugging), so that one is a bare
-    /// `log stdout` (CANONICAL.md §3, fact 6).
-    pub fn log_stdout(self) -> String {
+    /// The `log` line, to `file` or else stdout. FRR hides its default level (debugging), so
+    /// that one has no level (CANONICAL.md §3, fact 6).
+    pub fn log_line(self, file: Option<&str>) -> String {
+        let target = match file {
+            Some(file) => format!("log file {file}"),
+            None => "log stdout".to_string(),
+        };
         match self {
-            FrrLogLevel::Debugging => "log stdout".to_string(),
-            level => format!("log stdout {}", level.name()),
+            FrrLogLevel::Debugging => target,
+            level => format!("{target} {}", level.name()),
         }
     }
 
@@ -229,6 +233,10 @@ pub struct NodeFacts {
     pub hostname: String,
     /// FRR's log level: MetalLB's level mapped as upstream does, or `FRR_LOGGING_LEVEL`.
     pub log_level: FrrLogLevel,
+    /// FRR's log file (`log file PATH`); `None` logs to stdout. In the speaker pod FRR's
+    /// daemons run detached under watchfrr, so their stdout goes nowhere: the seed's
+    /// `/etc/frr/frr.log` is where `kubectl logs -c frr` and must-gather read it.
+    pub log_file: Option<String>,
     /// Router ID when no peer of a router sets one.
     pub router_id: Option<Ipv4Addr>,
     /// Passwords of peers whose password is in a Secret, by peer name (`config::load` leaves a
@@ -241,8 +249,8 @@ pub struct NodeFacts {
 pub struct FrrConfig {
     /// `hostname` value.
     pub hostname: String,
-    /// The `log stdout …` line, if any.
-    pub log_stdout: Option<String>,
+    /// The `log stdout …` or `log file …` line, if any.
+    pub log_line: Option<String>,
     /// `debug …` lines.
     pub debug_switches: Vec<&'static str>,
     /// `router bgp` blocks: the default VRF first, then VRFs by name.
@@ -515,7 +523,7 @@ pub fn build(
 
     FrrConfig {
         hostname: facts.hostname.clone(),
-        log_stdout: Some(facts.log_level.log_stdout()),
+        log_line: Some(facts.log_level.log_line(facts.log_file.as_deref())),
         debug_switches: facts.log_level.debug_switches().to_vec(),
         routers,
         prefix_lists_v4,
@@ -1035,20 +1043,24 @@ mod tests {
     #[test]
     fn log_levels_map_to_frr() {
         let frr = |level: &str| FrrLogLevel::from(level.parse::<LogLevel>().unwrap());
-        assert_eq!(frr("debug").log_stdout(), "log stdout");
+        assert_eq!(frr("debug").log_line(None), "log stdout");
         assert_eq!(frr("all"), FrrLogLevel::Debugging);
-        assert_eq!(frr("info").log_stdout(), "log stdout informational");
-        assert_eq!(frr("warn").log_stdout(), "log stdout warnings");
-        assert_eq!(frr("error").log_stdout(), "log stdout errors");
+        assert_eq!(frr("info").log_line(None), "log stdout informational");
+        assert_eq!(frr("warn").log_line(None), "log stdout warnings");
+        assert_eq!(frr("error").log_line(None), "log stdout errors");
         // As upstream: none still logs emergencies.
-        assert_eq!(frr("none").log_stdout(), "log stdout emergencies");
+        assert_eq!(frr("none").log_line(None), "log stdout emergencies");
+        assert_eq!(
+            FrrLogLevel::Informational.log_line(Some("/etc/frr/frr.log")),
+            "log file /etc/frr/frr.log informational"
+        );
         assert!("verbose".parse::<LogLevel>().is_err());
         // Debug switches at debugging only, whichever way it was reached.
         assert_eq!(frr("debug").debug_switches().len(), 14);
         assert!(frr("info").debug_switches().is_empty());
         // FRR_LOGGING_LEVEL takes any FRR level.
         assert_eq!("alerts".parse::<FrrLogLevel>(), Ok(FrrLogLevel::Alerts));
-        assert_eq!(FrrLogLevel::Alerts.log_stdout(), "log stdout alerts");
+        assert_eq!(FrrLogLevel::Alerts.log_line(None), "log stdout alerts");
         assert!("debug".parse::<FrrLogLevel>().is_err());
     }
 }

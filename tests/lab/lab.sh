@@ -45,6 +45,8 @@
 #                         peering to the router (v4 + v6, bfd, no prefixes).
 #   MLB_LAB_CLIENT=0      do not create the client namespace
 #   MLB_LAB_HOST=1        also connect the root netns to br0 as 10.77.0.254 (see above)
+#   MLB_LAB_HOST_PEER=1   the router also peers with 10.77.0.254 (AS 64500): the host is a
+#                         BGP node (the speaker pod on hack/node.sh's real node)
 #   MLB_LAB_QUIET=1       less output
 #
 # Library functions (after `source`): lab_up, lab_down, lab_status, lab_ns ROLE,
@@ -59,6 +61,7 @@
 : "${MLB_LAB_PREFIX:=mlb-}"
 : "${MLB_LAB_CLIENT:=1}"
 : "${MLB_LAB_HOST:=0}"
+: "${MLB_LAB_HOST_PEER:=0}"
 : "${MLB_LAB_QUIET:=0}"
 
 LAB_ROLES_ALL="router node1 node2 client"
@@ -124,12 +127,20 @@ EOF
  neighbor ${r6} timers connect 5
 EOF
     done
+    # The host as a BGP node too (MLB_LAB_HOST_PEER=1): the speaker pod of hack/node.sh's real
+    # node runs on the host network, so its FRR peers from the host port's address.
+    if [[ $MLB_LAB_HOST_PEER == 1 ]]; then
+        cat <<EOF
+ neighbor ${LAB_HOST_IPV4} remote-as ${LAB_NODE_ASN}
+ neighbor ${LAB_HOST_IPV4} timers connect 5
+EOF
+    fi
     cat <<EOF
  !
  address-family ipv4 unicast
   maximum-paths 8
   neighbor $(lab_ipv4 node1) activate
-  neighbor $(lab_ipv4 node2) activate
+  neighbor $(lab_ipv4 node2) activate$([[ $MLB_LAB_HOST_PEER == 1 ]] && printf '\n  neighbor %s activate' "$LAB_HOST_IPV4")
  exit-address-family
  !
  address-family ipv6 unicast

@@ -24,6 +24,7 @@
 
 pub mod controller;
 pub mod kubectl;
+pub mod node;
 
 use std::{
     io::{Read, Write},
@@ -79,7 +80,14 @@ pub struct ClusterOptions {
     pub extra_ips: Vec<String>,
     /// Another kube-apiserver binary (an older version, `hack/k8s-old-bin.sh`); etcd stays.
     pub apiserver: Option<PathBuf>,
+    /// Serve pods of a real node (`support::node`): the ServiceAccount admission plugin gives
+    /// every pod its token volume, and the serving certificate names the `kubernetes`
+    /// Service's ClusterIP ([`KUBERNETES_SERVICE_IP`]), which in-cluster clients dial.
+    pub pods: bool,
 }
+
+/// ClusterIP of the `kubernetes` Service (the first address of `--service-cluster-ip-range`).
+pub const KUBERNETES_SERVICE_IP: &str = "10.96.0.1";
 
 impl Cluster {
     /// Starts a cluster on loopback; panics when it cannot.
@@ -129,6 +137,9 @@ impl Cluster {
         let mut sans = vec!["IP:127.0.0.1".to_string()];
         for ip in &options.extra_ips {
             sans.push(format!("IP:{ip}"));
+        }
+        if options.pods {
+            sans.push(format!("IP:{KUBERNETES_SERVICE_IP}"));
         }
         certs(&dir, &sans)?;
         // The admin first; then one token per MetalLB ServiceAccount, so a component can run
@@ -214,7 +225,15 @@ impl Cluster {
                 format!("--service-account-signing-key-file={}", d("sa.key")),
                 format!("--token-auth-file={}", d("tokens.csv")),
                 "--authorization-mode=RBAC".into(),
-                "--disable-admission-plugins=ServiceAccount".into(),
+                // Without a kube-controller-manager no ServiceAccount exists, and the plugin
+                // would reject every pod; with a node (`pods`) it mounts their tokens.
+                if options.pods {
+                    "--enable-admission-plugins=ServiceAccount".into()
+                } else {
+                    "--disable-admission-plugins=ServiceAccount".into()
+                },
+                // The node registers a name no DNS knows: exec and logs go to its address.
+                "--kubelet-preferred-address-types=InternalIP".into(),
                 "--endpoint-reconciler-type=none".into(),
                 // Tests create thousands of objects quickly; the defaults throttle that.
                 "--max-requests-inflight=1000".into(),

@@ -1,0 +1,349 @@
+//! MetalLB installed on a real node, as a user installs it: a kube-apiserver, a real kubelet
+//! with containerd on this host (`hack/node.sh`, `support::node`), our images (hack/images.sh)
+//! and `kubectl apply -k deploy/`. The host is on the lab bridge as 10.77.0.254 and the lab's
+//! router peers with it, so the speaker pod (host network) peers with the router.
+//!
+//! Checks the seed's verification (26.2.3) and BGP troubleshooting steps (26.7.2) literally,
+//! with kubectl in place of oc, a Service's address at the router, the speaker's JSON logs, and
+//! a deleted speaker pod coming back with the same FRR configuration and routes.
+//!
+//! Needs root, the lab (FRR), the node's packages (hack/setup.sh), hack/k8s-bin.sh's binaries
+//! and hack/images.sh's images; run by hack/test (`--include-ignored`). Missing prerequisites
+//! fail the test.
+
+mod support;
+
+#[path = "support/lab.rs"]
+mod lab;
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use lab::Lab;
+use support::{Cluster, ClusterOptions, node::Node};
+
+const NODE: &str = "lab-host";
+const NS: &str = "metallb-system";
+const ROUTER: &str = "10.77.0.1";
+const WAIT: Duration = Duration::from_secs(120);
+
+/// The seed's BGP example, aimed at the lab router (AS 64501) from the node (AS 64500), and a
+/// Service with one ready backend (the speaker announces a Service only while it has ready
+/// endpoints, which kube-controller-manager's EndpointSlice controller publishes; the pause
+/// image stands in for a web server).
+const BGP_CONFIG: &str = r#"
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: doc-example, namespace: metallb-system}
+spec:
+  addresses: [203.0.113.200/30]
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: doc-example, namespace: metallb-system}
+spec:
+  ipAddressPools: [doc-example]
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: lab-router, namespace: metallb-system}
+spec:
+  myASN: 64500
+  peerASN: 64501
+  peerAddress: 10.77.0.1
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{port: 80}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - {name: web, image: "localhost/metallb/pause:dev", imagePullPolicy: IfNotPresent}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_NODE (root, lab, kubelet + containerd: hack/setup.sh, hack/k8s-bin.sh, hack/images.sh)"]
+async fn speaker_daemonset_on_a_real_node() {
+    let started = Instant::now();
+    let lab = tokio::task::block_in_place(|| Lab::up_with_host_peer("mkn-"));
+    let cluster = Cluster::start_with(ClusterOptions {
+        bind: Some(lab::HOST_IPV4.into()),
+        extra_ips: vec![lab::HOST_IPV4.into()],
+        pods: true,
+        ..ClusterOptions::default()
+    })
+    .await;
+    let mut node = tokio::task::block_in_place(|| Node::up(&cluster, NODE));
+
+    // Install as a user would.
+    let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy");
+    node.kubectl(&["apply", "-k", &deploy.display().to_string()]);
+    for workload in ["deployment/controller", "daemonset/speaker"] {
+        node.kubectl(&[
+            "rollout",
+            "status",
+            "-n",
+            NS,
+            workload,
+            &format!("--timeout={}s", WAIT.as_secs()),
+        ]);
+    }
+    eprintln!(
+        "installed and ready {:.1}s after the test started",
+        started.elapsed().as_secs_f64()
+    );
+
+    // 26.2.3: the controller Deployment is 1/1, the speaker DaemonSet has one ready pod per node.
+    let deployment = node.kubectl(&["get", "deployment", "-n", NS, "controller"]);
+    eprintln!("{deployment}");
+    assert_eq!(column(&deployment, "READY"), "1/1", "{deployment}");
+    let daemonset = node.kubectl(&["get", "daemonset", "-n", NS, "speaker"]);
+    eprintln!("{daemonset}");
+    let nodes = node
+        .kubectl(&["get", "nodes", "--no-headers"])
+        .lines()
+        .count();
+    assert_eq!(nodes, 1, "one real node");
+    for col in ["DESIRED", "CURRENT", "READY", "AVAILABLE"] {
+        assert_eq!(
+            column(&daemonset, col),
+            nodes.to_string(),
+            "{col}: {daemonset}"
+        );
+    }
+
+    // A LoadBalancer Service through the API: an address from the pool, announced at the router.
+    let config = cluster.dir.join("bgp.yaml");
+    std::fs::write(&config, BGP_CONFIG).unwrap();
+    node.kubectl(&["apply", "-f", &config.display().to_string()]);
+    let ip = eventually_sync("web gets an address", WAIT, || {
+        let ip = node.kubectl(&[
+            "get",
+            "svc",
+            "web",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].ip}",
+        ]);
+        (!ip.is_empty()).then_some(ip)
+    });
+    let prefix = format!("{ip}/32");
+    let router = lab.vtysh("router");
+    let t = Instant::now();
+    let pod = speaker_pod(&node);
+    let diagnose = Diagnose {
+        node: &node,
+        pod: &pod,
+        router_ns: lab.ns("router"),
+    };
+    lab::wait_paths(&router, &prefix, &[lab::HOST_IPV4], WAIT).await;
+    eprintln!(
+        "{prefix} at the router via {} {:.1}s after the address",
+        lab::HOST_IPV4,
+        t.elapsed().as_secs_f64()
+    );
+
+    // 26.7.2, literally: the speaker pods by label, then vtysh in their frr container.
+    let running = vtysh(&node, &pod, "show running-config");
+    for line in [
+        "router bgp 64500".to_string(),
+        format!("neighbor {ROUTER} remote-as 64501"),
+        format!("network {prefix}"),
+        "log file /etc/frr/frr.log informational".to_string(),
+    ] {
+        assert!(running.contains(&line), "no {line:?} in:\n{running}");
+    }
+    let summary = vtysh(&node, &pod, "show bgp summary");
+    let peer = summary
+        .lines()
+        .find(|l| l.starts_with(ROUTER))
+        .unwrap_or_else(|| panic!("no {ROUTER} in:\n{summary}"));
+    // An established session shows its prefix counts where a down one shows its state.
+    assert!(
+        !["Idle", "Active", "Connect", "OpenSent", "never"]
+            .iter()
+            .any(|s| peer.contains(s)),
+        "session not established: {peer}"
+    );
+    let entry = vtysh(&node, &pod, &format!("show bgp ipv4 unicast {prefix}"));
+    let advertised = entry
+        .split("Advertised to")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no \"Advertised to\" in:\n{entry}"));
+    assert!(advertised.contains(ROUTER), "{entry}");
+
+    // `kubectl logs -c speaker` is JSON lines; `-c frr` shows FRR's log file.
+    let logs = node.kubectl(&["logs", "-n", NS, &pod, "-c", "speaker"]);
+    let lines: Vec<&str> = logs.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert!(!lines.is_empty(), "the speaker logged nothing");
+    for line in &lines {
+        let v: serde_json::Value = serde_json::from_str(line)
+            .unwrap_or_else(|e| panic!("speaker log line is not JSON ({e}): {line}"));
+        assert!(v.is_object(), "{line}");
+    }
+    let frr_logs = node.kubectl(&["logs", "-n", NS, &pod, "-c", "frr"]);
+    assert!(
+        frr_logs.contains("BGP"),
+        "FRR's log is not in the frr container's output:\n{frr_logs}"
+    );
+
+    // Delete the speaker pod: the DaemonSet starts a new one, FRR comes back with the same
+    // configuration and the route returns at the router.
+    let deleted = Instant::now();
+    node.kubectl(&["delete", "pod", "-n", NS, &pod, "--wait=false"]);
+    let gone = lab::wait_no_route(&router, &prefix, WAIT).await;
+    let withdrawn = deleted.elapsed();
+    let new_pod = eventually_sync("a new speaker pod", WAIT, || {
+        speaker_pods(&node).into_iter().find(|p| *p != pod)
+    });
+    lab::wait_paths(&router, &prefix, &[lab::HOST_IPV4], WAIT).await;
+    let back = deleted.elapsed();
+    node.kubectl(&[
+        "rollout",
+        "status",
+        "-n",
+        NS,
+        "daemonset/speaker",
+        &format!("--timeout={}s", WAIT.as_secs()),
+    ]);
+    let running_again = vtysh(&node, &new_pod, "show running-config");
+    assert_eq!(
+        config_body(&running_again),
+        config_body(&running),
+        "FRR's configuration changed across the restart"
+    );
+    eprintln!(
+        "speaker pod {pod} deleted: route withdrawn after {:.1}s ({}), {new_pod} announced it \
+         again {:.1}s after the delete",
+        withdrawn.as_secs_f64(),
+        if gone.is_ok() { "seen" } else { "not seen" },
+        back.as_secs_f64()
+    );
+
+    drop(diagnose);
+    let left = tokio::task::block_in_place(|| node.down());
+    assert!(left.is_empty(), "the node left: {left:#?}");
+}
+
+/// On a failure: what the speaker pod says, FRR's view from inside it, and the router's.
+struct Diagnose<'a> {
+    node: &'a Node,
+    pod: &'a str,
+    router_ns: String,
+}
+
+impl Drop for Diagnose<'_> {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        for args in [
+            vec!["get", "pods", "-A", "-o", "wide"],
+            vec!["logs", "-n", NS, self.pod, "-c", "speaker", "--tail=40"],
+            vec!["logs", "-n", NS, self.pod, "-c", "frr", "--tail=40"],
+        ] {
+            let (_, out, err) = self.node.try_kubectl(&args);
+            eprintln!("--- kubectl {}\n{out}{err}", args.join(" "));
+        }
+        for command in ["show running-config", "show bgp summary"] {
+            let args = [
+                "exec", "-n", NS, self.pod, "-c", "frr", "--", "vtysh", "-c", command,
+            ];
+            let (_, out, err) = self.node.try_kubectl(&args);
+            eprintln!("--- vtysh -c {command:?}\n{out}{err}");
+        }
+        let router = std::process::Command::new("vtysh")
+            .args(["-N", &self.router_ns, "-c", "show bgp summary"])
+            .output();
+        if let Ok(out) = router {
+            eprintln!(
+                "--- router: show bgp summary\n{}",
+                String::from_utf8_lossy(&out.stdout)
+            );
+        }
+    }
+}
+
+/// The name of the (only) speaker pod, found as the seed does (26.7.2 step 1).
+fn speaker_pod(node: &Node) -> String {
+    let names = speaker_pods(node);
+    assert_eq!(names.len(), 1, "speaker pods: {names:?}");
+    names[0].clone()
+}
+
+/// The speaker pods' names (a deleted one is listed until it has terminated).
+fn speaker_pods(node: &Node) -> Vec<String> {
+    node.kubectl(&[
+        "get",
+        "-n",
+        NS,
+        "pods",
+        "-l",
+        "app.kubernetes.io/component=speaker",
+        "-o",
+        "jsonpath={.items[*].metadata.name}",
+    ])
+    .split_whitespace()
+    .map(str::to_string)
+    .collect()
+}
+
+/// `kubectl exec -n metallb-system <pod> -c frr -- vtysh -c "<command>"`.
+fn vtysh(node: &Node, pod: &str, command: &str) -> String {
+    node.kubectl(&[
+        "exec", "-n", NS, pod, "-c", "frr", "--", "vtysh", "-c", command,
+    ])
+}
+
+/// The running configuration without vtysh's banner.
+fn config_body(running: &str) -> String {
+    running
+        .lines()
+        .skip_while(|l| !l.starts_with("frr version"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// The value in column `name` of a one-row `kubectl get` table.
+fn column(table: &str, name: &str) -> String {
+    let mut lines = table.lines();
+    let header = lines.next().unwrap_or_default();
+    let row: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let index = header
+        .split_whitespace()
+        .position(|h| h == name)
+        .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
+    row.get(index).copied().unwrap_or_default().to_string()
+}
+
+/// Polls `check` every 200 ms (blocking: kubectl is a process) until it returns `Some`.
+fn eventually_sync<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = tokio::task::block_in_place(&mut check) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?}: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
