@@ -164,6 +164,27 @@ pub struct ControllerArgs {
     /// Service writes allowed in a burst.
     #[arg(long, env = "METALLB_STATUS_BURST", default_value_t = 400)]
     pub status_burst: u32,
+    /// Where the gRPC status API (`metallb.status.v1.Controller`) listens; `off` disables it.
+    /// Loopback by default: off-node access control is not implemented yet.
+    #[arg(long, env = "METALLB_STATUS_ADDR", default_value = crate::status::DEFAULT_CONTROLLER_ADDR)]
+    pub status_addr: ListenAddr,
+}
+
+/// A socket address to listen on, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenAddr(pub Option<std::net::SocketAddr>);
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "off" {
+            return Ok(ListenAddr(None));
+        }
+        text.parse()
+            .map(|addr| ListenAddr(Some(addr)))
+            .map_err(|e| format!("{text:?}: {e} (want host:port, e.g. 127.0.0.1:7473, or off)"))
+    }
 }
 
 fn parse_duration(text: &str) -> Result<std::time::Duration, String> {

@@ -26,4 +26,5 @@ pub mod l2;
 pub mod manifest;
 pub mod plan;
 pub mod speaker;
+pub mod status;
 pub mod telemetry;
