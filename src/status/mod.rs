@@ -4,5 +4,6 @@
 pub mod controller;
 pub mod proto;
 pub mod server;
+pub mod speaker;
 
 pub use server::{DEFAULT_CONTROLLER_ADDR, Listener, ServeError};
