@@ -86,6 +86,9 @@ pub enum Command {
     /// addresses this node wins, fail over through SWIM membership with the other speakers.
     #[command(name = "speaker-l2")]
     SpeakerL2(Box<SpeakerL2Args>),
+    /// Ask the running controller and speakers through the status API: why a Service has its
+    /// address or none, pool usage, BGP sessions, one node's state.
+    Status(StatusArgs),
 }
 
 impl Command {
@@ -96,9 +99,11 @@ impl Command {
             Command::Controller(_) | Command::Speaker(_) | Command::SpeakerL2(_) => {
                 LogStream::Stdout
             }
-            Command::Crd | Command::Validate(_) | Command::Plan(_) | Command::Apply(_) => {
-                LogStream::Stderr
-            }
+            Command::Crd
+            | Command::Validate(_)
+            | Command::Plan(_)
+            | Command::Apply(_)
+            | Command::Status(_) => LogStream::Stderr,
         }
     }
 }
@@ -168,6 +173,64 @@ pub struct ControllerArgs {
     /// Loopback by default: off-node access control is not implemented yet.
     #[arg(long, env = "METALLB_STATUS_ADDR", default_value = crate::status::DEFAULT_CONTROLLER_ADDR)]
     pub status_addr: ListenAddr,
+}
+
+/// `metallb status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// What to show.
+    #[command(subcommand)]
+    pub what: StatusCommand,
+    /// The controller's status API (`host:port` or a URL). Discovery through the API server is
+    /// not implemented yet.
+    #[arg(long, global = true, env = "METALLB_CONTROLLER_ADDR", default_value = crate::status::DEFAULT_CONTROLLER_ADDR)]
+    pub controller_addr: String,
+    /// A speaker's status API, as `NODE=HOST:PORT`; repeat for each node to ask.
+    #[arg(long = "speaker-addr", global = true, value_parser = parse_speaker_addr)]
+    pub speakers: Vec<crate::status::client::SpeakerAddr>,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = StatusOutput::Text)]
+    pub output: StatusOutput,
+}
+
+/// `metallb status` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StatusCommand {
+    /// One Service: its addresses and pool and who advertises them, or why it has none.
+    Service {
+        /// `NAMESPACE/NAME`, or `NAME` in `default`.
+        service: String,
+    },
+    /// Every pool's usage.
+    Pools,
+    /// Every BGP session of the speakers asked.
+    Peers,
+    /// One node's speaker: sessions, advertisements, FRR state.
+    Node {
+        /// The node (one of the `--speaker-addr` nodes).
+        name: String,
+    },
+}
+
+/// Output of `metallb status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusOutput {
+    /// One answer for people.
+    Text,
+    /// JSON.
+    Json,
+}
+
+fn parse_speaker_addr(text: &str) -> Result<crate::status::client::SpeakerAddr, String> {
+    match text.split_once('=') {
+        Some((node, addr)) if !node.is_empty() && !addr.is_empty() => {
+            Ok(crate::status::client::SpeakerAddr {
+                node: node.to_string(),
+                addr: addr.to_string(),
+            })
+        }
+        _ => Err(format!("{text:?}: want NODE=HOST:PORT")),
+    }
 }
 
 /// A socket address to listen on, or `off`.

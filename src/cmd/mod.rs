@@ -5,6 +5,7 @@ mod controller;
 mod plan;
 mod speaker;
 mod speaker_l2;
+mod status;
 mod validate;
 
 use std::process::ExitCode;
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => apply::run(&args),
         Command::SpeakerL2(args) => speaker_l2::run(&args),
         Command::Speaker(args) => speaker::run(&args),
+        Command::Status(args) => status::run(&args),
     }
 }
 

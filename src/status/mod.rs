@@ -1,6 +1,7 @@
 //! The gRPC status API (`proto/metallb/status/v1`): servers translating live state to proto,
 //! and the client behind `metallb status`.
 
+pub mod client;
 pub mod controller;
 pub mod proto;
 pub mod server;
