@@ -89,6 +89,10 @@ pub enum Command {
     /// Ask the running controller and speakers through the status API: why a Service has its
     /// address or none, pool usage, BGP sessions, one node's state.
     Status(StatusArgs),
+    /// Collect what troubleshooting needs into a directory. So far the node-local FRR part:
+    /// the seed's five vtysh commands and /etc/frr's files, passwords redacted.
+    #[command(name = "must-gather")]
+    MustGather(MustGatherArgs),
 }
 
 impl Command {
@@ -103,7 +107,8 @@ impl Command {
             | Command::Validate(_)
             | Command::Plan(_)
             | Command::Apply(_)
-            | Command::Status(_) => LogStream::Stderr,
+            | Command::Status(_)
+            | Command::MustGather(_) => LogStream::Stderr,
         }
     }
 }
@@ -173,6 +178,26 @@ pub struct ControllerArgs {
     /// Loopback by default: off-node access control is not implemented yet.
     #[arg(long, env = "METALLB_STATUS_ADDR", default_value = crate::status::DEFAULT_CONTROLLER_ADDR)]
     pub status_addr: ListenAddr,
+}
+
+/// `metallb must-gather`.
+#[derive(Debug, Args)]
+pub struct MustGatherArgs {
+    /// Where to write (created).
+    #[arg(long)]
+    pub dest_dir: PathBuf,
+    /// FRR's configuration directory.
+    #[arg(long, default_value = "/etc/frr")]
+    pub frr_dir: PathBuf,
+    /// The vtysh binary.
+    #[arg(long, default_value = crate::frr::vtysh::DEFAULT_VTYSH)]
+    pub vtysh: PathBuf,
+    /// FRR pathspace (`vtysh -N`).
+    #[arg(long)]
+    pub frr_pathspace: Option<String>,
+    /// The limit of each step (Go duration).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub step_timeout: std::time::Duration,
 }
 
 /// `metallb status`.

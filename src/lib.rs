@@ -24,6 +24,7 @@ pub mod frr;
 pub mod k8s;
 pub mod l2;
 pub mod manifest;
+pub mod must_gather;
 pub mod plan;
 pub mod speaker;
 pub mod status;

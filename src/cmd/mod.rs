@@ -2,6 +2,7 @@
 
 mod apply;
 mod controller;
+mod must_gather;
 mod plan;
 mod speaker;
 mod speaker_l2;
@@ -35,6 +36,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::SpeakerL2(args) => speaker_l2::run(&args),
         Command::Speaker(args) => speaker::run(&args),
         Command::Status(args) => status::run(&args),
+        Command::MustGather(args) => must_gather::run(&args),
     }
 }
 
