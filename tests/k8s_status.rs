@@ -125,10 +125,7 @@ spec: {{type: LoadBalancer, ports: [{{port: 80}}]}}
     })
     .await;
     assert!(
-        db_pending["reason"]
-            .as_str()
-            .unwrap()
-            .starts_with("no available IPs"),
+        db_pending["reason"] == "Failed to allocate IP for \"default/db\": no available IPs",
         "{db_pending}"
     );
 

@@ -356,15 +356,20 @@ impl ServiceAnswer {
                 allocation.pool
             )
         } else {
+            // The event's "Failed to allocate IP for "ns/name": " prefix repeats the question.
+            let event_prefix = format!(
+                "Failed to allocate IP for \"{}/{}\": ",
+                allocation.namespace, allocation.name
+            );
+            let reason = allocation
+                .reason
+                .strip_prefix(&event_prefix)
+                .unwrap_or(&allocation.reason);
             let usage: Vec<String> = relevant.iter().map(PoolAnswer::text).collect();
             if usage.is_empty() {
-                format!("pending: {}", allocation.reason)
+                format!("pending: {reason}")
             } else {
-                format!(
-                    "pending: {}; pools: {}",
-                    allocation.reason,
-                    usage.join(", ")
-                )
+                format!("pending: {reason}; pools: {}", usage.join(", "))
             }
         };
         ServiceAnswer {
@@ -461,7 +466,9 @@ mod tests {
     #[test]
     fn pending_without_a_named_pool_shows_every_pool() {
         let mut a = proto::ServiceAllocation {
-            reason: "no available IPs".into(),
+            namespace: "default".into(),
+            name: "db".into(),
+            reason: "Failed to allocate IP for \"default/db\": no available IPs".into(),
             ..Default::default()
         };
         a.set_state(AllocationState::Pending);
