@@ -87,6 +87,13 @@ pub enum Command {
     /// Run the admission and BGPPeer conversion webhooks (HTTPS), managing their own
     /// certificates.
     Webhook(WebhookArgs),
+    /// Ask the running controller and speakers through the status API: why a Service has its
+    /// address or none, pool usage, BGP sessions, one node's state.
+    Status(StatusArgs),
+    /// Collect what troubleshooting needs into a directory. So far the node-local FRR part:
+    /// the seed's five vtysh commands and /etc/frr's files, passwords redacted.
+    #[command(name = "must-gather")]
+    MustGather(MustGatherArgs),
 }
 
 impl Command {
@@ -95,9 +102,12 @@ impl Command {
     pub fn log_stream(&self) -> LogStream {
         match self {
             Command::Controller(_) | Command::Speaker(_) | Command::Webhook(_) => LogStream::Stdout,
-            Command::Crd | Command::Validate(_) | Command::Plan(_) | Command::Apply(_) => {
-                LogStream::Stderr
-            }
+            Command::Crd
+            | Command::Validate(_)
+            | Command::Plan(_)
+            | Command::Apply(_)
+            | Command::Status(_)
+            | Command::MustGather(_) => LogStream::Stderr,
         }
     }
 }
@@ -199,6 +209,105 @@ pub struct ControllerArgs {
     /// Service writes allowed in a burst.
     #[arg(long, env = "METALLB_STATUS_BURST", default_value_t = 400)]
     pub status_burst: u32,
+    /// Where the gRPC status API (`metallb.status.v1.Controller`) listens; `off` disables it.
+    /// Loopback by default: off-node access control is not implemented yet.
+    #[arg(long, env = "METALLB_STATUS_ADDR", default_value = crate::status::DEFAULT_CONTROLLER_ADDR)]
+    pub status_addr: ListenAddr,
+}
+
+/// `metallb must-gather`.
+#[derive(Debug, Args)]
+pub struct MustGatherArgs {
+    /// Where to write (created).
+    #[arg(long)]
+    pub dest_dir: PathBuf,
+    /// FRR's configuration directory.
+    #[arg(long, default_value = "/etc/frr")]
+    pub frr_dir: PathBuf,
+    /// The vtysh binary.
+    #[arg(long, default_value = crate::frr::vtysh::DEFAULT_VTYSH)]
+    pub vtysh: PathBuf,
+    /// FRR pathspace (`vtysh -N`).
+    #[arg(long)]
+    pub frr_pathspace: Option<String>,
+    /// The limit of each step (Go duration).
+    #[arg(long, default_value = "30s", value_parser = parse_duration)]
+    pub step_timeout: std::time::Duration,
+}
+
+/// `metallb status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// What to show.
+    #[command(subcommand)]
+    pub what: StatusCommand,
+    /// The controller's status API (`host:port` or a URL). Discovery through the API server is
+    /// not implemented yet.
+    #[arg(long, global = true, env = "METALLB_CONTROLLER_ADDR", default_value = crate::status::DEFAULT_CONTROLLER_ADDR)]
+    pub controller_addr: String,
+    /// A speaker's status API, as `NODE=HOST:PORT`; repeat for each node to ask.
+    #[arg(long = "speaker-addr", global = true, value_parser = parse_speaker_addr)]
+    pub speakers: Vec<crate::status::client::SpeakerAddr>,
+    /// Output format.
+    #[arg(short = 'o', long, global = true, value_enum, default_value_t = StatusOutput::Text)]
+    pub output: StatusOutput,
+}
+
+/// `metallb status` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum StatusCommand {
+    /// One Service: its addresses and pool and who advertises them, or why it has none.
+    Service {
+        /// `NAMESPACE/NAME`, or `NAME` in `default`.
+        service: String,
+    },
+    /// Every pool's usage.
+    Pools,
+    /// Every BGP session of the speakers asked.
+    Peers,
+    /// One node's speaker: sessions, advertisements, FRR state.
+    Node {
+        /// The node (one of the `--speaker-addr` nodes).
+        name: String,
+    },
+}
+
+/// Output of `metallb status`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum StatusOutput {
+    /// One answer for people.
+    Text,
+    /// JSON.
+    Json,
+}
+
+fn parse_speaker_addr(text: &str) -> Result<crate::status::client::SpeakerAddr, String> {
+    match text.split_once('=') {
+        Some((node, addr)) if !node.is_empty() && !addr.is_empty() => {
+            Ok(crate::status::client::SpeakerAddr {
+                node: node.to_string(),
+                addr: addr.to_string(),
+            })
+        }
+        _ => Err(format!("{text:?}: want NODE=HOST:PORT")),
+    }
+}
+
+/// A socket address to listen on, or `off`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenAddr(pub Option<std::net::SocketAddr>);
+
+impl std::str::FromStr for ListenAddr {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text == "off" {
+            return Ok(ListenAddr(None));
+        }
+        text.parse()
+            .map(|addr| ListenAddr(Some(addr)))
+            .map_err(|e| format!("{text:?}: {e} (want host:port, e.g. 127.0.0.1:7474, or off)"))
+    }
 }
 
 /// `metallb webhook`.

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use crate::{
     cli::ControllerArgs,
     controller::{self, ControllerConfig},
-    k8s,
+    k8s, status,
 };
 
 /// Runs the controller until a signal (exit 0, Lease released) or lost leadership (exit 1).
@@ -32,7 +32,25 @@ pub(crate) fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
             }
             _ => config.lease = None,
         }
-        match controller::run(client, config, shutdown_signal()).await {
+        let status_server = match args.status_addr.0 {
+            Some(addr) => {
+                let listener = status::Listener::bind(addr)?;
+                let (tx, rx) = tokio::sync::watch::channel(Default::default());
+                config.status_snapshot = Some(tx);
+                let service = status::controller::ControllerService::new(rx);
+                Some(tokio::spawn(async move {
+                    if let Err(error) = service.serve(listener, std::future::pending()).await {
+                        tracing::error!(%error, "status API stopped");
+                    }
+                }))
+            }
+            None => None,
+        };
+        let result = controller::run(client, config, shutdown_signal()).await;
+        if let Some(server) = status_server {
+            server.abort();
+        }
+        match result {
             Ok(()) => Ok(ExitCode::SUCCESS),
             Err(e) => {
                 tracing::error!(error = %e, "controller stopped");

@@ -2,8 +2,10 @@
 
 mod apply;
 mod controller;
+mod must_gather;
 mod plan;
 mod speaker;
+mod status;
 mod validate;
 mod webhook;
 
@@ -33,6 +35,8 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Apply(args) => apply::run(&args),
         Command::Speaker(args) => speaker::run(&args),
         Command::Webhook(args) => webhook::run(&args),
+        Command::Status(args) => status::run(&args),
+        Command::MustGather(args) => must_gather::run(&args),
     }
 }
 

@@ -51,7 +51,7 @@ use crate::k8s::{
 use crate::{
     api::ip_address_pool::IPAddressPoolStatus,
     config::ConfigError,
-    core::{allocator::Allocator, config::Config, service::ServiceKey},
+    core::{allocator::Allocator, config::Config, service::ServiceKey, status::ControllerStatus},
     k8s::{
         config_state,
         leader::{LeaderElector, LeaseConfig},
@@ -80,6 +80,9 @@ pub struct ControllerConfig {
     pub writer: WriterConfig,
     /// Metric handles (registered nowhere by default).
     pub metrics: crate::metrics::process::ControllerMetrics,
+    /// Where to publish the allocation state after each pass, for the status API (`None`: not
+    /// served).
+    pub status_snapshot: Option<tokio_watch::Sender<ControllerStatus>>,
 }
 
 impl ControllerConfig {
@@ -107,6 +110,7 @@ impl ControllerConfig {
                 concurrency: 16,
             },
             metrics: Default::default(),
+            status_snapshot: None,
         }
     }
 }
@@ -444,6 +448,7 @@ impl Reconciler {
                 continue;
             }
             self.pass(full, dirty);
+            self.publish_status();
         }
     }
 
@@ -501,6 +506,36 @@ impl Reconciler {
                 false
             } else {
                 *old = stats;
+                true
+            }
+        });
+    }
+
+    /// Publishes the allocation state for the status API, if it is served and changed.
+    fn publish_status(&self) {
+        let (Some(tx), Some(allocator), Some(config)) = (
+            self.ctx.config.status_snapshot.as_ref(),
+            self.allocator.as_ref(),
+            self.config.as_ref(),
+        ) else {
+            return;
+        };
+        let pools = config
+            .pools
+            .keys()
+            .filter_map(|name| Some((name.clone(), allocator.pool_stats(name)?)))
+            .collect();
+        let config_error = self.reported.as_ref().map(|errors| {
+            let lines: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            lines.join("\n")
+        });
+        let status =
+            ControllerStatus::build(allocator.assignments(), &self.failed, pools, config_error);
+        tx.send_if_modified(|old| {
+            if *old == status {
+                false
+            } else {
+                *old = status;
                 true
             }
         });

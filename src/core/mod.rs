@@ -14,5 +14,6 @@ pub mod frr;
 pub mod l2;
 pub mod selector;
 pub mod service;
+pub mod status;
 
 pub use address::{Family, IpRange};

@@ -1,0 +1,515 @@
+//! The client behind `metallb status`: asks the controller (and the speakers it is given) and
+//! joins their answers into one, as text or JSON.
+//!
+//! Finding the processes through the API server (pods by label, reached through a port-forward
+//! so the servers can keep listening on loopback) is not implemented yet: the addresses are
+//! flags (`--controller-addr`, `--speaker-addr NODE=HOST:PORT`).
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+
+use super::proto::{
+    self, AllocationState, controller_client::ControllerClient, speaker_client::SpeakerClient,
+};
+
+/// Why `metallb status` could not answer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The address is not a valid endpoint.
+    #[error("{addr}: not a valid address: {source}")]
+    Address {
+        /// The address given.
+        addr: String,
+        /// Why.
+        source: tonic::transport::Error,
+    },
+    /// Nothing answered at the address.
+    #[error("cannot reach the {what} status API at {addr}: {source}")]
+    Connect {
+        /// `controller` or `speaker NODE`.
+        what: String,
+        /// The address.
+        addr: String,
+        /// Why.
+        source: tonic::transport::Error,
+    },
+    /// The call failed.
+    #[error("{what}: {}", .source.message())]
+    Call {
+        /// The call.
+        what: String,
+        /// The gRPC status.
+        source: tonic::Status,
+    },
+}
+
+async fn channel(what: &str, addr: &str) -> Result<Channel, ClientError> {
+    let url = if addr.contains("://") {
+        addr.to_string()
+    } else {
+        format!("http://{addr}")
+    };
+    Endpoint::from_shared(url)
+        .map_err(|source| ClientError::Address {
+            addr: addr.to_string(),
+            source,
+        })?
+        .connect_timeout(Duration::from_secs(3))
+        .timeout(Duration::from_secs(10))
+        .connect()
+        .await
+        .map_err(|source| ClientError::Connect {
+            what: what.to_string(),
+            addr: addr.to_string(),
+            source,
+        })
+}
+
+/// A speaker to ask: its node and address.
+#[derive(Clone, Debug)]
+pub struct SpeakerAddr {
+    /// The node the speaker runs on.
+    pub node: String,
+    /// `host:port` or a URL.
+    pub addr: String,
+}
+
+/// Connections to the controller and the speakers.
+pub struct Clients {
+    controller: Option<ControllerClient<Channel>>,
+    speakers: Vec<(String, SpeakerClient<Channel>)>,
+}
+
+impl Clients {
+    /// Connects to the controller at `controller` (if given) and every speaker.
+    pub async fn connect(
+        controller: Option<&str>,
+        speakers: &[SpeakerAddr],
+    ) -> Result<Self, ClientError> {
+        let controller = match controller {
+            Some(addr) => Some(ControllerClient::new(channel("controller", addr).await?)),
+            None => None,
+        };
+        let mut clients = Vec::new();
+        for s in speakers {
+            let what = format!("speaker {}", s.node);
+            clients.push((
+                s.node.clone(),
+                SpeakerClient::new(channel(&what, &s.addr).await?),
+            ));
+        }
+        Ok(Clients {
+            controller,
+            speakers: clients,
+        })
+    }
+
+    fn controller(&self) -> Result<ControllerClient<Channel>, ClientError> {
+        self.controller.clone().ok_or_else(|| ClientError::Call {
+            what: "controller".into(),
+            source: tonic::Status::failed_precondition("no controller address given"),
+        })
+    }
+
+    /// Every speaker's node state, in the order given.
+    async fn nodes(&self) -> Result<Vec<proto::NodeStatus>, ClientError> {
+        let mut nodes = Vec::new();
+        for (node, client) in &self.speakers {
+            let status = client
+                .clone()
+                .get_node(proto::GetNodeRequest {})
+                .await
+                .map_err(|source| ClientError::Call {
+                    what: format!("speaker {node}: GetNode"),
+                    source,
+                })?
+                .into_inner();
+            nodes.push(status);
+        }
+        Ok(nodes)
+    }
+
+    /// Every pool's usage.
+    pub async fn pools(&self) -> Result<Vec<proto::PoolUsage>, ClientError> {
+        Ok(self
+            .controller()?
+            .list_pools(proto::ListPoolsRequest {})
+            .await
+            .map_err(|source| ClientError::Call {
+                what: "controller: ListPools".into(),
+                source,
+            })?
+            .into_inner()
+            .pools)
+    }
+
+    /// One Service's answer: allocation, pool usage and, from the speakers, who advertises it.
+    pub async fn service(&self, namespace: &str, name: &str) -> Result<ServiceAnswer, ClientError> {
+        let allocation = self
+            .controller()?
+            .get_service(proto::GetServiceRequest {
+                namespace: namespace.to_string(),
+                name: name.to_string(),
+            })
+            .await
+            .map_err(|source| ClientError::Call {
+                what: format!("Service {namespace}/{name}"),
+                source,
+            })?
+            .into_inner();
+        let pools = self.pools().await?;
+        let nodes = self.nodes().await?;
+        Ok(ServiceAnswer::join(&allocation, &pools, &nodes))
+    }
+
+    /// Every speaker's BGP sessions.
+    pub async fn peers(&self) -> Result<Vec<PeerAnswer>, ClientError> {
+        Ok(self
+            .nodes()
+            .await?
+            .iter()
+            .flat_map(|n| {
+                n.bgp.iter().map(|s| PeerAnswer {
+                    node: n.node.clone(),
+                    peer: s.peer.clone(),
+                    vrf: s.vrf.clone(),
+                    state: s.state_text.clone(),
+                    uptime_seconds: s.uptime_seconds,
+                    last_error: s.last_error.clone(),
+                    prefixes_sent: s.prefixes_sent,
+                    prefixes_received: s.prefixes_received,
+                    bfd: s.bfd_status.clone(),
+                })
+            })
+            .collect())
+    }
+}
+
+/// Usage of one pool, flattened for output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PoolAnswer {
+    /// Pool name.
+    pub name: String,
+    /// Addresses in use, both families.
+    pub used: u64,
+    /// Addresses the pool has, both families.
+    pub total: u64,
+    /// Services holding an address of the pool.
+    pub services: u64,
+}
+
+impl PoolAnswer {
+    /// From the controller's answer.
+    pub fn from_proto(pool: &proto::PoolUsage) -> Self {
+        let (v4, v6) = (pool.ipv4.unwrap_or_default(), pool.ipv6.unwrap_or_default());
+        PoolAnswer {
+            name: pool.name.clone(),
+            used: v4.assigned.saturating_add(v6.assigned),
+            total: v4.total.saturating_add(v6.total),
+            services: pool.services,
+        }
+    }
+
+    /// `tiny (2/2 used)`.
+    pub fn text(&self) -> String {
+        format!("{} ({}/{} used)", self.name, self.used, self.total)
+    }
+}
+
+/// One BGP session of one node, flattened for output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PeerAnswer {
+    /// Node of the speaker.
+    pub node: String,
+    /// Neighbor.
+    pub peer: String,
+    /// VRF.
+    pub vrf: String,
+    /// FRR's state word.
+    pub state: String,
+    /// Seconds established.
+    pub uptime_seconds: u64,
+    /// Why it last went down.
+    pub last_error: String,
+    /// Prefixes sent.
+    pub prefixes_sent: u64,
+    /// Prefixes received.
+    pub prefixes_received: u64,
+    /// BFD status, empty without BFD.
+    pub bfd: String,
+}
+
+/// One node advertising an address to one peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Advertised {
+    /// The node.
+    pub node: String,
+    /// The peer FRR advertised the prefix to.
+    pub peer: String,
+    /// The session's state word.
+    pub session: String,
+    /// Seconds the session has been established.
+    pub uptime_seconds: u64,
+}
+
+/// The joined answer of `metallb status service`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ServiceAnswer {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `allocated` or `pending`.
+    pub state: String,
+    /// Addresses.
+    pub addresses: Vec<String>,
+    /// Pool of the addresses.
+    pub pool: String,
+    /// Why pending.
+    pub reason: String,
+    /// Usage of the pools that matter: the Service's, or those its failure names (else all).
+    pub pools: Vec<PoolAnswer>,
+    /// Who advertises the addresses over BGP (only from the speakers asked).
+    pub bgp: Vec<Advertised>,
+    /// Speakers asked.
+    pub nodes_asked: Vec<String>,
+    /// The one-line answer.
+    pub summary: String,
+}
+
+impl ServiceAnswer {
+    /// Joins the controller's allocation, the pools' usage and the speakers' advertisements.
+    pub fn join(
+        allocation: &proto::ServiceAllocation,
+        pools: &[proto::PoolUsage],
+        nodes: &[proto::NodeStatus],
+    ) -> Self {
+        let pools: Vec<PoolAnswer> = pools.iter().map(PoolAnswer::from_proto).collect();
+        let allocated = allocation.state() == AllocationState::Allocated;
+        let relevant: Vec<PoolAnswer> = if allocated {
+            pools
+                .iter()
+                .filter(|p| p.name == allocation.pool)
+                .cloned()
+                .collect()
+        } else {
+            let named: Vec<PoolAnswer> = pools
+                .iter()
+                .filter(|p| allocation.reason.contains(&format!("\"{}\"", p.name)))
+                .cloned()
+                .collect();
+            if named.is_empty() { pools } else { named }
+        };
+        let mut bgp = Vec::new();
+        for node in nodes {
+            for address in &allocation.addresses {
+                let Ok(ip) = address.parse::<std::net::IpAddr>() else {
+                    continue;
+                };
+                for adv in node.advertisements.iter().filter(|a| {
+                    a.prefix
+                        .parse::<ipnet::IpNet>()
+                        .is_ok_and(|net| net.contains(&ip))
+                }) {
+                    for peer in &adv.advertised_to {
+                        let session = node
+                            .bgp
+                            .iter()
+                            .find(|s| &s.peer == peer && s.vrf == adv.vrf);
+                        bgp.push(Advertised {
+                            node: node.node.clone(),
+                            peer: peer.clone(),
+                            session: session.map(|s| s.state_text.clone()).unwrap_or_default(),
+                            uptime_seconds: session.map_or(0, |s| s.uptime_seconds),
+                        });
+                    }
+                }
+            }
+        }
+        let nodes_asked: Vec<String> = nodes.iter().map(|n| n.node.clone()).collect();
+        let summary = if allocated {
+            let bgp_text = if nodes_asked.is_empty() {
+                "BGP: not asked (no speaker address given)".to_string()
+            } else if bgp.is_empty() {
+                format!("BGP: not advertised by {}", nodes_asked.join(", "))
+            } else {
+                let parts: Vec<String> = bgp
+                    .iter()
+                    .map(|a| {
+                        let session = if a.session.is_empty() {
+                            String::new()
+                        } else if a.uptime_seconds > 0 {
+                            format!(" ({} {})", a.session, human_duration(a.uptime_seconds))
+                        } else {
+                            format!(" ({})", a.session)
+                        };
+                        format!("by {} to {}{session}", a.node, a.peer)
+                    })
+                    .collect();
+                format!("BGP: advertised {}", parts.join(" and "))
+            };
+            format!(
+                "{} from pool {}; {bgp_text}",
+                allocation.addresses.join(", "),
+                allocation.pool
+            )
+        } else {
+            // The event's "Failed to allocate IP for "ns/name": " prefix repeats the question.
+            let event_prefix = format!(
+                "Failed to allocate IP for \"{}/{}\": ",
+                allocation.namespace, allocation.name
+            );
+            let reason = allocation
+                .reason
+                .strip_prefix(&event_prefix)
+                .unwrap_or(&allocation.reason);
+            let usage: Vec<String> = relevant.iter().map(PoolAnswer::text).collect();
+            if usage.is_empty() {
+                format!("pending: {reason}")
+            } else {
+                format!("pending: {reason}; pools: {}", usage.join(", "))
+            }
+        };
+        ServiceAnswer {
+            namespace: allocation.namespace.clone(),
+            name: allocation.name.clone(),
+            state: if allocated { "allocated" } else { "pending" }.into(),
+            addresses: allocation.addresses.clone(),
+            pool: allocation.pool.clone(),
+            reason: allocation.reason.clone(),
+            pools: relevant,
+            bgp,
+            nodes_asked,
+            summary,
+        }
+    }
+}
+
+/// `3h`, `5m`, `42s`, `2d`: the largest unit, as kubectl prints ages.
+pub fn human_duration(seconds: u64) -> String {
+    match seconds {
+        s if s >= 86_400 => format!("{}d", s / 86_400),
+        s if s >= 3_600 => format!("{}h", s / 3_600),
+        s if s >= 60 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(name: &str, assigned: u64, total: u64) -> proto::PoolUsage {
+        proto::PoolUsage {
+            name: name.into(),
+            ipv4: Some(proto::FamilyUsage {
+                total,
+                assigned,
+                available: total - assigned,
+            }),
+            ipv6: Some(proto::FamilyUsage::default()),
+            services: assigned,
+        }
+    }
+
+    fn allocated() -> proto::ServiceAllocation {
+        let mut a = proto::ServiceAllocation {
+            namespace: "default".into(),
+            name: "web".into(),
+            addresses: vec!["203.0.113.5".into()],
+            pool: "web".into(),
+            ..Default::default()
+        };
+        a.set_state(AllocationState::Allocated);
+        a
+    }
+
+    fn node(name: &str, state: &str, uptime: u64) -> proto::NodeStatus {
+        proto::NodeStatus {
+            node: name.into(),
+            bgp: vec![proto::BgpSession {
+                peer: "10.77.0.1".into(),
+                vrf: "default".into(),
+                state_text: state.into(),
+                uptime_seconds: uptime,
+                ..Default::default()
+            }],
+            advertisements: vec![proto::BgpAdvertisement {
+                prefix: "203.0.113.5/32".into(),
+                vrf: "default".into(),
+                advertised_to: vec!["10.77.0.1".into()],
+                best_path: true,
+            }],
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn pending_names_the_full_pool_and_its_usage() {
+        let mut a = proto::ServiceAllocation {
+            namespace: "default".into(),
+            name: "db".into(),
+            reason: "no available IPs in pool \"tiny\"".into(),
+            ..Default::default()
+        };
+        a.set_state(AllocationState::Pending);
+        let answer = ServiceAnswer::join(&a, &[pool("tiny", 2, 2), pool("web", 1, 10)], &[]);
+        assert_eq!(
+            answer.summary,
+            "pending: no available IPs in pool \"tiny\"; pools: tiny (2/2 used)"
+        );
+        assert_eq!(answer.state, "pending");
+    }
+
+    #[test]
+    fn pending_without_a_named_pool_shows_every_pool() {
+        let mut a = proto::ServiceAllocation {
+            namespace: "default".into(),
+            name: "db".into(),
+            reason: "Failed to allocate IP for \"default/db\": no available IPs".into(),
+            ..Default::default()
+        };
+        a.set_state(AllocationState::Pending);
+        let answer = ServiceAnswer::join(&a, &[pool("a", 1, 1), pool("b", 4, 4)], &[]);
+        assert_eq!(
+            answer.summary,
+            "pending: no available IPs; pools: a (1/1 used), b (4/4 used)"
+        );
+    }
+
+    #[test]
+    fn allocated_joins_the_speakers_advertisements() {
+        let answer = ServiceAnswer::join(
+            &allocated(),
+            &[pool("web", 1, 10)],
+            &[
+                node("node1", "Established", 3 * 3_600 + 5),
+                node("node2", "Active", 0),
+            ],
+        );
+        assert_eq!(
+            answer.summary,
+            "203.0.113.5 from pool web; BGP: advertised by node1 to 10.77.0.1 \
+             (Established 3h) and by node2 to 10.77.0.1 (Active)"
+        );
+        assert_eq!(answer.bgp.len(), 2);
+    }
+
+    #[test]
+    fn allocated_without_speakers_says_bgp_was_not_asked() {
+        let answer = ServiceAnswer::join(&allocated(), &[pool("web", 1, 10)], &[]);
+        assert_eq!(
+            answer.summary,
+            "203.0.113.5 from pool web; BGP: not asked (no speaker address given)"
+        );
+        let mut quiet = node("node1", "Established", 10);
+        quiet.advertisements.clear();
+        let answer = ServiceAnswer::join(&allocated(), &[], &[quiet]);
+        assert_eq!(
+            answer.summary,
+            "203.0.113.5 from pool web; BGP: not advertised by node1"
+        );
+    }
+}

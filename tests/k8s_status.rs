@@ -1,0 +1,220 @@
+//! The controller's gRPC status API against a real kube-apiserver (ignored unless run with
+//! `--include-ignored`, see `tests/support`): grpcurl lists the services by reflection and calls
+//! every Controller method; `metallb status` answers "allocated from pool" and "pending: pool
+//! full" from the running controller.
+
+mod support;
+
+use std::{path::Path, process::Command, time::Duration};
+
+use metallb::status::{Listener, controller::ControllerService};
+use serde_json::Value;
+use support::{Cluster, METALLB_NAMESPACE, controller as ctl, eventually};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+/// target/tools/grpcurl, built from its Go module by hack/grpcurl.sh (cached).
+fn grpcurl() -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/grpcurl.sh");
+    let out = Command::new(&script).output().expect("run hack/grpcurl.sh");
+    assert!(
+        out.status.success(),
+        "hack/grpcurl.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+fn run(program: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(program).args(args).output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_K8S (kube-apiserver)"]
+async fn grpcurl_and_metallb_status_against_a_running_controller() {
+    let grpcurl = grpcurl();
+    let cluster = Cluster::start().await;
+    let client = cluster.client.clone();
+    let objects = format!(
+        r#"
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: tiny, namespace: {METALLB_NAMESPACE}}}
+spec: {{addresses: [203.0.113.5/32]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: default}}
+spec: {{type: LoadBalancer, ports: [{{port: 80}}]}}
+"#
+    );
+    support::create_yaml(&client, &objects, None).await.unwrap();
+
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = listener.local_addr().to_string();
+    let (tx, rx) = tokio::sync::watch::channel(Default::default());
+    tokio::spawn(ControllerService::new(rx).serve(listener, std::future::pending()));
+    let mut config = ctl::config("status-test");
+    config.lease = None;
+    config.status_snapshot = Some(tx);
+    let _controller = ctl::spawn(&client, config);
+
+    // web takes the pool's only address; db, created after, finds the pool full.
+    let services =
+        kube::Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), "default");
+    eventually("web gets 203.0.113.5", WAIT, || {
+        let services = services.clone();
+        async move { (ctl::ips(&services, "web").await == ["203.0.113.5"]).then_some(()) }
+    })
+    .await;
+    support::create_yaml(
+        &client,
+        "apiVersion: v1\nkind: Service\nmetadata: {name: db, namespace: default}\n\
+         spec: {type: LoadBalancer, ports: [{port: 5432}]}\n",
+        None,
+    )
+    .await
+    .unwrap();
+
+    // Reflection lists the status service, health and reflection itself.
+    let (ok, list) = run(&grpcurl, &["-plaintext", &addr, "list"]);
+    assert!(ok, "grpcurl list: {list}");
+    for service in [
+        "metallb.status.v1.Controller",
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+    ] {
+        assert!(list.lines().any(|l| l == service), "{service} in:\n{list}");
+    }
+    let (ok, methods) = run(
+        &grpcurl,
+        &["-plaintext", &addr, "list", "metallb.status.v1.Controller"],
+    );
+    assert!(ok, "{methods}");
+    let methods: Vec<&str> = methods.lines().collect();
+    assert_eq!(
+        methods,
+        [
+            "metallb.status.v1.Controller.GetService",
+            "metallb.status.v1.Controller.ListPools",
+            "metallb.status.v1.Controller.ListServices",
+            "metallb.status.v1.Controller.Watch",
+        ]
+    );
+
+    let call = |method: &str, body: &str, extra: &[&str]| -> (bool, String) {
+        let mut args = vec!["-plaintext", "-d", body];
+        args.extend_from_slice(extra);
+        args.push(&addr);
+        let full = format!("metallb.status.v1.Controller/{method}");
+        args.push(&full);
+        run(&grpcurl, &args)
+    };
+    let db_pending = eventually("db pending through GetService", WAIT, || {
+        let (ok, out) = call("GetService", r#"{"namespace":"default","name":"db"}"#, &[]);
+        async move {
+            let v: Value = serde_json::from_str(&out).ok()?;
+            (ok && v["state"] == "ALLOCATION_STATE_PENDING").then_some(v)
+        }
+    })
+    .await;
+    assert!(
+        db_pending["reason"] == "Failed to allocate IP for \"default/db\": no available IPs",
+        "{db_pending}"
+    );
+
+    let (ok, web) = call("GetService", r#"{"namespace":"default","name":"web"}"#, &[]);
+    assert!(ok, "{web}");
+    let web: Value = serde_json::from_str(&web).unwrap();
+    assert_eq!(web["state"], "ALLOCATION_STATE_ALLOCATED");
+    assert_eq!(web["addresses"][0], "203.0.113.5");
+    assert_eq!(web["pool"], "tiny");
+
+    let (ok, missing) = call("GetService", r#"{"namespace":"x","name":"y"}"#, &[]);
+    assert!(!ok && missing.contains("NotFound"), "{missing}");
+
+    let (ok, listed) = call("ListServices", r#"{"namespace":"default"}"#, &[]);
+    assert!(ok, "{listed}");
+    let listed: Value = serde_json::from_str(&listed).unwrap();
+    let names: Vec<&str> = listed["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["db", "web"]);
+
+    let (ok, pools) = call("ListPools", "{}", &[]);
+    assert!(ok, "{pools}");
+    let pools: Value = serde_json::from_str(&pools).unwrap();
+    assert_eq!(pools["pools"][0]["name"], "tiny");
+    assert_eq!(
+        pools["pools"][0]["ipv4"]["assigned"], "1",
+        "uint64 is a JSON string"
+    );
+    assert_eq!(pools["pools"][0]["ipv4"]["total"], "1");
+
+    // Watch streams forever: the first snapshot arrives, then grpcurl's deadline ends it.
+    let (_, watched) = call("Watch", "{}", &["-max-time", "2"]);
+    assert!(
+        watched.contains("\"name\": \"web\"") && watched.contains("DeadlineExceeded"),
+        "{watched}"
+    );
+
+    let (ok, health) = run(
+        &grpcurl,
+        &["-plaintext", &addr, "grpc.health.v1.Health/Check"],
+    );
+    assert!(ok && health.contains("SERVING"), "{health}");
+
+    // `metallb status` joins the answers.
+    let bin = env!("CARGO_BIN_EXE_metallb");
+    let (ok, out) = run(
+        bin,
+        &[
+            "status",
+            "service",
+            "default/db",
+            "--controller-addr",
+            &addr,
+        ],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.trim(),
+        "default/db: pending: no available IPs; pools: tiny (1/1 used)"
+    );
+    let (ok, out) = run(
+        bin,
+        &["status", "service", "web", "--controller-addr", &addr],
+    );
+    assert!(ok, "{out}");
+    assert_eq!(
+        out.trim(),
+        "default/web: 203.0.113.5 from pool tiny; BGP: not asked (no speaker address given)"
+    );
+    let (ok, out) = run(
+        bin,
+        &["status", "pools", "-o", "json", "--controller-addr", &addr],
+    );
+    assert!(ok, "{out}");
+    let pools: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(pools[0]["used"], 1);
+    let (ok, out) = run(
+        bin,
+        &[
+            "status",
+            "service",
+            "default/nope",
+            "--controller-addr",
+            &addr,
+        ],
+    );
+    assert!(!ok && out.contains("Service default/nope"), "{out}");
+}
