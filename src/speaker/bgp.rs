@@ -99,6 +99,12 @@ impl BgpSide {
         }
     }
 
+    /// Forgets the text last handed to the apply loop, so that the next one is handed over even
+    /// when unchanged (SIGHUP: the apply loop checks FRR against it again).
+    pub fn forget_last(&mut self) {
+        self.last = None;
+    }
+
     /// Renders the node's frr.conf from `input` and applies it if it changed. A template error
     /// keeps FRR's configuration.
     pub fn reconcile(

@@ -321,6 +321,9 @@ pub async fn run(options: Options, source: SourceOptions) -> Result<(), SpeakerE
             Msg::Reload => {
                 info!("speaker: SIGHUP, re-reading");
                 source.force();
+                if let Some(bgp) = &mut speaker.bgp {
+                    bgp.forget_last();
+                }
             }
             msg => speaker.handle(msg),
         }
@@ -370,6 +373,14 @@ impl Speaker {
             self.options.lb_class.as_deref(),
             self.address_source,
         );
+        let accepted = accepted.and_then(|input| {
+            let last = self.input.as_ref().map(|last| &last.config);
+            if last.is_some_and(|last| input::stops_running(last, &input).is_some()) {
+                Err(input.problems)
+            } else {
+                Ok(input)
+            }
+        });
         let input = match accepted {
             Ok(input) => input,
             Err(mut errors) => {
