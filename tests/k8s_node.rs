@@ -273,6 +273,8 @@ async fn speaker_daemonset_on_a_real_node() {
         back.as_secs_f64()
     );
 
+    bgp_extras_from_the_configmap(&node, &new_pod);
+
     drop(diagnose);
     let left = tokio::task::block_in_place(|| node.down());
     assert!(left.is_empty(), "the node left: {left:#?}");
@@ -348,6 +350,65 @@ fn layer2_from_the_speaker_pod(node: &Node, lab: &Lab, pod: &str) {
         t.elapsed().as_secs_f64()
     );
     assert_eq!(mac, host_mac, "{L2_VIP} resolved to another MAC");
+}
+
+/// Upstream's `bgpextras` ConfigMap through the API (the speaker's ConfigMap reflector and
+/// RBAC): a text FRR refuses is reported in ConfigurationState `speaker-lab-host` and never
+/// reaches FRR; a good one is appended to the running configuration and the state is valid.
+fn bgp_extras_from_the_configmap(node: &Node, pod: &str) {
+    let apply_extras = |extras: &str| {
+        let manifest = node.kubectl(&[
+            "create",
+            "configmap",
+            "bgpextras",
+            "-n",
+            NS,
+            &format!("--from-literal=extras={extras}"),
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ]);
+        let file =
+            std::env::temp_dir().join(format!("k8s-node-extras-{}.yaml", std::process::id()));
+        std::fs::write(&file, manifest).unwrap();
+        node.kubectl(&["apply", "-f", &file.display().to_string()]);
+        let _ = std::fs::remove_file(&file);
+    };
+    let state = |path: &str| {
+        node.try_kubectl(&[
+            "get",
+            "configurationstate",
+            "-n",
+            NS,
+            &format!("speaker-{NODE}"),
+            "-o",
+            &format!("jsonpath={{.status.{path}}}"),
+        ])
+        .1
+    };
+    apply_extras("ip prefix-list extra-bad seq 5 permit 192.0.2.0/24\nthis is not frr");
+    let summary = eventually_sync("the refused extras in ConfigurationState", WAIT, || {
+        let summary = state("errorSummary");
+        summary.contains("ConfigMap/bgpextras").then_some(summary)
+    });
+    assert!(summary.contains("this is not frr"), "{summary}");
+    assert_eq!(state("result"), "Invalid");
+    let running = vtysh(node, pod, "show running-config");
+    assert!(
+        !running.contains("extra-bad"),
+        "refused extras on FRR:\n{running}"
+    );
+
+    let good = "ip prefix-list extra-good seq 5 permit 192.0.2.0/24";
+    apply_extras(good);
+    eventually_sync("the good extras on FRR", WAIT, || {
+        vtysh(node, pod, "show running-config")
+            .contains(good)
+            .then_some(())
+    });
+    eventually_sync("ConfigurationState valid again", WAIT, || {
+        (state("result") == "Valid").then_some(())
+    });
 }
 
 /// On a failure: what the speaker pod says, FRR's view from inside it, and the router's.
