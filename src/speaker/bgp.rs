@@ -74,6 +74,17 @@ pub struct ExtrasVerdict {
     pub result: Result<(), String>,
 }
 
+/// What a verdict did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExtrasOutcome {
+    /// The text is now appended to every render.
+    Accepted,
+    /// The text is refused ([`BgpSide::extras_problem`] says why).
+    Refused,
+    /// The verdict was on a text no longer wanted: nothing changed.
+    Stale,
+}
+
 /// The `bgpextras` text as FRR judged it.
 #[derive(Debug, Default)]
 struct Extras {
@@ -202,22 +213,22 @@ impl BgpSide {
         });
     }
 
-    /// Takes FRR's verdict on an extras text; `true` when the text is now the accepted one (the
-    /// caller renders again to apply it). A verdict on a text no longer wanted is dropped.
-    pub fn extras_checked(&mut self, verdict: ExtrasVerdict) -> bool {
+    /// Takes FRR's verdict on an extras text. On [`ExtrasOutcome::Accepted`] the caller renders
+    /// again to apply it; a verdict on a text no longer wanted is [`ExtrasOutcome::Stale`].
+    pub fn extras_checked(&mut self, verdict: ExtrasVerdict) -> ExtrasOutcome {
         if self.extras.checking.as_deref() != Some(verdict.extras.as_str()) {
-            return false;
+            return ExtrasOutcome::Stale;
         }
         self.extras.checking = None;
         match verdict.result {
             Ok(()) => {
                 info!("speaker: FRR accepts the bgpextras configuration; appending it");
                 self.extras.good = Some(verdict.extras);
-                true
+                ExtrasOutcome::Accepted
             }
             Err(output) => {
                 self.extras.refused = Some((verdict.extras, output));
-                false
+                ExtrasOutcome::Refused
             }
         }
     }

@@ -437,10 +437,14 @@ impl Speaker {
     /// FRR's verdict on new extras: accepted ones are applied, refused ones reported.
     fn extras_checked(&mut self, verdict: bgp::ExtrasVerdict) {
         let Some(bgp) = &mut self.bgp else { return };
-        if bgp.extras_checked(verdict) {
-            self.reconcile_bgp();
-        } else if let Some(problem) = bgp.extras_problem() {
-            error!(error = %problem, "speaker: bgpextras refused; FRR keeps the last good configuration");
+        match bgp.extras_checked(verdict) {
+            bgp::ExtrasOutcome::Accepted => self.reconcile_bgp(),
+            bgp::ExtrasOutcome::Refused => {
+                if let Some(problem) = bgp.extras_problem() {
+                    error!(error = %problem, "speaker: bgpextras refused; FRR keeps the last good configuration");
+                }
+            }
+            bgp::ExtrasOutcome::Stale => return,
         }
         self.publish_state();
     }
