@@ -213,6 +213,10 @@ pub struct ControllerArgs {
     /// Loopback by default: off-node access control is not implemented yet.
     #[arg(long, env = "METALLB_STATUS_ADDR", default_value = crate::status::DEFAULT_CONTROLLER_ADDR)]
     pub status_addr: ListenAddr,
+    /// The layer 2 membership Secret (key `secretkey`) the leader creates in the namespace when
+    /// it is missing, as upstream's controller; empty: never created.
+    #[arg(long, env = "METALLB_ML_SECRET_NAME", default_value = crate::k8s::memberlist_secret::DEFAULT_NAME)]
+    pub ml_secret_name: String,
 }
 
 /// `metallb must-gather`.

@@ -22,6 +22,8 @@ pub(crate) fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         config.lb_class = args.lb_class.clone();
         config.writer.qps = args.status_qps;
         config.writer.burst = args.status_burst;
+        config.memberlist_secret =
+            (!args.ml_secret_name.is_empty()).then(|| args.ml_secret_name.clone());
         config.metrics = crate::metrics::process::start_controller(&args.metrics, &client).await?;
         match &mut config.lease {
             Some(lease) if args.leader_elect => {

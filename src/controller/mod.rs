@@ -55,7 +55,7 @@ use crate::{
     k8s::{
         config_state,
         leader::{LeaderElector, LeaseConfig},
-        pool_status,
+        memberlist_secret, pool_status,
         status::{self, ServiceWrite, StatusHandle, WriterConfig},
     },
 };
@@ -83,6 +83,9 @@ pub struct ControllerConfig {
     /// Where to publish the allocation state after each pass, for the status API (`None`: not
     /// served).
     pub status_snapshot: Option<tokio_watch::Sender<ControllerStatus>>,
+    /// The layer 2 membership Secret the leader creates in `namespace` when missing (`None`:
+    /// left to the admin).
+    pub memberlist_secret: Option<String>,
 }
 
 impl ControllerConfig {
@@ -111,6 +114,7 @@ impl ControllerConfig {
             },
             metrics: Default::default(),
             status_snapshot: None,
+            memberlist_secret: Some(crate::k8s::memberlist_secret::DEFAULT_NAME.into()),
         }
     }
 }
@@ -292,6 +296,17 @@ pub async fn serve(
         .map(|()| "pool status")
         .boxed(),
     );
+    if let Some(name) = &config.memberlist_secret {
+        tasks.push(
+            memberlist_secret::ensure_then_idle(
+                client.clone(),
+                config.namespace.clone(),
+                name.clone(),
+            )
+            .map(|()| "memberlist secret")
+            .boxed(),
+        );
+    }
     let ctx = Arc::new(Context {
         config,
         stores,

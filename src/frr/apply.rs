@@ -442,18 +442,7 @@ impl Applier {
 
     /// `vtysh -C -f FILE`: rc 0 means FRR's parser accepts every line.
     async fn check_syntax(&self, file: &Path) -> Result<(), ApplyError> {
-        let out = self
-            .vtysh
-            .raw(&["-C", "-f", &file.to_string_lossy()])
-            .await
-            .map_err(|e| ApplyError::Validate {
-                output: e.to_string(),
-            })?;
-        if out.success() {
-            Ok(())
-        } else {
-            Err(ApplyError::Validate { output: out.text() })
-        }
+        check_file(&self.vtysh, file).await
     }
 
     /// One batch with `vtysh -f`, then `--test` must show nothing but the accepted residual.
@@ -1117,6 +1106,51 @@ fn first_lines(s: &str, n: usize) -> String {
     }
 }
 
+/// `vtysh -C -f FILE`: rc 0 means FRR's parser accepts every line; FRR's daemons are not
+/// asked.
+pub async fn check_file(vtysh: &Vtysh, file: &Path) -> Result<(), ApplyError> {
+    let out = vtysh
+        .raw(&["-C", "-f", &file.to_string_lossy()])
+        .await
+        .map_err(|e| ApplyError::Validate {
+            output: e.to_string(),
+        })?;
+    if out.success() {
+        Ok(())
+    } else {
+        Err(ApplyError::Validate { output: out.text() })
+    }
+}
+
+/// [`check_file`] on `text`, through a private (0600: it can hold passwords) temporary file in
+/// `dir` that is removed afterwards; nothing is applied.
+pub async fn check_text(vtysh: &Vtysh, dir: &Path, text: &str) -> Result<(), ApplyError> {
+    let err = |source| ApplyError::Write {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let tmp = private_tempfile(dir, ".frr-check-", text).map_err(err)?;
+    check_file(vtysh, tmp.path()).await
+}
+
+/// A new temporary file in `dir` (created if missing), mode 0600, holding `text` on disk.
+fn private_tempfile(
+    dir: &Path,
+    prefix: &str,
+    text: &str,
+) -> std::io::Result<tempfile::NamedTempFile> {
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    tmp.write_all(text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    Ok(tmp)
+}
+
 /// Writes `text` to `path` through a temporary file in the same directory and a rename, mode
 /// 0600 (the file can hold BGP passwords). Readers never see a half-written file.
 pub fn write_atomic(path: &Path, text: &str) -> Result<(), ApplyError> {
@@ -1125,17 +1159,7 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), ApplyError> {
         source,
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(err)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".frr-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(err)?;
-    tmp.as_file()
-        .set_permissions(std::fs::Permissions::from_mode(0o600))
-        .map_err(err)?;
-    tmp.write_all(text.as_bytes()).map_err(err)?;
-    tmp.as_file().sync_all().map_err(err)?;
+    let tmp = private_tempfile(dir, ".frr-", text).map_err(err)?;
     tmp.persist(path).map_err(|e| err(e.error))?;
     Ok(())
 }

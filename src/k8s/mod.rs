@@ -4,6 +4,7 @@
 
 pub mod config_state;
 pub mod leader;
+pub mod memberlist_secret;
 pub mod pool_status;
 pub mod publish;
 pub mod status;

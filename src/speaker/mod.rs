@@ -10,6 +10,7 @@
 //!  membership (SWIM thread) ──────────────────────► Msg::Live  ─┤
 //!  100 ms tick ───────────────────────────────────► Msg::Tick  ─┼─► Speaker::handle
 //!  SIGHUP / SIGTERM / SIGINT ─────────────────────► Msg::Reload / Msg::Stop
+//!  vtysh -C on new bgpextras (task) ──────────────► Msg::ExtrasChecked
 //!                                                                │
 //!   input::accept (config + each Service's addresses; invalid: keep the last valid input)
 //!        ├─► bgp::BgpSide ─► frr.conf ─► apply loop ─► FRR
@@ -123,6 +124,8 @@ pub enum Msg {
     FrrConf(String),
     /// The live layer 2 speakers changed.
     Live(BTreeSet<String>),
+    /// FRR judged a `bgpextras` text.
+    ExtrasChecked(bgp::ExtrasVerdict),
     /// Periodic work (fence, interface rescans, status file).
     Tick,
     /// SIGHUP: read the input again.
@@ -226,6 +229,9 @@ struct Speaker {
     cluster: Option<Cluster>,
     address_source: AddressSource,
     config_metrics: crate::metrics::k8s_client::K8sClientMetrics,
+    /// The last input's verdict (`None` before the first input); published together with the
+    /// extras' problem as ConfigurationState.
+    input_state: Option<config_state::State>,
 }
 
 /// Runs the speaker until SIGTERM or SIGINT.
@@ -271,10 +277,11 @@ pub async fn run(options: Options, source: SourceOptions) -> Result<(), SpeakerE
         }
         None => (None, mpsc::unbounded_channel().1),
     };
+    let (verdicts_tx, mut verdicts_rx) = mpsc::unbounded_channel();
     let bgp = options
         .bgp
         .as_ref()
-        .map(|b| BgpSide::start(b, telemetry.apply.clone()));
+        .map(|b| BgpSide::start(b, telemetry.apply.clone(), verdicts_tx));
     let config_metrics = telemetry.k8s.clone();
     let vtysh = Vtysh::new(options.bgp.as_ref().and_then(|b| b.pathspace.clone()));
     info!(node = %node, bgp = bgp.is_some(), layer2 = l2.is_some(), "speaker: started");
@@ -298,6 +305,7 @@ pub async fn run(options: Options, source: SourceOptions) -> Result<(), SpeakerE
         cluster,
         address_source,
         config_metrics,
+        input_state: None,
     };
     let mut hup = signal(SignalKind::hangup()).map_err(SpeakerError::Signals)?;
     let mut term = signal(SignalKind::terminate()).map_err(SpeakerError::Signals)?;
@@ -308,6 +316,7 @@ pub async fn run(options: Options, source: SourceOptions) -> Result<(), SpeakerE
         let msg = tokio::select! {
             msg = source.next() => msg,
             Some(live) = live_rx.recv() => Msg::Live(live),
+            Some(verdict) = verdicts_rx.recv() => Msg::ExtrasChecked(verdict),
             _ = tick.tick() => Msg::Tick,
             _ = hup.recv() => Msg::Reload,
             _ = term.recv() => Msg::Stop("SIGTERM"),
@@ -355,6 +364,7 @@ impl Speaker {
                 }
                 self.reconcile_l2();
             }
+            Msg::ExtrasChecked(verdict) => self.extras_checked(verdict),
             Msg::Tick => {
                 self.reconcile_l2();
                 if let Some(l2) = &mut self.l2 {
@@ -389,17 +399,18 @@ impl Speaker {
                 let summary: Vec<String> = errors.iter().map(ToString::to_string).collect();
                 error!(errors = %summary.join("; "), "speaker: invalid configuration; the last valid one stays in force");
                 self.config_metrics.config_failed();
-                self.set_state(config_state::State::Invalid(summary.join("\n")));
+                self.input_state = Some(config_state::State::Invalid(summary.join("\n")));
+                self.publish_state();
                 return;
             }
         };
         self.config_metrics.config_ok();
         if input.problems.is_empty() {
-            self.set_state(config_state::State::Valid);
+            self.input_state = Some(config_state::State::Valid);
         } else {
             let summary: Vec<String> = input.problems.iter().map(ToString::to_string).collect();
             error!(errors = %summary.join("; "), "speaker: objects left out until they are fixed");
-            self.set_state(config_state::State::Invalid(summary.join("\n")));
+            self.input_state = Some(config_state::State::Invalid(summary.join("\n")));
         }
         if let Some(l2) = &mut self.l2
             && let Err(error) = l2.update_membership(&input)
@@ -408,24 +419,53 @@ impl Speaker {
         }
         self.input = Some(input);
         self.reconcile_bgp();
+        // After the render: it may have cleared or started an extras check.
+        self.publish_state();
         self.reconcile_l2();
     }
 
-    fn set_state(&self, state: config_state::State) {
-        if let Some(cluster) = &self.cluster {
-            cluster.config_state.send_if_modified(|old| {
-                let changed = old.as_ref() != Some(&state);
-                *old = Some(state);
-                changed
-            });
+    /// ConfigurationState `speaker-<node>`: the input's problems and the refused extras'.
+    fn publish_state(&self) {
+        let Some(cluster) = &self.cluster else { return };
+        let Some(input_state) = &self.input_state else {
+            return;
+        };
+        let extras = self.bgp.as_ref().and_then(BgpSide::extras_problem);
+        let state = match (input_state, extras) {
+            (state, None) => state.clone(),
+            (config_state::State::Valid, Some(extras)) => config_state::State::Invalid(extras),
+            (config_state::State::Invalid(problems), Some(extras)) => {
+                config_state::State::Invalid(format!("{problems}\n{extras}"))
+            }
+        };
+        cluster.config_state.send_if_modified(|old| {
+            let changed = old.as_ref() != Some(&state);
+            *old = Some(state);
+            changed
+        });
+    }
+
+    /// FRR's verdict on new extras: accepted ones are applied, refused ones reported.
+    fn extras_checked(&mut self, verdict: bgp::ExtrasVerdict) {
+        let Some(bgp) = &mut self.bgp else { return };
+        match bgp.extras_checked(verdict) {
+            bgp::ExtrasOutcome::Accepted => self.reconcile_bgp(),
+            bgp::ExtrasOutcome::Refused => {
+                if let Some(problem) = bgp.extras_problem() {
+                    error!(error = %problem, "speaker: bgpextras refused; FRR keeps the last good configuration");
+                }
+            }
+            bgp::ExtrasOutcome::Stale => return,
         }
+        self.publish_state();
     }
 
     fn reconcile_bgp(&mut self) {
         let (Some(bgp), Some(input)) = (&mut self.bgp, &self.input) else {
             return;
         };
-        let announced = match bgp.reconcile(&self.options.node, input) {
+        let extras = bgp::extras_from(&input.resources, &self.options.namespace);
+        let announced = match bgp.reconcile(&self.options.node, input, extras.as_deref()) {
             Ok(announced) => announced,
             Err(error) => {
                 error!(%error, "speaker: cannot render frr.conf; FRR keeps its configuration");

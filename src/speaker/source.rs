@@ -5,7 +5,7 @@ use std::{collections::BTreeSet, path::PathBuf, time::Duration};
 
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use k8s_openapi::api::{
-    core::v1::{Namespace, Node, Secret, Service},
+    core::v1::{ConfigMap, Namespace, Node, Secret, Service},
     discovery::v1::EndpointSlice,
 };
 use kube::{
@@ -30,6 +30,8 @@ pub struct ApiSource {
     endpoint_slices: Store<EndpointSlice>,
     /// Secrets in MetalLB's namespace (BGP passwords; RBAC: deploy/rbac/speaker.yaml).
     secrets: Store<Secret>,
+    /// ConfigMaps in MetalLB's namespace (`bgpextras`; RBAC: deploy/rbac/speaker.yaml).
+    config_maps: Store<ConfigMap>,
     rx: mpsc::UnboundedReceiver<Input>,
     kinds: usize,
     synced: BTreeSet<Kind>,
@@ -89,11 +91,16 @@ impl ApiSource {
             Api::<Secret>::namespaced(c.clone(), namespace),
             Kind::Config("Secret")
         );
+        let config_maps = watch_kind!(
+            Api::<ConfigMap>::namespaced(c.clone(), namespace),
+            Kind::Config("ConfigMap")
+        );
         let kinds = tasks.len();
         ApiSource {
             stores,
             endpoint_slices,
             secrets,
+            config_maps,
             rx,
             kinds,
             synced: BTreeSet::new(),
@@ -155,6 +162,7 @@ impl ApiSource {
         });
         resources.endpoint_slices = slices;
         resources.secrets = self.secrets.state().iter().map(|o| (**o).clone()).collect();
+        resources.config_maps = crate::k8s::stores::sorted(&self.config_maps);
         resources
     }
 
