@@ -147,12 +147,7 @@ async fn service_through_the_api_reaches_the_router_and_is_withdrawn() {
     // creates into its own bridge), never on the machine's other interfaces: the test and the
     // speakers inside the node namespaces all come in there. So the lab goes up first.
     let lab = Lab::up_with_host("mlk-");
-    let cluster = Cluster::start_with(ClusterOptions {
-        bind: Some(lab::HOST_IPV4.into()),
-        extra_ips: vec![lab::HOST_IPV4.into()],
-        ..Default::default()
-    })
-    .await;
+    let cluster = Cluster::start_with(ClusterOptions::listening_on(lab::HOST_IPV4)).await;
     let client = cluster.client.clone();
     support::create_yaml(&client, LAB_OBJECTS, None)
         .await

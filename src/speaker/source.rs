@@ -18,8 +18,8 @@ use crate::{
     config::{ConfigError, Resources},
     core::service::ServiceKey,
     k8s::{
-        stores::Stores,
-        watch::{self, Input, Kind},
+        stores::{ConfigStores, Stores},
+        watch::{self, Input, Kind, Watches},
     },
     manifest::{self, ManifestError},
 };
@@ -52,38 +52,16 @@ impl ApiSource {
             }};
         }
         let c = &client;
+        let mut config_watches = Watches::new(tx.clone());
+        let config = ConfigStores::watch(c, namespace, &mut config_watches);
+        for task in config_watches.into_tasks() {
+            tasks.push(task);
+        }
         let stores = Stores {
             services: watch_kind!(Api::<Service>::all(c.clone()), Kind::Service),
             namespaces: watch_kind!(Api::<Namespace>::all(c.clone()), Kind::Namespace),
             nodes: watch_kind!(Api::<Node>::all(c.clone()), Kind::Node),
-            ip_address_pools: watch_kind!(
-                Api::namespaced(c.clone(), namespace),
-                Kind::Config("IPAddressPool")
-            ),
-            address_pools: watch_kind!(
-                Api::namespaced(c.clone(), namespace),
-                Kind::Config("AddressPool")
-            ),
-            l2_advertisements: watch_kind!(
-                Api::namespaced(c.clone(), namespace),
-                Kind::Config("L2Advertisement")
-            ),
-            bgp_advertisements: watch_kind!(
-                Api::namespaced(c.clone(), namespace),
-                Kind::Config("BGPAdvertisement")
-            ),
-            bgp_peers: watch_kind!(
-                Api::namespaced(c.clone(), namespace),
-                Kind::Config("BGPPeer")
-            ),
-            bfd_profiles: watch_kind!(
-                Api::namespaced(c.clone(), namespace),
-                Kind::Config("BFDProfile")
-            ),
-            communities: watch_kind!(
-                Api::namespaced(c.clone(), namespace),
-                Kind::Config("Community")
-            ),
+            config,
         };
         let endpoint_slices =
             watch_kind!(Api::<EndpointSlice>::all(c.clone()), Kind::EndpointSlice);

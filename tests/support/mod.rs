@@ -89,6 +89,18 @@ pub struct ClusterOptions {
 /// ClusterIP of the `kubernetes` Service (the first address of `--service-cluster-ip-range`).
 pub const KUBERNETES_SERVICE_IP: &str = "10.96.0.1";
 
+impl ClusterOptions {
+    /// An apiserver that listens on `addr` only, with `addr` in its certificate: for components
+    /// inside network namespaces (the lab's host port).
+    pub fn listening_on(addr: &str) -> ClusterOptions {
+        ClusterOptions {
+            bind: Some(addr.into()),
+            extra_ips: vec![addr.into()],
+            ..ClusterOptions::default()
+        }
+    }
+}
+
 impl Cluster {
     /// Starts a cluster on loopback; panics when it cannot.
     pub async fn start() -> Cluster {
