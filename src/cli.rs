@@ -210,7 +210,8 @@ pub struct ControllerArgs {
     #[arg(long, env = "METALLB_STATUS_BURST", default_value_t = 400)]
     pub status_burst: u32,
     /// Where the gRPC status API (`metallb.status.v1.Controller`) listens; `off` disables it.
-    /// Loopback by default: off-node access control is not implemented yet.
+    /// Loopback by default; off loopback every call is authorized by the apiserver
+    /// (TokenReview + SubjectAccessReview).
     #[arg(long, env = "METALLB_STATUS_ADDR", default_value = crate::status::DEFAULT_CONTROLLER_ADDR)]
     pub status_addr: ListenAddr,
 }
@@ -400,6 +401,16 @@ pub struct SpeakerArgs {
     /// Metrics and health endpoints.
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// Where the gRPC status API (`metallb.status.v1.Speaker`) listens; `off` disables it. Off
+    /// loopback (e.g. `0.0.0.0:7475`, which `metallb status` finds through the Nodes) every
+    /// call is authorized by the apiserver (TokenReview + SubjectAccessReview; needs
+    /// `--from-api`).
+    #[arg(long, env = "METALLB_STATUS_ADDR", default_value = crate::status::DEFAULT_SPEAKER_ADDR)]
+    pub status_addr: ListenAddr,
+    /// How often FRR is asked for the status API while someone watches (or asked within the
+    /// last minute); idle, FRR is not asked at all.
+    #[arg(long, env = "METALLB_STATUS_POLL_MS", default_value_t = 500)]
+    pub status_poll_ms: u64,
 }
 
 /// The BGP side of `metallb speaker`.

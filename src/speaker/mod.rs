@@ -24,6 +24,7 @@ pub mod input;
 pub mod layer2;
 pub mod source;
 pub mod status;
+pub mod status_api;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -93,6 +94,8 @@ pub struct Options {
     pub layer2: Option<L2Options>,
     /// The metrics and health listeners.
     pub metrics: MetricsOptions,
+    /// The gRPC status API.
+    pub status: status_api::StatusOptions,
 }
 
 /// The metrics and health listeners.
@@ -226,6 +229,7 @@ struct Speaker {
     cluster: Option<Cluster>,
     address_source: AddressSource,
     config_metrics: crate::metrics::k8s_client::K8sClientMetrics,
+    status_api: Option<status_api::StatusApi>,
 }
 
 /// Runs the speaker until SIGTERM or SIGINT.
@@ -277,6 +281,19 @@ pub async fn run(options: Options, source: SourceOptions) -> Result<(), SpeakerE
         .map(|b| BgpSide::start(b, telemetry.apply.clone()));
     let config_metrics = telemetry.k8s.clone();
     let vtysh = Vtysh::new(options.bgp.as_ref().and_then(|b| b.pathspace.clone()));
+    // Like the metrics listeners, a status API that cannot start is logged, never fatal.
+    let status_api = options.status.listen.and_then(|addr| {
+        status_api::StatusApi::start(
+            addr,
+            &options.status,
+            &node,
+            bgp.is_some().then(|| vtysh.clone()),
+            bgp.as_ref().map(BgpSide::apply_status),
+            cluster.as_ref().map(|c| &c.client),
+        )
+        .map_err(|error| error!(%error, "status API not started"))
+        .ok()
+    });
     info!(node = %node, bgp = bgp.is_some(), layer2 = l2.is_some(), "speaker: started");
     // As in the other components, a listener that cannot start is logged, never fatal.
     if let Err(error) = telemetry
@@ -298,6 +315,7 @@ pub async fn run(options: Options, source: SourceOptions) -> Result<(), SpeakerE
         cluster,
         address_source,
         config_metrics,
+        status_api,
     };
     let mut hup = signal(SignalKind::hangup()).map_err(SpeakerError::Signals)?;
     let mut term = signal(SignalKind::terminate()).map_err(SpeakerError::Signals)?;
@@ -401,6 +419,12 @@ impl Speaker {
     }
 
     fn set_state(&self, state: config_state::State) {
+        if let Some(api) = &self.status_api {
+            api.set_configuration(match &state {
+                config_state::State::Valid => Ok(()),
+                config_state::State::Invalid(problems) => Err(problems.clone()),
+            });
+        }
         if let Some(cluster) = &self.cluster {
             cluster.config_state.send_if_modified(|old| {
                 let changed = old.as_ref() != Some(&state);
@@ -436,6 +460,9 @@ impl Speaker {
         if !l2.reconcile(self.input.as_ref()) {
             return;
         }
+        if let Some(api) = &mut self.status_api {
+            api.set_layer2(l2);
+        }
         let owned: BTreeMap<ServiceKey, Vec<String>> = l2
             .owned()
             .iter()
@@ -461,6 +488,9 @@ impl Speaker {
     }
 
     async fn shutdown(self) {
+        if let Some(api) = self.status_api {
+            api.shutdown();
+        }
         if let Some(l2) = self.l2 {
             l2.shutdown();
         }

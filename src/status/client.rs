@@ -254,6 +254,19 @@ pub struct Advertised {
     pub uptime_seconds: u64,
 }
 
+/// One node answering ARP/NDP for an address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct L2Owner {
+    /// The node.
+    pub node: String,
+    /// The address.
+    pub address: String,
+    /// The interface.
+    pub interface: String,
+    /// Unix time the node took the address.
+    pub since_unix: u64,
+}
+
 /// The joined answer of `metallb status service`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ServiceAnswer {
@@ -273,6 +286,11 @@ pub struct ServiceAnswer {
     pub pools: Vec<PoolAnswer>,
     /// Who advertises the addresses over BGP (only from the speakers asked).
     pub bgp: Vec<Advertised>,
+    /// Which nodes answer ARP/NDP for the addresses, on which interfaces.
+    pub layer2: Vec<L2Owner>,
+    /// BGP sessions of the nodes asked that are not established (why an address may not be
+    /// advertised).
+    pub sessions_down: Vec<Advertised>,
     /// Speakers asked.
     pub nodes_asked: Vec<String>,
     /// The one-line answer.
@@ -328,33 +346,37 @@ impl ServiceAnswer {
                 }
             }
         }
+        let layer2: Vec<L2Owner> = nodes
+            .iter()
+            .flat_map(|n| {
+                n.layer2
+                    .iter()
+                    .filter(|o| o.namespace == allocation.namespace && o.name == allocation.name)
+                    .map(|o| L2Owner {
+                        node: n.node.clone(),
+                        address: o.address.clone(),
+                        interface: o.interface.clone(),
+                        since_unix: o.since_unix,
+                    })
+            })
+            .collect();
+        let sessions_down: Vec<Advertised> = nodes
+            .iter()
+            .flat_map(|n| {
+                n.bgp
+                    .iter()
+                    .filter(|s| s.state() != proto::BgpState::Established)
+                    .map(|s| Advertised {
+                        node: n.node.clone(),
+                        peer: s.peer.clone(),
+                        session: s.state_text.clone(),
+                        uptime_seconds: 0,
+                    })
+            })
+            .collect();
         let nodes_asked: Vec<String> = nodes.iter().map(|n| n.node.clone()).collect();
         let summary = if allocated {
-            let bgp_text = if nodes_asked.is_empty() {
-                "BGP: not asked (no speaker address given)".to_string()
-            } else if bgp.is_empty() {
-                format!("BGP: not advertised by {}", nodes_asked.join(", "))
-            } else {
-                let parts: Vec<String> = bgp
-                    .iter()
-                    .map(|a| {
-                        let session = if a.session.is_empty() {
-                            String::new()
-                        } else if a.uptime_seconds > 0 {
-                            format!(" ({} {})", a.session, human_duration(a.uptime_seconds))
-                        } else {
-                            format!(" ({})", a.session)
-                        };
-                        format!("by {} to {}{session}", a.node, a.peer)
-                    })
-                    .collect();
-                format!("BGP: advertised {}", parts.join(" and "))
-            };
-            format!(
-                "{} from pool {}; {bgp_text}",
-                allocation.addresses.join(", "),
-                allocation.pool
-            )
+            allocated_summary(allocation, &nodes_asked, &bgp, &layer2, &sessions_down)
         } else {
             // The event's "Failed to allocate IP for "ns/name": " prefix repeats the question.
             let event_prefix = format!(
@@ -381,10 +403,73 @@ impl ServiceAnswer {
             reason: allocation.reason.clone(),
             pools: relevant,
             bgp,
+            layer2,
+            sessions_down,
             nodes_asked,
             summary,
         }
     }
+}
+
+/// "ADDRESSES from pool P; BGP: ...; layer 2: ...", or "..., but no node announces it".
+fn allocated_summary(
+    allocation: &proto::ServiceAllocation,
+    nodes_asked: &[String],
+    bgp: &[Advertised],
+    layer2: &[L2Owner],
+    sessions_down: &[Advertised],
+) -> String {
+    let head = format!(
+        "{} from pool {}",
+        allocation.addresses.join(", "),
+        allocation.pool
+    );
+    if nodes_asked.is_empty() {
+        return format!("{head}; announcements: not asked (no speaker found or given)");
+    }
+    let down = if sessions_down.is_empty() {
+        String::new()
+    } else {
+        let parts: Vec<String> = sessions_down
+            .iter()
+            .map(|s| format!("{} to {} ({})", s.node, s.peer, s.session))
+            .collect();
+        format!("; sessions down: {}", parts.join(", "))
+    };
+    if bgp.is_empty() && layer2.is_empty() {
+        return format!(
+            "{head}, but no node announces it (asked {}){down}",
+            nodes_asked.join(", ")
+        );
+    }
+    let bgp_text = if bgp.is_empty() {
+        "BGP: none".to_string()
+    } else {
+        let parts: Vec<String> = bgp
+            .iter()
+            .map(|a| {
+                let session = if a.session.is_empty() {
+                    String::new()
+                } else if a.uptime_seconds > 0 {
+                    format!(" ({} {})", a.session, human_duration(a.uptime_seconds))
+                } else {
+                    format!(" ({})", a.session)
+                };
+                format!("by {} to {}{session}", a.node, a.peer)
+            })
+            .collect();
+        format!("BGP: advertised {}", parts.join(" and "))
+    };
+    let l2_text = if layer2.is_empty() {
+        "layer 2: none".to_string()
+    } else {
+        let parts: Vec<String> = layer2
+            .iter()
+            .map(|o| format!("{} on {} by node {}", o.address, o.interface, o.node))
+            .collect();
+        format!("layer 2: owned: {}", parts.join(", "))
+    };
+    format!("{head}; {bgp_text}; {l2_text}{down}")
 }
 
 /// `3h`, `5m`, `42s`, `2d`: the largest unit, as kubectl prints ages.
@@ -427,6 +512,16 @@ mod tests {
     }
 
     fn node(name: &str, state: &str, uptime: u64) -> proto::NodeStatus {
+        let mut status = node_unset(name, state, uptime);
+        status.bgp[0].set_state(if state == "Established" {
+            proto::BgpState::Established
+        } else {
+            proto::BgpState::Active
+        });
+        status
+    }
+
+    fn node_unset(name: &str, state: &str, uptime: u64) -> proto::NodeStatus {
         proto::NodeStatus {
             node: name.into(),
             bgp: vec![proto::BgpSession {
@@ -492,24 +587,57 @@ mod tests {
         assert_eq!(
             answer.summary,
             "203.0.113.5 from pool web; BGP: advertised by node1 to 10.77.0.1 \
-             (Established 3h) and by node2 to 10.77.0.1 (Active)"
+             (Established 3h) and by node2 to 10.77.0.1 (Active); layer 2: none; \
+             sessions down: node2 to 10.77.0.1 (Active)"
         );
         assert_eq!(answer.bgp.len(), 2);
     }
 
     #[test]
-    fn allocated_without_speakers_says_bgp_was_not_asked() {
+    fn allocated_without_speakers_says_announcements_were_not_asked() {
         let answer = ServiceAnswer::join(&allocated(), &[pool("web", 1, 10)], &[]);
         assert_eq!(
             answer.summary,
-            "203.0.113.5 from pool web; BGP: not asked (no speaker address given)"
+            "203.0.113.5 from pool web; announcements: not asked (no speaker found or given)"
         );
         let mut quiet = node("node1", "Established", 10);
         quiet.advertisements.clear();
-        let answer = ServiceAnswer::join(&allocated(), &[], &[quiet]);
+        let answer = ServiceAnswer::join(&allocated(), &[], &[quiet.clone(), quiet]);
         assert_eq!(
             answer.summary,
-            "203.0.113.5 from pool web; BGP: not advertised by node1"
+            "203.0.113.5 from pool web, but no node announces it (asked node1, node1)"
         );
+    }
+
+    #[test]
+    fn layer2_names_the_owning_node_and_interface() {
+        let mut owner = node("node2", "Established", 10);
+        owner.advertisements.clear();
+        owner.layer2 = vec![
+            proto::Layer2Ownership {
+                address: "203.0.113.5".into(),
+                interface: "eth0".into(),
+                namespace: "default".into(),
+                name: "web".into(),
+                since_unix: 1,
+                last_announcement_unix: 1,
+            },
+            proto::Layer2Ownership {
+                address: "203.0.113.9".into(),
+                interface: "eth0".into(),
+                namespace: "default".into(),
+                name: "other".into(),
+                since_unix: 1,
+                last_announcement_unix: 1,
+            },
+        ];
+        let mut quiet = node("node1", "Established", 10);
+        quiet.advertisements.clear();
+        let answer = ServiceAnswer::join(&allocated(), &[], &[quiet, owner]);
+        assert_eq!(
+            answer.summary,
+            "203.0.113.5 from pool web; BGP: none; layer 2: owned: 203.0.113.5 on eth0 by node node2"
+        );
+        assert_eq!(answer.layer2.len(), 1);
     }
 }
