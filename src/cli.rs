@@ -242,13 +242,38 @@ pub struct StatusArgs {
     /// What to show.
     #[command(subcommand)]
     pub what: StatusCommand,
-    /// The controller's status API (`host:port` or a URL). Discovery through the API server is
-    /// not implemented yet.
-    #[arg(long, global = true, env = "METALLB_CONTROLLER_ADDR", default_value = crate::status::DEFAULT_CONTROLLER_ADDR)]
-    pub controller_addr: String,
-    /// A speaker's status API, as `NODE=HOST:PORT`; repeat for each node to ask.
+    /// The controller's status API (`host:port` or a URL). Default: found through the API
+    /// server (the controller pods), else 127.0.0.1:7474.
+    #[arg(long, global = true, env = "METALLB_CONTROLLER_ADDR")]
+    pub controller_addr: Option<String>,
+    /// A speaker's status API, as `NODE=HOST:PORT`; repeat for each node to ask. Default: found
+    /// through the API server (the speaker pods, else the Nodes' InternalIPs).
     #[arg(long = "speaker-addr", global = true, value_parser = parse_speaker_addr)]
     pub speakers: Vec<crate::status::client::SpeakerAddr>,
+    /// Kubeconfig file for discovery and the bearer token sent with every call (default:
+    /// in-cluster service account, `$KUBECONFIG`, `~/.kube/config`).
+    #[arg(long, global = true, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context.
+    #[arg(long, global = true, env = "METALLB_KUBE_CONTEXT")]
+    pub context: Option<String>,
+    /// MetalLB's namespace (where the controller and speaker pods and the Lease are).
+    #[arg(
+        long,
+        global = true,
+        env = "METALLB_NAMESPACE",
+        default_value = "metallb-system"
+    )]
+    pub namespace: String,
+    /// The controller's leader election Lease (its holder is asked first).
+    #[arg(long, global = true, default_value = "metallb-controller")]
+    pub lease_name: String,
+    /// The port of discovered controllers' status API.
+    #[arg(long, global = true, default_value_t = 7474)]
+    pub controller_port: u16,
+    /// The port of discovered speakers' status API.
+    #[arg(long, global = true, default_value_t = 7475)]
+    pub speaker_port: u16,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = StatusOutput::Text)]
     pub output: StatusOutput,
@@ -268,7 +293,7 @@ pub enum StatusCommand {
     Peers,
     /// One node's speaker: sessions, advertisements, FRR state.
     Node {
-        /// The node (one of the `--speaker-addr` nodes).
+        /// The node.
         name: String,
     },
 }

@@ -1,9 +1,9 @@
 //! The client behind `metallb status`: asks the controller (and the speakers it is given) and
 //! joins their answers into one, as text or JSON.
 //!
-//! Finding the processes through the API server (pods by label, reached through a port-forward
-//! so the servers can keep listening on loopback) is not implemented yet: the addresses are
-//! flags (`--controller-addr`, `--speaker-addr NODE=HOST:PORT`).
+//! The addresses come from flags (`--controller-addr`, `--speaker-addr NODE=HOST:PORT`) or
+//! from the API server ([`super::discover`]). Every call carries the kubeconfig's bearer token
+//! when there is one: off loopback the servers have the apiserver authorize it.
 
 use std::time::Duration;
 
@@ -45,19 +45,23 @@ pub enum ClientError {
     },
 }
 
-async fn channel(what: &str, addr: &str) -> Result<Channel, ClientError> {
+fn endpoint(addr: &str) -> Result<Endpoint, ClientError> {
     let url = if addr.contains("://") {
         addr.to_string()
     } else {
         format!("http://{addr}")
     };
-    Endpoint::from_shared(url)
+    Ok(Endpoint::from_shared(url)
         .map_err(|source| ClientError::Address {
             addr: addr.to_string(),
             source,
         })?
         .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(10)))
+}
+
+async fn channel(what: &str, addr: &str) -> Result<Channel, ClientError> {
+    endpoint(addr)?
         .connect()
         .await
         .map_err(|source| ClientError::Connect {
@@ -80,13 +84,18 @@ pub struct SpeakerAddr {
 pub struct Clients {
     controller: Option<ControllerClient<Channel>>,
     speakers: Vec<(String, SpeakerClient<Channel>)>,
+    /// `Bearer <token>`, sent with every call.
+    authorization: Option<tonic::metadata::AsciiMetadataValue>,
 }
 
 impl Clients {
-    /// Connects to the controller at `controller` (if given) and every speaker.
+    /// Connects to the controller at `controller` (if given; it must answer) and, lazily, to
+    /// every speaker (one that does not answer is reported, not fatal). `token` is sent as a
+    /// bearer token with every call.
     pub async fn connect(
         controller: Option<&str>,
         speakers: &[SpeakerAddr],
+        token: Option<&str>,
     ) -> Result<Self, ClientError> {
         let controller = match controller {
             Some(addr) => Some(ControllerClient::new(channel("controller", addr).await?)),
@@ -94,16 +103,28 @@ impl Clients {
         };
         let mut clients = Vec::new();
         for s in speakers {
-            let what = format!("speaker {}", s.node);
             clients.push((
                 s.node.clone(),
-                SpeakerClient::new(channel(&what, &s.addr).await?),
+                SpeakerClient::new(endpoint(&s.addr)?.connect_lazy()),
             ));
         }
+        let authorization = token.and_then(|t| format!("Bearer {t}").parse().ok());
         Ok(Clients {
             controller,
             speakers: clients,
+            authorization,
         })
+    }
+
+    /// `message` as a request carrying the bearer token.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(value) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        request
     }
 
     fn controller(&self) -> Result<ControllerClient<Channel>, ClientError> {
@@ -113,29 +134,36 @@ impl Clients {
         })
     }
 
-    /// Every speaker's node state, in the order given.
-    async fn nodes(&self) -> Result<Vec<proto::NodeStatus>, ClientError> {
+    /// Every speaker's node state, asked at once, in the order given; the speakers that did
+    /// not answer, with why.
+    pub async fn nodes(&self) -> (Vec<proto::NodeStatus>, Vec<String>) {
+        let calls = self.speakers.iter().map(|(node, client)| {
+            let mut client = client.clone();
+            let request = self.request(proto::GetNodeRequest {});
+            async move {
+                client
+                    .get_node(request)
+                    .await
+                    .map(tonic::Response::into_inner)
+                    .map_err(|e| format!("{node}: {}", e.message()))
+            }
+        });
         let mut nodes = Vec::new();
-        for (node, client) in &self.speakers {
-            let status = client
-                .clone()
-                .get_node(proto::GetNodeRequest {})
-                .await
-                .map_err(|source| ClientError::Call {
-                    what: format!("speaker {node}: GetNode"),
-                    source,
-                })?
-                .into_inner();
-            nodes.push(status);
+        let mut failed = Vec::new();
+        for answer in futures::future::join_all(calls).await {
+            match answer {
+                Ok(status) => nodes.push(status),
+                Err(e) => failed.push(e),
+            }
         }
-        Ok(nodes)
+        (nodes, failed)
     }
 
     /// Every pool's usage.
     pub async fn pools(&self) -> Result<Vec<proto::PoolUsage>, ClientError> {
         Ok(self
             .controller()?
-            .list_pools(proto::ListPoolsRequest {})
+            .list_pools(self.request(proto::ListPoolsRequest {}))
             .await
             .map_err(|source| ClientError::Call {
                 what: "controller: ListPools".into(),
@@ -149,26 +177,42 @@ impl Clients {
     pub async fn service(&self, namespace: &str, name: &str) -> Result<ServiceAnswer, ClientError> {
         let allocation = self
             .controller()?
-            .get_service(proto::GetServiceRequest {
+            .get_service(self.request(proto::GetServiceRequest {
                 namespace: namespace.to_string(),
                 name: name.to_string(),
-            })
+            }))
             .await
             .map_err(|source| ClientError::Call {
                 what: format!("Service {namespace}/{name}"),
                 source,
             })?
             .into_inner();
-        let pools = self.pools().await?;
-        let nodes = self.nodes().await?;
-        Ok(ServiceAnswer::join(&allocation, &pools, &nodes))
+        let (pools, (nodes, unreachable)) = futures::join!(self.pools(), self.nodes());
+        let mut answer = ServiceAnswer::join(&allocation, &pools?, &nodes);
+        if !unreachable.is_empty() {
+            answer.summary = format!(
+                "{} (no answer from {})",
+                answer.summary,
+                unreachable.join("; ")
+            );
+            answer.unreachable = unreachable;
+        }
+        Ok(answer)
     }
 
-    /// Every speaker's BGP sessions.
+    /// Every speaker's BGP sessions; fails when no speaker answered.
     pub async fn peers(&self) -> Result<Vec<PeerAnswer>, ClientError> {
-        Ok(self
-            .nodes()
-            .await?
+        let (nodes, unreachable) = self.nodes().await;
+        for failure in &unreachable {
+            tracing::warn!(speaker = %failure, "no answer");
+        }
+        if nodes.is_empty() && !unreachable.is_empty() {
+            return Err(ClientError::Call {
+                what: "speakers".into(),
+                source: tonic::Status::unavailable(unreachable.join("; ")),
+            });
+        }
+        Ok(nodes
             .iter()
             .flat_map(|n| {
                 n.bgp.iter().map(|s| PeerAnswer {
@@ -291,8 +335,10 @@ pub struct ServiceAnswer {
     /// BGP sessions of the nodes asked that are not established (why an address may not be
     /// advertised).
     pub sessions_down: Vec<Advertised>,
-    /// Speakers asked.
+    /// Speakers that answered.
     pub nodes_asked: Vec<String>,
+    /// Speakers that did not answer, with why.
+    pub unreachable: Vec<String>,
     /// The one-line answer.
     pub summary: String,
 }
@@ -406,6 +452,7 @@ impl ServiceAnswer {
             layer2,
             sessions_down,
             nodes_asked,
+            unreachable: Vec::new(),
             summary,
         }
     }

@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod client;
 pub mod controller;
+pub mod discover;
 pub mod proto;
 pub mod server;
 pub mod speaker;
