@@ -5,25 +5,13 @@
 
 mod support;
 
-use std::{path::Path, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
 use metallb::status::{Listener, controller::ControllerService};
 use serde_json::Value;
-use support::{Cluster, METALLB_NAMESPACE, controller as ctl, eventually};
+use support::{Cluster, METALLB_NAMESPACE, controller as ctl, eventually, grpcurl};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// target/tools/grpcurl, built from its Go module by hack/grpcurl.sh (cached).
-fn grpcurl() -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/grpcurl.sh");
-    let out = Command::new(&script).output().expect("run hack/grpcurl.sh");
-    assert!(
-        out.status.success(),
-        "hack/grpcurl.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 fn run(program: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(program).args(args).output().unwrap();

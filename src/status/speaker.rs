@@ -14,7 +14,7 @@ use std::{
     pin::Pin,
     sync::{
         Arc,
-        atomic::{AtomicU64, AtomicUsize, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
@@ -316,6 +316,8 @@ struct DemandInner {
     last_call_ms: AtomicU64,
     /// Open Watch streams.
     watching: AtomicUsize,
+    /// Whether a poller runs (without one, e.g. BGP off, there is no fresh answer to wait for).
+    polled: AtomicBool,
     /// Wakes an idle poller.
     wake: Notify,
     /// Counts finished polls.
@@ -328,6 +330,7 @@ impl Default for Demand {
             inner: Arc::new(DemandInner {
                 last_call_ms: AtomicU64::new(0),
                 watching: AtomicUsize::new(0),
+                polled: AtomicBool::new(false),
                 wake: Notify::new(),
                 rounds: watch::channel(0).0,
             }),
@@ -364,7 +367,7 @@ impl Demand {
         self.inner
             .last_call_ms
             .store(Self::now_ms(), Ordering::Relaxed);
-        if was_idle {
+        if was_idle && self.inner.polled.load(Ordering::Relaxed) {
             let mut rounds = self.inner.rounds.subscribe();
             rounds.borrow_and_update();
             self.inner.wake.notify_one();
@@ -387,6 +390,7 @@ pub async fn poll(
     tx: Arc<watch::Sender<NodeSnapshot>>,
     demand: Demand,
 ) {
+    demand.inner.polled.store(true, Ordering::Relaxed);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !tx.is_closed() {
