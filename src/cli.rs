@@ -234,6 +234,16 @@ pub struct MustGatherArgs {
     /// The limit of each step (Go duration).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub step_timeout: std::time::Duration,
+    /// Collect the cluster part instead (MetalLB's namespace objects, metallb.io objects and
+    /// CRDs, pod logs), as the must-gather image's `/usr/bin/gather` does.
+    #[arg(long)]
+    pub cluster: bool,
+    /// MetalLB's namespace (with `--cluster`).
+    #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
+    pub namespace: String,
+    /// Cluster access (with `--cluster`).
+    #[command(flatten)]
+    pub kube: KubeArgs,
 }
 
 /// `metallb status`.
