@@ -776,6 +776,43 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn frr_is_polled_only_while_someone_asks() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = dir.path().join("calls");
+        let fake = dir.path().join("vtysh");
+        std::fs::write(
+            &fake,
+            format!("#!/bin/sh\necho x >> {}\necho '{{}}'\n", calls.display()),
+        )
+        .unwrap();
+        let mut perms = std::fs::metadata(&fake).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&fake, perms).unwrap();
+        let count = || {
+            std::fs::read_to_string(&calls)
+                .map(|t| t.lines().count())
+                .unwrap_or(0)
+        };
+        let (tx, rx) = watch::channel(NodeSnapshot::default());
+        let demand = Demand::default();
+        let service = SpeakerService::new(rx, demand.clone());
+        tokio::spawn(poll(
+            Vtysh::new(None).with_binary(&fake),
+            "node1".into(),
+            Duration::from_millis(20),
+            Arc::new(tx),
+            demand,
+        ));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(count(), 0, "nobody asked: vtysh never ran");
+        service
+            .get_node(Request::new(proto::GetNodeRequest {}))
+            .await
+            .unwrap();
+        assert!(count() > 0, "the call waited for a fresh poll");
+    }
+
+    #[tokio::test]
     async fn watch_streams_a_session_going_down() {
         let (tx, rx) = watch::channel(node1(0));
         let listener = Listener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
