@@ -108,6 +108,18 @@ fn spawn_speaker_with(
     )
 }
 
+/// The lab (with its host port) and an apiserver listening on that port only.
+async fn lab_and_cluster(prefix: &str) -> (Lab, Cluster) {
+    let lab = Lab::up_with_host(prefix);
+    let cluster = Cluster::start_with(ClusterOptions {
+        bind: Some(lab::HOST_IPV4.into()),
+        extra_ips: vec![lab::HOST_IPV4.into()],
+        ..Default::default()
+    })
+    .await;
+    (lab, cluster)
+}
+
 /// (device, inode) of a network namespace file (`/proc/<pid>/ns/net`, `/run/netns/<name>`):
 /// two processes share a namespace exactly when these are equal.
 fn netns_id(path: &str) -> (u64, u64) {
@@ -158,13 +170,7 @@ async fn service_through_the_api_reaches_the_router_and_is_withdrawn() {
     // The apiserver listens on the lab's host port only (10.77.0.254, on a veth this test
     // creates into its own bridge), never on the machine's other interfaces: the test and the
     // speakers inside the node namespaces all come in there. So the lab goes up first.
-    let lab = Lab::up_with_host("mlk-");
-    let cluster = Cluster::start_with(ClusterOptions {
-        bind: Some(lab::HOST_IPV4.into()),
-        extra_ips: vec![lab::HOST_IPV4.into()],
-        ..Default::default()
-    })
-    .await;
+    let (lab, cluster) = lab_and_cluster("mlk-").await;
     let client = cluster.client.clone();
     support::create_yaml(&client, LAB_OBJECTS, None)
         .await
@@ -493,13 +499,7 @@ async fn status_api_answers_from_frr_in_the_lab() {
     };
 
     let grpcurl = support::grpcurl();
-    let lab = Lab::up_with_host("mls-");
-    let cluster = Cluster::start_with(ClusterOptions {
-        bind: Some(lab::HOST_IPV4.into()),
-        extra_ips: vec![lab::HOST_IPV4.into()],
-        ..Default::default()
-    })
-    .await;
+    let (lab, cluster) = lab_and_cluster("mls-").await;
     let client = cluster.client.clone();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     for yaml in [
@@ -663,25 +663,14 @@ async fn status_api_answers_from_frr_in_the_lab() {
             .any(|s| s.peer == "10.77.0.1" && s.state() == proto::BgpState::Established),
         "{first:?}"
     );
-    let router = lab.vtysh("router");
     let shut = |on: bool| {
-        let router = router.clone();
+        let lab = &lab;
         async move {
             let neighbor = format!(
                 "{}neighbor 10.77.0.11 shutdown",
                 if on { "" } else { "no " }
             );
-            let out = router
-                .raw(&[
-                    "-c",
-                    "configure terminal",
-                    "-c",
-                    "router bgp 64501",
-                    "-c",
-                    &neighbor,
-                ])
-                .await
-                .unwrap();
+            let out = lab::router_bgp_line(lab, &neighbor).await;
             assert!(out.success(), "router: {neighbor}: {}", out.text());
         }
     };

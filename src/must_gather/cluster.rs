@@ -177,15 +177,7 @@ impl ClusterGather {
                 .join(&self.namespace)
                 .join(GROUP)
                 .join(format!("{}.yaml", crd.spec.names.plural));
-            match tokio::time::timeout(self.step_timeout, api.list(&ListParams::default())).await {
-                Ok(Ok(list)) => {
-                    let mut value = serde_json::to_value(&list.items).unwrap_or(Value::Null);
-                    redact_value(&mut value);
-                    write(&file, &to_yaml(&value), failures);
-                }
-                Ok(Err(e)) => failures.push(format!("{}: {e}", file.display())),
-                Err(_) => failures.push(format!("{}: timed out", file.display())),
-            }
+            self.list(api, &file, failures).await;
         }
     }
 
