@@ -210,7 +210,8 @@ pub struct ControllerArgs {
     #[arg(long, env = "METALLB_STATUS_BURST", default_value_t = 400)]
     pub status_burst: u32,
     /// Where the gRPC status API (`metallb.status.v1.Controller`) listens; `off` disables it.
-    /// Loopback by default: off-node access control is not implemented yet.
+    /// Loopback by default; off loopback every call is authorized by the apiserver
+    /// (TokenReview + SubjectAccessReview).
     #[arg(long, env = "METALLB_STATUS_ADDR", default_value = crate::status::DEFAULT_CONTROLLER_ADDR)]
     pub status_addr: ListenAddr,
     /// The layer 2 membership Secret (key `secretkey`) the leader creates in the namespace when
@@ -237,6 +238,16 @@ pub struct MustGatherArgs {
     /// The limit of each step (Go duration).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub step_timeout: std::time::Duration,
+    /// Collect the cluster part instead (MetalLB's namespace objects, metallb.io objects and
+    /// CRDs, pod logs), as the must-gather image's `/usr/bin/gather` does.
+    #[arg(long)]
+    pub cluster: bool,
+    /// MetalLB's namespace (with `--cluster`).
+    #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
+    pub namespace: String,
+    /// Cluster access (with `--cluster`).
+    #[command(flatten)]
+    pub kube: KubeArgs,
 }
 
 /// `metallb status`.
@@ -245,13 +256,38 @@ pub struct StatusArgs {
     /// What to show.
     #[command(subcommand)]
     pub what: StatusCommand,
-    /// The controller's status API (`host:port` or a URL). Discovery through the API server is
-    /// not implemented yet.
-    #[arg(long, global = true, env = "METALLB_CONTROLLER_ADDR", default_value = crate::status::DEFAULT_CONTROLLER_ADDR)]
-    pub controller_addr: String,
-    /// A speaker's status API, as `NODE=HOST:PORT`; repeat for each node to ask.
+    /// The controller's status API (`host:port` or a URL). Default: found through the API
+    /// server (the controller pods), else 127.0.0.1:7474.
+    #[arg(long, global = true, env = "METALLB_CONTROLLER_ADDR")]
+    pub controller_addr: Option<String>,
+    /// A speaker's status API, as `NODE=HOST:PORT`; repeat for each node to ask. Default: found
+    /// through the API server (the speaker pods, else the Nodes' InternalIPs).
     #[arg(long = "speaker-addr", global = true, value_parser = parse_speaker_addr)]
     pub speakers: Vec<crate::status::client::SpeakerAddr>,
+    /// Kubeconfig file for discovery and the bearer token sent with every call (default:
+    /// in-cluster service account, `$KUBECONFIG`, `~/.kube/config`).
+    #[arg(long, global = true, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context.
+    #[arg(long, global = true, env = "METALLB_KUBE_CONTEXT")]
+    pub context: Option<String>,
+    /// MetalLB's namespace (where the controller and speaker pods and the Lease are).
+    #[arg(
+        long,
+        global = true,
+        env = "METALLB_NAMESPACE",
+        default_value = "metallb-system"
+    )]
+    pub namespace: String,
+    /// The controller's leader election Lease (its holder is asked first).
+    #[arg(long, global = true, default_value = "metallb-controller")]
+    pub lease_name: String,
+    /// The port of discovered controllers' status API.
+    #[arg(long, global = true, default_value_t = 7474)]
+    pub controller_port: u16,
+    /// The port of discovered speakers' status API.
+    #[arg(long, global = true, default_value_t = 7475)]
+    pub speaker_port: u16,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = StatusOutput::Text)]
     pub output: StatusOutput,
@@ -271,7 +307,7 @@ pub enum StatusCommand {
     Peers,
     /// One node's speaker: sessions, advertisements, FRR state.
     Node {
-        /// The node (one of the `--speaker-addr` nodes).
+        /// The node.
         name: String,
     },
 }
@@ -404,6 +440,16 @@ pub struct SpeakerArgs {
     /// Metrics and health endpoints.
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// Where the gRPC status API (`metallb.status.v1.Speaker`) listens; `off` disables it. Off
+    /// loopback (e.g. `0.0.0.0:7475`, which `metallb status` finds through the Nodes) every
+    /// call is authorized by the apiserver (TokenReview + SubjectAccessReview; needs
+    /// `--from-api`).
+    #[arg(long, env = "METALLB_STATUS_ADDR", default_value = crate::status::DEFAULT_SPEAKER_ADDR)]
+    pub status_addr: ListenAddr,
+    /// How often FRR is asked for the status API while someone watches (or asked within the
+    /// last minute); idle, FRR is not asked at all.
+    #[arg(long, env = "METALLB_STATUS_POLL_MS", default_value_t = 500)]
+    pub status_poll_ms: u64,
 }
 
 /// The BGP side of `metallb speaker`.

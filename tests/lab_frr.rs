@@ -1081,21 +1081,6 @@ async fn network_removed_right_after_session_up_is_withdrawn_at_the_router() {
     }
 }
 
-/// Runs `line` inside the router's `router bgp 64501` (changes to the lab's baseline router).
-async fn router_bgp_line(lab: &Lab, line: &str) {
-    lab.vtysh("router")
-        .raw(&[
-            "-c",
-            "configure terminal",
-            "-c",
-            "router bgp 64501",
-            "-c",
-            line,
-        ])
-        .await
-        .unwrap();
-}
-
 /// node1, one pool (198.51.100.0/24) advertised over BGP with `advertisement` spec lines, and
 /// one BGPPeer to the router from `my_asn` with `peer` spec lines.
 fn one_peer_manifests(my_asn: u32, peer_asn: u32, advertisement: &str, peer: &str) -> String {
@@ -1120,7 +1105,7 @@ async fn ibgp_peer_receives_the_advertisements_local_pref() {
     let lab = Lab::up("mlt-ibgp-");
     let router = lab.vtysh("router");
     // The router's neighbor node1 becomes internal (remote-as = its own AS).
-    router_bgp_line(&lab, &format!("neighbor {NODE1_V4} remote-as 64501")).await;
+    lab::router_bgp_line(&lab, &format!("neighbor {NODE1_V4} remote-as 64501")).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("00-ibgp.yaml"),
@@ -1177,7 +1162,7 @@ async fn password_from_a_secret_brings_up_an_md5_session() {
     let _serial = LAB_LOCK.lock().await;
     let lab = Lab::up("mlt-md5-");
     let router = lab.vtysh("router");
-    router_bgp_line(&lab, &format!("neighbor {NODE1_V4} password s3cret-md5")).await;
+    lab::router_bgp_line(&lab, &format!("neighbor {NODE1_V4} password s3cret-md5")).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("00-peer.yaml"),

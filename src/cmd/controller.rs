@@ -36,7 +36,11 @@ pub(crate) fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         }
         let status_server = match args.status_addr.0 {
             Some(addr) => {
-                let listener = status::Listener::bind(addr)?;
+                // Off loopback every call is authorized by the apiserver.
+                let authorizer = (!addr.ip().is_loopback()).then(|| {
+                    std::sync::Arc::new(crate::metrics::auth::Authorizer::new(client.clone()))
+                });
+                let listener = status::Listener::bind(addr)?.with_authorizer(authorizer);
                 let (tx, rx) = tokio::sync::watch::channel(Default::default());
                 config.status_snapshot = Some(tx);
                 let service = status::controller::ControllerService::new(rx);

@@ -256,6 +256,11 @@ impl BgpSide {
         })
     }
 
+    /// The apply loop's status, for the status API.
+    pub fn apply_status(&self) -> tokio::sync::watch::Receiver<ApplyStatus> {
+        self.handle.status()
+    }
+
     /// Finishes the apply in flight and writes the final status.
     pub async fn shutdown(self) {
         let status = self.handle.status();

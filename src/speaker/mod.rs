@@ -25,6 +25,7 @@ pub mod input;
 pub mod layer2;
 pub mod source;
 pub mod status;
+pub mod status_api;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -94,6 +95,8 @@ pub struct Options {
     pub layer2: Option<L2Options>,
     /// The metrics and health listeners.
     pub metrics: MetricsOptions,
+    /// The gRPC status API.
+    pub status: status_api::StatusOptions,
 }
 
 /// The metrics and health listeners.
@@ -232,6 +235,7 @@ struct Speaker {
     /// The last input's verdict (`None` before the first input); published together with the
     /// extras' problem as ConfigurationState.
     input_state: Option<config_state::State>,
+    status_api: Option<status_api::StatusApi>,
 }
 
 /// Runs the speaker until SIGTERM or SIGINT.
@@ -284,6 +288,19 @@ pub async fn run(options: Options, source: SourceOptions) -> Result<(), SpeakerE
         .map(|b| BgpSide::start(b, telemetry.apply.clone(), verdicts_tx));
     let config_metrics = telemetry.k8s.clone();
     let vtysh = Vtysh::new(options.bgp.as_ref().and_then(|b| b.pathspace.clone()));
+    // Like the metrics listeners, a status API that cannot start is logged, never fatal.
+    let status_api = options.status.listen.and_then(|addr| {
+        status_api::StatusApi::start(
+            addr,
+            &options.status,
+            &node,
+            bgp.is_some().then(|| vtysh.clone()),
+            bgp.as_ref().map(BgpSide::apply_status),
+            cluster.as_ref().map(|c| &c.client),
+        )
+        .map_err(|error| error!(%error, "status API not started"))
+        .ok()
+    });
     info!(node = %node, bgp = bgp.is_some(), layer2 = l2.is_some(), "speaker: started");
     // As in the other components, a listener that cannot start is logged, never fatal.
     if let Err(error) = telemetry
@@ -306,6 +323,7 @@ pub async fn run(options: Options, source: SourceOptions) -> Result<(), SpeakerE
         address_source,
         config_metrics,
         input_state: None,
+        status_api,
     };
     let mut hup = signal(SignalKind::hangup()).map_err(SpeakerError::Signals)?;
     let mut term = signal(SignalKind::terminate()).map_err(SpeakerError::Signals)?;
@@ -424,9 +442,9 @@ impl Speaker {
         self.reconcile_l2();
     }
 
-    /// ConfigurationState `speaker-<node>`: the input's problems and the refused extras'.
+    /// ConfigurationState `speaker-<node>` and the status API's configuration: the input's
+    /// problems and the refused extras'.
     fn publish_state(&self) {
-        let Some(cluster) = &self.cluster else { return };
         let Some(input_state) = &self.input_state else {
             return;
         };
@@ -438,11 +456,19 @@ impl Speaker {
                 config_state::State::Invalid(format!("{problems}\n{extras}"))
             }
         };
-        cluster.config_state.send_if_modified(|old| {
-            let changed = old.as_ref() != Some(&state);
-            *old = Some(state);
-            changed
-        });
+        if let Some(api) = &self.status_api {
+            api.set_configuration(match &state {
+                config_state::State::Valid => Ok(()),
+                config_state::State::Invalid(problems) => Err(problems.clone()),
+            });
+        }
+        if let Some(cluster) = &self.cluster {
+            cluster.config_state.send_if_modified(|old| {
+                let changed = old.as_ref() != Some(&state);
+                *old = Some(state);
+                changed
+            });
+        }
     }
 
     /// FRR's verdict on new extras: accepted ones are applied, refused ones reported.
@@ -487,6 +513,9 @@ impl Speaker {
         if !l2.reconcile(self.input.as_ref()) {
             return;
         }
+        if let Some(api) = &mut self.status_api {
+            api.set_layer2(l2);
+        }
         let owned: BTreeMap<ServiceKey, Vec<String>> = l2
             .owned()
             .iter()
@@ -512,6 +541,9 @@ impl Speaker {
     }
 
     async fn shutdown(self) {
+        if let Some(api) = self.status_api {
+            api.shutdown();
+        }
         if let Some(l2) = self.l2 {
             l2.shutdown();
         }

@@ -335,3 +335,19 @@ pub async fn neighbor(v: &Vtysh, peer: &str) -> BgpNeighbor {
         .remove(peer)
         .unwrap_or_else(|| panic!("no neighbor {peer}"))
 }
+
+/// Runs `line` inside the router's `router bgp 64501` (changes to the lab's baseline router);
+/// returns vtysh's output for callers that check it.
+pub async fn router_bgp_line(lab: &Lab, line: &str) -> metallb::frr::vtysh::Output {
+    lab.vtysh("router")
+        .raw(&[
+            "-c",
+            "configure terminal",
+            "-c",
+            "router bgp 64501",
+            "-c",
+            line,
+        ])
+        .await
+        .unwrap()
+}

@@ -816,3 +816,17 @@ impl Drop for Guard {
         let _ = self.0.wait();
     }
 }
+
+/// target/tools/grpcurl, built from its Go module by hack/grpcurl.sh (cached).
+pub fn grpcurl() -> String {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/grpcurl.sh");
+    let out = std::process::Command::new(&script)
+        .output()
+        .expect("run hack/grpcurl.sh");
+    assert!(
+        out.status.success(),
+        "hack/grpcurl.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
