@@ -6,7 +6,7 @@ use kube::core::crd::{CustomResourceExt, MergeError, merge_crds};
 use super::{
     address_pool, bfd_profile::BFDProfile, bgp_advertisement::BGPAdvertisement, bgp_peer,
     community::Community, configuration_state::ConfigurationState, ip_address_pool::IPAddressPool,
-    l2_advertisement::L2Advertisement, metallb::MetalLB, service_bgp_status::ServiceBGPStatus,
+    l2_advertisement::L2Advertisement, service_bgp_status::ServiceBGPStatus,
     service_l2_status::ServiceL2Status,
 };
 
@@ -33,7 +33,7 @@ pub fn all() -> Result<Vec<CustomResourceDefinition>, MergeError> {
         ConfigurationState::crd(),
         IPAddressPool::crd(),
         L2Advertisement::crd(),
-        MetalLB::crd(),
+        super::metallb::crd(),
         ServiceBGPStatus::crd(),
         ServiceL2Status::crd(),
     ];
