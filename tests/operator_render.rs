@@ -3,23 +3,14 @@
 
 use std::process::{Command, Output};
 
-/// The seed's MetalLB (26.2.3) with its node selector and toleration (26.2.3.1) and the
-/// debug log level (26.7.1).
-const SEED: &str = r#"
-apiVersion: metallb.io/v1beta1
-kind: MetalLB
-metadata:
-  name: metallb
-  namespace: metallb-system
-spec:
-  logLevel: debug
-  nodeSelector:
-    node-role.kubernetes.io/worker: ""
-  speakerTolerations:
-  - key: "Example"
-    operator: "Exists"
-    effect: "NoExecute"
-"#;
+/// A seed example (tests/fixtures/seed/): 26.2.3.1 (node selector and toleration), 26.7.1
+/// (debug log level).
+fn seed(file: &str) -> String {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/seed")
+        .join(file);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
 
 fn render(yaml: &str, extra: &[&str]) -> Output {
     let dir = tempfile::tempdir().unwrap();
@@ -47,13 +38,14 @@ fn documents(stdout: &[u8]) -> Vec<serde_json::Value> {
 
 #[test]
 fn render_prints_the_workloads_byte_identical_per_input() {
-    let first = render(SEED, &[]);
+    let selector = seed("26.2.3.1-metallb-worker-nodes.yaml");
+    let first = render(&selector, &[]);
     assert!(
         first.status.success(),
         "{}",
         String::from_utf8_lossy(&first.stderr)
     );
-    let second = render(SEED, &[]);
+    let second = render(&selector, &[]);
     assert_eq!(first.stdout, second.stdout, "two renders differ");
 
     let docs = documents(&first.stdout);
@@ -90,7 +82,7 @@ fn render_prints_the_workloads_byte_identical_per_input() {
     assert!(
         args.as_array()
             .unwrap()
-            .contains(&"--frr-log-level=debug".into()),
+            .contains(&"--frr-log-level=info".into()),
         "{args}"
     );
     assert_eq!(
@@ -99,7 +91,7 @@ fn render_prints_the_workloads_byte_identical_per_input() {
     );
 
     // Other images: only the images change.
-    let other = render(SEED, &["--speaker-image", "reg.example/speaker:v2"]);
+    let other = render(&selector, &["--speaker-image", "reg.example/speaker:v2"]);
     assert!(other.status.success());
     let text = String::from_utf8(other.stdout).unwrap();
     assert!(text.contains("image: reg.example/speaker:v2"), "{text}");
@@ -107,11 +99,21 @@ fn render_prints_the_workloads_byte_identical_per_input() {
         text.replace("reg.example/speaker:v2", "localhost/metallb/speaker:dev"),
         String::from_utf8(first.stdout).unwrap()
     );
+
+    // 26.7.1: debug for the speaker, FRR and the controller.
+    let debug = render(&seed("26.7.1-metallb-debug.yaml"), &[]);
+    assert!(debug.status.success());
+    let text = String::from_utf8(debug.stdout).unwrap();
+    for arg in ["--log-level=debug", "--frr-log-level=debug"] {
+        assert!(text.contains(arg), "{arg}: {text}");
+    }
+    assert!(!text.contains("--log-level=info"), "{text}");
 }
 
 #[test]
 fn render_refuses_what_the_operator_would_not_deploy() {
-    let renamed = render(&SEED.replace("name: metallb\n", "name: other\n"), &[]);
+    let selector = seed("26.2.3.1-metallb-worker-nodes.yaml");
+    let renamed = render(&selector.replace("name: metallb\n", "name: other\n"), &[]);
     assert_eq!(renamed.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&renamed.stderr);
     assert!(
@@ -121,7 +123,7 @@ fn render_refuses_what_the_operator_would_not_deploy() {
     assert!(renamed.stdout.is_empty());
 
     let bad = render(
-        &SEED.replace(
+        &selector.replace(
             "effect: \"NoExecute\"",
             "effect: NoSchedule\n    tolerationSeconds: 5",
         ),

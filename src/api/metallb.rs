@@ -30,6 +30,20 @@ pub enum LogLevel {
     None,
 }
 
+/// The same six levels as the components' `--log-level` takes them.
+impl From<LogLevel> for crate::core::frr::LogLevel {
+    fn from(level: LogLevel) -> Self {
+        match level {
+            LogLevel::All => Self::All,
+            LogLevel::Debug => Self::Debug,
+            LogLevel::Info => Self::Info,
+            LogLevel::Warn => Self::Warn,
+            LogLevel::Error => Self::Error,
+            LogLevel::None => Self::None,
+        }
+    }
+}
+
 /// Deploys MetalLB: a controller Deployment and a speaker DaemonSet in this namespace.
 /// Only one instance, named `metallb`, is honoured.
 #[derive(

@@ -30,7 +30,7 @@ use k8s_openapi::{
 use kube::ResourceExt;
 use serde::{Deserialize, Serialize};
 
-use crate::api::metallb::{ComponentConfig, LogLevel, MetalLB};
+use crate::api::metallb::{ComponentConfig, MetalLB};
 
 const CONTROLLER_YAML: &str = include_str!("../../deploy/controller.yaml");
 const SPEAKER_YAML: &str = include_str!("../../deploy/speaker.yaml");
@@ -116,18 +116,6 @@ pub enum BuildError {
     },
 }
 
-/// MetalLB's name of a log level, as `--log-level` takes it.
-pub fn log_level_name(level: LogLevel) -> &'static str {
-    match level {
-        LogLevel::All => "all",
-        LogLevel::Debug => "debug",
-        LogLevel::Info => "info",
-        LogLevel::Warn => "warn",
-        LogLevel::Error => "error",
-        LogLevel::None => "none",
-    }
-}
-
 /// The objects for `metallb` (already validated), in apply order.
 pub fn build(metallb: &MetalLB, options: &BuildOptions) -> Result<Vec<Object>, BuildError> {
     let namespace = metallb
@@ -163,15 +151,16 @@ pub fn build(metallb: &MetalLB, options: &BuildOptions) -> Result<Vec<Object>, B
             let pod = pod_template(&mut webhook.spec);
             let container = find_container(pod, "webhook.yaml", "webhook")?;
             container.image = Some(options.images.controller.clone());
-            set_args(container, log_level(metallb), None, None);
+            set_args(container, &log_level(metallb), None, None);
             objects.push(Object::Deployment(Box::new(webhook)));
         }
     }
     Ok(objects)
 }
 
-fn log_level(metallb: &MetalLB) -> &'static str {
-    log_level_name(metallb.spec.log_level.unwrap_or_default())
+/// The spec's level as `--log-level` takes it (`info` when unset).
+fn log_level(metallb: &MetalLB) -> String {
+    crate::core::frr::LogLevel::from(metallb.spec.log_level.unwrap_or_default()).to_string()
 }
 
 /// deploy/controller.yaml with the spec's controller fields.
@@ -183,7 +172,7 @@ fn controller(metallb: &MetalLB, images: &Images) -> Result<Deployment, BuildErr
     container.image = Some(images.controller.clone());
     set_args(
         container,
-        log_level(metallb),
+        &log_level(metallb),
         None,
         spec.load_balancer_class.as_deref(),
     );
@@ -208,8 +197,8 @@ fn speaker(metallb: &MetalLB, images: &Images) -> Result<DaemonSet, BuildError> 
     let level = log_level(metallb);
     set_args(
         container,
-        level,
-        Some(level),
+        &level,
+        Some(&level),
         spec.load_balancer_class.as_deref(),
     );
     if let Some(selector) = &spec.node_selector {
