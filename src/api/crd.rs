@@ -62,3 +62,32 @@ pub enum CrdError {
     #[error("serializing CRDs to YAML")]
     Yaml(#[from] serde_yaml_ng::Error),
 }
+
+#[cfg(test)]
+mod category_tests {
+    use super::*;
+
+    /// kubectl expands a category before it looks up a kind: a category named like a kind
+    /// (`metallb`) would turn `kubectl get metallb -n metallb-system` into a list of every
+    /// kind in it, hiding MetalLB's printer columns.
+    #[test]
+    fn no_category_shadows_a_kind_name() {
+        let crds = all().unwrap();
+        let mut names = Vec::new();
+        for crd in &crds {
+            let n = &crd.spec.names;
+            names.push(n.plural.clone());
+            names.extend(n.singular.clone());
+            names.extend(n.short_names.clone().unwrap_or_default());
+        }
+        for crd in &crds {
+            for category in crd.spec.names.categories.clone().unwrap_or_default() {
+                assert!(
+                    !names.contains(&category),
+                    "{}: category {category:?} is also a kind's name",
+                    crd.metadata.name.clone().unwrap_or_default()
+                );
+            }
+        }
+    }
+}

@@ -57,7 +57,7 @@ impl From<LogLevel> for crate::core::frr::LogLevel {
     plural = "metallbs",
     namespaced,
     status = "MetalLBStatus",
-    category = "metallb",
+    category = "metallb-all",
     printcolumn(
         name = "Available",
         type_ = "string",
