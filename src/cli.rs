@@ -94,6 +94,9 @@ pub enum Command {
     /// the seed's five vtysh commands and /etc/frr's files, passwords redacted.
     #[command(name = "must-gather")]
     MustGather(MustGatherArgs),
+    /// Run the MetalLB Operator: deploy the controller and the speakers from the `MetalLB`
+    /// resource named `metallb` in its namespace; `render` prints what it would apply.
+    Operator(OperatorArgs),
 }
 
 impl Command {
@@ -102,6 +105,8 @@ impl Command {
     pub fn log_stream(&self) -> LogStream {
         match self {
             Command::Controller(_) | Command::Speaker(_) | Command::Webhook(_) => LogStream::Stdout,
+            Command::Operator(args) if args.command.is_none() => LogStream::Stdout,
+            Command::Operator(_) => LogStream::Stderr,
             Command::Crd
             | Command::Validate(_)
             | Command::Plan(_)
@@ -218,6 +223,70 @@ pub struct ControllerArgs {
     /// it is missing, as upstream's controller; empty: never created.
     #[arg(long, env = "METALLB_ML_SECRET_NAME", default_value = crate::k8s::memberlist_secret::DEFAULT_NAME)]
     pub ml_secret_name: String,
+}
+
+/// `metallb operator`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct OperatorArgs {
+    /// A tool instead of running the operator.
+    #[command(subcommand)]
+    pub command: Option<OperatorCommand>,
+    /// Cluster access.
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// The namespace watched for MetalLB resources, where the workloads go (OLM sets
+    /// `WATCH_NAMESPACE` from the operator group's target namespace).
+    #[arg(long, env = "WATCH_NAMESPACE", default_value = "metallb-system")]
+    pub namespace: String,
+    /// The workloads' images.
+    #[command(flatten)]
+    pub images: OperatorImages,
+}
+
+/// `metallb operator` tools.
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Print the objects the operator would apply for a MetalLB (a dry run, byte-identical for
+    /// the same input).
+    Render(OperatorRenderArgs),
+}
+
+/// `metallb operator render`.
+#[derive(Debug, Args)]
+pub struct OperatorRenderArgs {
+    /// A file (or `-`) with the MetalLB resource.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub path: PathBuf,
+    /// The workloads' images.
+    #[command(flatten)]
+    pub images: OperatorImages,
+}
+
+/// The images the operator deploys, from its environment as upstream's.
+#[derive(Clone, Debug, Args)]
+pub struct OperatorImages {
+    /// Image of the controller (and the webhook).
+    #[arg(
+        long,
+        env = "CONTROLLER_IMAGE",
+        default_value = "localhost/metallb/metallb:dev"
+    )]
+    pub controller_image: String,
+    /// Image of the speaker container.
+    #[arg(
+        long,
+        env = "SPEAKER_IMAGE",
+        default_value = "localhost/metallb/speaker:dev"
+    )]
+    pub speaker_image: String,
+    /// Image of the speaker pod's FRR container.
+    #[arg(long, env = "FRR_IMAGE", default_value = "localhost/metallb/frr:dev")]
+    pub frr_image: String,
+    /// Also deploy the admission webhook (Deployment and Service; its RBAC comes from
+    /// deploy/webhook.yaml, and it applies its ValidatingWebhookConfiguration itself).
+    #[arg(long, env = "DEPLOY_WEBHOOK", default_value_t = false, action = clap::ArgAction::Set)]
+    pub deploy_webhook: bool,
 }
 
 /// `metallb must-gather`.

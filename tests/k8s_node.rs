@@ -24,7 +24,10 @@ use std::{
 };
 
 use lab::Lab;
-use support::{Cluster, ClusterOptions, node::Node};
+use support::{
+    Cluster, ClusterOptions,
+    node::{Node, column, eventually_sync},
+};
 
 const NODE: &str = "lab-host";
 const NS: &str = "metallb-system";
@@ -488,35 +491,4 @@ fn config_body(running: &str) -> String {
         .skip_while(|l| !l.starts_with("frr version"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// The value in column `name` of a one-row `kubectl get` table.
-fn column(table: &str, name: &str) -> String {
-    let mut lines = table.lines();
-    let header = lines.next().unwrap_or_default();
-    let row: Vec<&str> = lines
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    let index = header
-        .split_whitespace()
-        .position(|h| h == name)
-        .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
-    row.get(index).copied().unwrap_or_default().to_string()
-}
-
-/// Polls `check` every 200 ms (blocking: kubectl is a process) until it returns `Some`.
-fn eventually_sync<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = tokio::task::block_in_place(&mut check) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?}: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }

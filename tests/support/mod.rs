@@ -68,7 +68,7 @@ pub struct Cluster {
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// ServiceAccounts of `metallb-system` that get a token (see [`Cluster::kubeconfig_as`]).
-pub const SERVICE_ACCOUNTS: [&str; 2] = ["controller", "speaker"];
+pub const SERVICE_ACCOUNTS: [&str; 3] = ["controller", "speaker", "metallb-operator"];
 
 /// Options of [`Cluster::start_with`].
 #[derive(Clone, Debug, Default)]
