@@ -84,12 +84,7 @@ fn names_service(slice: &EndpointSlice, key: &ServiceKey) -> bool {
 mod tests {
     use super::*;
 
-    fn resources(yaml: &str) -> Resources {
-        let docs = crate::manifest::parse("test.yaml", yaml).unwrap();
-        let (resources, errors) = Resources::from_documents(&docs);
-        assert!(errors.is_empty(), "{errors:?}");
-        resources
-    }
+    use crate::config::load::test_support::resources;
 
     const OBJECTS: &str = r#"
 apiVersion: v1

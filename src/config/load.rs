@@ -121,12 +121,17 @@ pub(crate) mod test_support {
         load_yaml_with(text, options).valid()
     }
 
-    /// Parses, decodes and loads a manifest, failing on decode errors.
-    pub(crate) fn load_yaml_with(text: &str, options: &LoadOptions) -> Loaded {
+    /// Parses and decodes a manifest, failing on decode errors.
+    pub(crate) fn resources(text: &str) -> Resources {
         let docs = manifest::parse("test.yaml", text).expect("test manifest is valid YAML");
         let (resources, errors) = Resources::from_documents(&docs);
         assert!(errors.is_empty(), "decode errors: {errors:?}");
-        load(&resources, options)
+        resources
+    }
+
+    /// Parses, decodes and loads a manifest, failing on decode errors.
+    pub(crate) fn load_yaml_with(text: &str, options: &LoadOptions) -> Loaded {
+        load(&resources(text), options)
     }
 
     /// The problems as `Kind/name: field: message` lines.

@@ -356,12 +356,7 @@ fn write_status(status: &ApplyStatus, path: &Path) {
 mod tests {
     use super::*;
 
-    fn resources(yaml: &str) -> Resources {
-        let docs = crate::manifest::parse("test.yaml", yaml).unwrap();
-        let (resources, errors) = Resources::from_documents(&docs);
-        assert!(errors.is_empty(), "{errors:?}");
-        resources
-    }
+    use crate::config::load::test_support::resources;
 
     #[test]
     fn extras_come_from_key_extras_of_bgpextras_in_metallbs_namespace() {

@@ -518,14 +518,8 @@ pub fn secret_from(resources: &Resources, name: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest;
 
-    fn resources(yaml: &str) -> Resources {
-        let docs = manifest::parse("test.yaml", yaml).unwrap();
-        let (resources, errors) = Resources::from_documents(&docs);
-        assert!(errors.is_empty(), "{errors:?}");
-        resources
-    }
+    use crate::config::load::test_support::resources;
 
     #[test]
     fn peers_are_the_nodes_internal_ips_on_the_membership_port() {
