@@ -383,6 +383,13 @@ impl Speaker {
             }
         };
         self.config_metrics.config_ok();
+        if self.input.is_none() {
+            // Nothing is elected or announced before this line.
+            info!(
+                services = input.resources.services.len(),
+                "speaker: first valid input read"
+            );
+        }
         if input.problems.is_empty() {
             self.set_state(config_state::State::Valid);
         } else {
