@@ -9,6 +9,9 @@
 #   speaker   the frr image + the metallb binary: the speaker applies FRR configuration itself
 #             (vtysh, the bgpd vty socket, frr-reload.py), so it needs FRR's tools beside it
 #   pause     scratch + Debian's static catatonit (-P): the pod sandbox image
+#   must-gather  speaker + must-gather/{gather,gather_metallb}: `oc adm must-gather --image=`
+#   bundle    the operator's OLM bundle (bundle/): manifests/, metadata/ and the registry+v1
+#             labels, what `opm` / a CatalogSource index takes
 #
 # Output: target/images/<name>.tar, OCI archives named localhost/metallb/<name>:dev, which
 # `ctr -n k8s.io images import` takes (hack/node.sh does). Containerfiles: deploy/images/.
@@ -79,6 +82,12 @@ rm -rf "$ctx" && mkdir -p "$ctx/rootfs/usr/bin"
 cp "$(command -v catatonit)" "$ctx/rootfs/usr/bin/catatonit"
 build pause "$ctx"
 
+# --- bundle: the OLM bundle (bundle/manifests, bundle/metadata) as a registry+v1 image --------
+ctx=$OUT/ctx/bundle
+rm -rf "$ctx" && mkdir -p "$ctx"
+cp -r bundle/manifests bundle/metadata "$ctx/"
+build bundle "$ctx"
+
 # --- frr: a Debian root filesystem, cached by its recipe ------------------------------------
 recipe="$SUITE $FRR_PACKAGES ${MIRRORS[*]} v1"
 rootfs=$OUT/cache/frr-rootfs-$(printf '%s' "$recipe" | sha256sum | cut -c1-16).tar
@@ -141,5 +150,12 @@ cp "$OUT/ctx/metallb/rootfs/usr/bin/metallb" "$ctx/metallb"
 "${BUILDAH[@]}" inspect --type image --format '{{.FromImageDigest}}' "localhost/metallb/frr:$TAG" >"$ctx/frr.digest"
 build speaker "$ctx" --build-arg "FRR_IMAGE=localhost/metallb/frr:$TAG"
 
+# --- must-gather: speaker + /usr/bin/gather (oc adm must-gather's contract) ------------------
+ctx=$OUT/ctx/must-gather
+rm -rf "$ctx" && mkdir -p "$ctx"
+cp must-gather/gather must-gather/gather_metallb "$ctx/"
+"${BUILDAH[@]}" inspect --type image --format '{{.FromImageDigest}}' "localhost/metallb/speaker:$TAG" >"$ctx/speaker.digest"
+build must-gather "$ctx" --build-arg "SPEAKER_IMAGE=localhost/metallb/speaker:$TAG"
+
 log "done in $(python3 -c "import time; print(round(time.time() - $start, 1))") s:" \
-  "$(cd "$OUT" && du -h metallb.tar frr.tar speaker.tar pause.tar | awk '{printf "%s %s  ", $2, $1}')"
+  "$(cd "$OUT" && du -h metallb.tar frr.tar speaker.tar pause.tar must-gather.tar bundle.tar | awk '{printf "%s %s  ", $2, $1}')"

@@ -94,6 +94,9 @@ pub enum Command {
     /// the seed's five vtysh commands and /etc/frr's files, passwords redacted.
     #[command(name = "must-gather")]
     MustGather(MustGatherArgs),
+    /// Run the MetalLB Operator: deploy the controller and the speakers from the `MetalLB`
+    /// resource named `metallb` in its namespace; `render` prints what it would apply.
+    Operator(OperatorArgs),
 }
 
 impl Command {
@@ -102,6 +105,8 @@ impl Command {
     pub fn log_stream(&self) -> LogStream {
         match self {
             Command::Controller(_) | Command::Speaker(_) | Command::Webhook(_) => LogStream::Stdout,
+            Command::Operator(args) if args.command.is_none() => LogStream::Stdout,
+            Command::Operator(_) => LogStream::Stderr,
             Command::Crd
             | Command::Validate(_)
             | Command::Plan(_)
@@ -210,9 +215,78 @@ pub struct ControllerArgs {
     #[arg(long, env = "METALLB_STATUS_BURST", default_value_t = 400)]
     pub status_burst: u32,
     /// Where the gRPC status API (`metallb.status.v1.Controller`) listens; `off` disables it.
-    /// Loopback by default: off-node access control is not implemented yet.
+    /// Loopback by default; off loopback every call is authorized by the apiserver
+    /// (TokenReview + SubjectAccessReview).
     #[arg(long, env = "METALLB_STATUS_ADDR", default_value = crate::status::DEFAULT_CONTROLLER_ADDR)]
     pub status_addr: ListenAddr,
+    /// The layer 2 membership Secret (key `secretkey`) the leader creates in the namespace when
+    /// it is missing, as upstream's controller; empty: never created.
+    #[arg(long, env = "METALLB_ML_SECRET_NAME", default_value = crate::k8s::memberlist_secret::DEFAULT_NAME)]
+    pub ml_secret_name: String,
+}
+
+/// `metallb operator`.
+#[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct OperatorArgs {
+    /// A tool instead of running the operator.
+    #[command(subcommand)]
+    pub command: Option<OperatorCommand>,
+    /// Cluster access.
+    #[command(flatten)]
+    pub kube: KubeArgs,
+    /// The namespace watched for MetalLB resources, where the workloads go (OLM sets
+    /// `WATCH_NAMESPACE` from the operator group's target namespace).
+    #[arg(long, env = "WATCH_NAMESPACE", default_value = "metallb-system")]
+    pub namespace: String,
+    /// The workloads' images.
+    #[command(flatten)]
+    pub images: OperatorImages,
+}
+
+/// `metallb operator` tools.
+#[derive(Debug, Subcommand)]
+pub enum OperatorCommand {
+    /// Print the objects the operator would apply for a MetalLB (a dry run, byte-identical for
+    /// the same input).
+    Render(OperatorRenderArgs),
+}
+
+/// `metallb operator render`.
+#[derive(Debug, Args)]
+pub struct OperatorRenderArgs {
+    /// A file (or `-`) with the MetalLB resource.
+    #[arg(short = 'f', long = "filename", required = true)]
+    pub path: PathBuf,
+    /// The workloads' images.
+    #[command(flatten)]
+    pub images: OperatorImages,
+}
+
+/// The images the operator deploys, from its environment as upstream's.
+#[derive(Clone, Debug, Args)]
+pub struct OperatorImages {
+    /// Image of the controller (and the webhook).
+    #[arg(
+        long,
+        env = "CONTROLLER_IMAGE",
+        default_value = "localhost/metallb/metallb:dev"
+    )]
+    pub controller_image: String,
+    /// Image of the speaker container.
+    #[arg(
+        long,
+        env = "SPEAKER_IMAGE",
+        default_value = "localhost/metallb/speaker:dev"
+    )]
+    pub speaker_image: String,
+    /// Image of the speaker pod's FRR container.
+    #[arg(long, env = "FRR_IMAGE", default_value = "localhost/metallb/frr:dev")]
+    pub frr_image: String,
+    /// Also deploy the admission webhook (Deployment and Service; its RBAC comes from
+    /// deploy/webhook.yaml, and it applies its ValidatingWebhookConfiguration itself).
+    #[arg(long, env = "DEPLOY_WEBHOOK", default_value_t = false, action = clap::ArgAction::Set)]
+    pub deploy_webhook: bool,
 }
 
 /// `metallb must-gather`.
@@ -233,6 +307,16 @@ pub struct MustGatherArgs {
     /// The limit of each step (Go duration).
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub step_timeout: std::time::Duration,
+    /// Collect the cluster part instead (MetalLB's namespace objects, metallb.io objects and
+    /// CRDs, pod logs), as the must-gather image's `/usr/bin/gather` does.
+    #[arg(long)]
+    pub cluster: bool,
+    /// MetalLB's namespace (with `--cluster`).
+    #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
+    pub namespace: String,
+    /// Cluster access (with `--cluster`).
+    #[command(flatten)]
+    pub kube: KubeArgs,
 }
 
 /// `metallb status`.
@@ -241,13 +325,38 @@ pub struct StatusArgs {
     /// What to show.
     #[command(subcommand)]
     pub what: StatusCommand,
-    /// The controller's status API (`host:port` or a URL). Discovery through the API server is
-    /// not implemented yet.
-    #[arg(long, global = true, env = "METALLB_CONTROLLER_ADDR", default_value = crate::status::DEFAULT_CONTROLLER_ADDR)]
-    pub controller_addr: String,
-    /// A speaker's status API, as `NODE=HOST:PORT`; repeat for each node to ask.
+    /// The controller's status API (`host:port` or a URL). Default: found through the API
+    /// server (the controller pods), else 127.0.0.1:7474.
+    #[arg(long, global = true, env = "METALLB_CONTROLLER_ADDR")]
+    pub controller_addr: Option<String>,
+    /// A speaker's status API, as `NODE=HOST:PORT`; repeat for each node to ask. Default: found
+    /// through the API server (the speaker pods, else the Nodes' InternalIPs).
     #[arg(long = "speaker-addr", global = true, value_parser = parse_speaker_addr)]
     pub speakers: Vec<crate::status::client::SpeakerAddr>,
+    /// Kubeconfig file for discovery and the bearer token sent with every call (default:
+    /// in-cluster service account, `$KUBECONFIG`, `~/.kube/config`).
+    #[arg(long, global = true, env = "KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// Kubeconfig context.
+    #[arg(long, global = true, env = "METALLB_KUBE_CONTEXT")]
+    pub context: Option<String>,
+    /// MetalLB's namespace (where the controller and speaker pods and the Lease are).
+    #[arg(
+        long,
+        global = true,
+        env = "METALLB_NAMESPACE",
+        default_value = "metallb-system"
+    )]
+    pub namespace: String,
+    /// The controller's leader election Lease (its holder is asked first).
+    #[arg(long, global = true, default_value = "metallb-controller")]
+    pub lease_name: String,
+    /// The port of discovered controllers' status API.
+    #[arg(long, global = true, default_value_t = 7474)]
+    pub controller_port: u16,
+    /// The port of discovered speakers' status API.
+    #[arg(long, global = true, default_value_t = 7475)]
+    pub speaker_port: u16,
     /// Output format.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = StatusOutput::Text)]
     pub output: StatusOutput,
@@ -267,7 +376,7 @@ pub enum StatusCommand {
     Peers,
     /// One node's speaker: sessions, advertisements, FRR state.
     Node {
-        /// The node (one of the `--speaker-addr` nodes).
+        /// The node.
         name: String,
     },
 }
@@ -400,6 +509,16 @@ pub struct SpeakerArgs {
     /// Metrics and health endpoints.
     #[command(flatten)]
     pub metrics: MetricsArgs,
+    /// Where the gRPC status API (`metallb.status.v1.Speaker`) listens; `off` disables it. Off
+    /// loopback (e.g. `0.0.0.0:7475`, which `metallb status` finds through the Nodes) every
+    /// call is authorized by the apiserver (TokenReview + SubjectAccessReview; needs
+    /// `--from-api`).
+    #[arg(long, env = "METALLB_STATUS_ADDR", default_value = crate::status::DEFAULT_SPEAKER_ADDR)]
+    pub status_addr: ListenAddr,
+    /// How often FRR is asked for the status API while someone watches (or asked within the
+    /// last minute); idle, FRR is not asked at all.
+    #[arg(long, env = "METALLB_STATUS_POLL_MS", default_value_t = 500)]
+    pub status_poll_ms: u64,
 }
 
 /// The BGP side of `metallb speaker`.

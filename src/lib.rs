@@ -14,6 +14,7 @@
 //! - [`frr`]: FRR: rendering frr.conf, applying it (the apply loop), vtysh status.
 //! - [`webhook`]: `metallb webhook`, admission and BGPPeer conversion over HTTPS.
 //! - [`metrics`]: the metrics and health server and every component's metrics.
+//! - [`operator`]: `metallb operator`, deploying MetalLB from the `MetalLB` resource.
 //! - [`cli`], [`cmd`], [`telemetry`]: the command-line edge.
 
 pub mod api;
@@ -28,6 +29,7 @@ pub mod l2;
 pub mod manifest;
 pub mod metrics;
 pub mod must_gather;
+pub mod operator;
 pub mod plan;
 pub mod speaker;
 pub mod status;

@@ -12,16 +12,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use k8s_openapi::api::{core::v1::Node as K8sNode, discovery::v1::EndpointSlice};
 use serde::Serialize;
 
+/// The speaker's view of a node: its labels and `NetworkUnavailable` condition from the Node
+/// object of that name, or a bare node when the manifests have none.
+pub use crate::config::cluster::node_named as node;
 use crate::{
-    config::{Resources, service},
+    config::{Resources, cluster, service},
     core::{
         allocator::Allocator,
-        bgp::{self, AnnouncedService, Endpoints, NodeAnnouncement},
+        bgp::{self, AnnouncedService, NodeAnnouncement},
         config::Config,
         frr::{self, FrrConfig, NodeFacts},
+        node::Endpoints,
         service::{Addresses, LbService, ServiceKey},
     },
     l2::cluster::{self as l2, L2Announcement},
@@ -253,34 +256,6 @@ pub fn announcement(
     }
 }
 
-/// The speaker's view of a node: its labels and `NetworkUnavailable` condition from the Node
-/// object of that name, or a bare node when the manifests have none.
-pub fn node(resources: &Resources, name: &str) -> bgp::Node {
-    let Some(object) = resources
-        .nodes
-        .iter()
-        .find(|n| n.metadata.name.as_deref() == Some(name))
-    else {
-        return bgp::Node::named(name);
-    };
-    node_from(object)
-}
-
-fn node_from(object: &K8sNode) -> bgp::Node {
-    let network_unavailable = object
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == "NetworkUnavailable" && c.status == "True");
-    bgp::Node {
-        name: object.metadata.name.clone().unwrap_or_default(),
-        labels: object.metadata.labels.clone().unwrap_or_default(),
-        network_unavailable,
-    }
-}
-
 /// The addresses the plan gave each Service, with their pool.
 pub fn addresses(plan: &Plan) -> Addresses {
     plan.services
@@ -313,45 +288,10 @@ pub fn announced_services(resources: &Resources, addresses: &Addresses) -> Vec<A
                 ips: ips.clone(),
                 traffic_policy_local: spec.and_then(|sp| sp.external_traffic_policy.as_deref())
                     == Some("Local"),
-                endpoints: endpoints(&resources.endpoint_slices, &key.namespace, &key.name),
+                endpoints: cluster::endpoints(resources, key).map(|e| Endpoints::of(&e)),
             })
         })
         .collect()
-}
-
-/// The ready-or-serving endpoints of a Service from its EndpointSlices (label
-/// `kubernetes.io/service-name`); `None` when there is no slice for it (unknown). As in
-/// Kubernetes, an unset `ready` means ready and an unset `serving` means the same as `ready`.
-fn endpoints(slices: &[EndpointSlice], namespace: &str, name: &str) -> Option<Endpoints> {
-    let mut found = false;
-    let mut result = Endpoints::default();
-    for slice in slices.iter().filter(|sl| {
-        sl.metadata.namespace.as_deref().unwrap_or("default") == namespace
-            && sl
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get("kubernetes.io/service-name"))
-                .map(String::as_str)
-                == Some(name)
-    }) {
-        found = true;
-        for endpoint in &slice.endpoints {
-            let conditions = endpoint.conditions.as_ref();
-            let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
-            let serving = conditions.and_then(|c| c.serving).unwrap_or(ready);
-            if !(ready || serving) {
-                continue;
-            }
-            match &endpoint.node_name {
-                Some(node) => {
-                    result.nodes.insert(node.clone());
-                }
-                None => result.without_node = true,
-            }
-        }
-    }
-    found.then_some(result)
 }
 
 fn ips(ips: &[std::net::IpAddr]) -> Vec<String> {

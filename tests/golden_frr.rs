@@ -150,6 +150,46 @@ fn golden_files_parse_in_frr() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The speaker's extras check (`frr::apply::check_text`, `vtysh -C` on the render with the
+/// `bgpextras` text appended): a golden render with a good extra passes, with a line FRR does
+/// not know it is refused and FRR's words name the line.
+#[tokio::test]
+#[ignore = "needs FRR (vtysh, hack/setup.sh)"]
+async fn frr_checks_the_render_with_its_extras() {
+    use metallb::frr::{apply, vtysh::Vtysh};
+    assert!(
+        Command::new("vtysh").arg("-h").output().is_ok(),
+        "this test needs vtysh: run hack/setup.sh"
+    );
+    let case = cases().into_iter().next().expect("a golden case");
+    let rendered = fs::read_to_string(case.with_extension("conf")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let vtysh = Vtysh::new(None);
+    let good = render::with_extras(
+        rendered.clone(),
+        "ip prefix-list extra-list seq 5 permit 192.0.2.0/24\nroute-map extra permit 10\nexit",
+    );
+    apply::check_text(&vtysh, dir.path(), &good)
+        .await
+        .unwrap_or_else(|e| panic!("a good extra refused: {e}\n{good}"));
+    let bad = render::with_extras(
+        rendered,
+        "ip prefix-list extra-list seq 5 permit\nnot frr at all",
+    );
+    let refused = apply::check_text(&vtysh, dir.path(), &bad)
+        .await
+        .expect_err("a bad extra passed");
+    assert!(
+        matches!(&refused, apply::ApplyError::Validate { output } if output.contains("not frr at all")),
+        "{refused}"
+    );
+    assert_eq!(
+        fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "the check left its file behind"
+    );
+}
+
 /// On a live FRR: applies golden files to the lab's node1 with frr-reload.py and checks that
 /// `--test` then reports no difference (the rendering is canonical). Needs root and FRR; starts
 /// and stops its own lab (prefix `mlbgold-`), holding the machine's lab lock. Run with

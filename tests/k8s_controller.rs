@@ -538,3 +538,54 @@ async fn assignments_follow_requests_and_missing_objects_do_not_freeze_the_confi
     .await;
     controller.abort();
 }
+
+/// The leader creates the layer 2 membership Secret with a random key when it is missing (as
+/// upstream's `--ml-secret-name`); an existing one is left as it is.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_K8S (kube-apiserver)"]
+async fn the_leader_creates_the_memberlist_secret_and_keeps_an_existing_one() {
+    use k8s_openapi::api::core::v1::Secret;
+    use metallb::k8s::memberlist_secret::{self, Ensured};
+
+    let cluster = Cluster::start().await;
+    let client = cluster.client.clone();
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), METALLB_NAMESPACE);
+    let controller = ctl::spawn(&client, ctl::config("c1"));
+    let key = eventually("Secret metallb-memberlist created", WAIT, || {
+        let secrets = secrets.clone();
+        async move {
+            let secret = secrets.get_opt("metallb-memberlist").await.ok()??;
+            Some(secret.data?.get("secretkey")?.0.clone())
+        }
+    })
+    .await;
+    controller.abort();
+    assert!(key.len() >= 64, "a short key: {key:?}");
+
+    // Again (a restarted or new leader): nothing changes.
+    let again = memberlist_secret::ensure(client.clone(), METALLB_NAMESPACE, "metallb-memberlist")
+        .await
+        .unwrap();
+    assert_eq!(again, Ensured::Existed);
+    let after = secrets
+        .get("metallb-memberlist")
+        .await
+        .unwrap()
+        .data
+        .unwrap();
+    assert_eq!(after["secretkey"].0, key, "the existing key was replaced");
+
+    // An admin's own Secret under another name is kept too.
+    let own: Secret = serde_json::from_value(json!({
+        "metadata": {"name": "own-ml"},
+        "stringData": {"secretkey": "mine"},
+    }))
+    .unwrap();
+    secrets.create(&PostParams::default(), &own).await.unwrap();
+    let created = memberlist_secret::ensure(client.clone(), METALLB_NAMESPACE, "own-ml")
+        .await
+        .unwrap();
+    assert_eq!(created, Ensured::Existed);
+    let own = secrets.get("own-ml").await.unwrap().data.unwrap();
+    assert_eq!(own["secretkey"].0, b"mine");
+}

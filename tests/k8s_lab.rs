@@ -71,6 +71,17 @@ spec:
 /// `metallb speaker --from-api` inside `node`'s network namespace. `ip netns exec` execs the
 /// program (no fork), so the child's pid is the speaker's.
 fn spawn_speaker(bin: &Path, cluster: &Cluster, lab: &Lab, node: &str) -> Guard {
+    spawn_speaker_with(bin, cluster, lab, node, &[])
+}
+
+/// [`spawn_speaker`] with more flags.
+fn spawn_speaker_with(
+    bin: &Path,
+    cluster: &Cluster,
+    lab: &Lab,
+    node: &str,
+    extra: &[&str],
+) -> Guard {
     let log = cluster.dir.join(format!("speaker-{node}.log"));
     Guard(
         Command::new("ip")
@@ -90,10 +101,18 @@ fn spawn_speaker(bin: &Path, cluster: &Cluster, lab: &Lab, node: &str) -> Guard 
             .args(["--debounce-ms", "20"])
             .arg("--state-dir")
             .arg(lab.state_dir(node))
+            .args(extra)
             .stdout(std::fs::File::create(&log).unwrap())
             .spawn()
             .unwrap(),
     )
+}
+
+/// The lab (with its host port) and an apiserver listening on that port only.
+async fn lab_and_cluster(prefix: &str) -> (Lab, Cluster) {
+    let lab = Lab::up_with_host(prefix);
+    let cluster = Cluster::start_with(ClusterOptions::listening_on(lab::HOST_IPV4)).await;
+    (lab, cluster)
 }
 
 /// (device, inode) of a network namespace file (`/proc/<pid>/ns/net`, `/run/netns/<name>`):
@@ -146,13 +165,7 @@ async fn service_through_the_api_reaches_the_router_and_is_withdrawn() {
     // The apiserver listens on the lab's host port only (10.77.0.254, on a veth this test
     // creates into its own bridge), never on the machine's other interfaces: the test and the
     // speakers inside the node namespaces all come in there. So the lab goes up first.
-    let lab = Lab::up_with_host("mlk-");
-    let cluster = Cluster::start_with(ClusterOptions {
-        bind: Some(lab::HOST_IPV4.into()),
-        extra_ips: vec![lab::HOST_IPV4.into()],
-        ..Default::default()
-    })
-    .await;
+    let (lab, cluster) = lab_and_cluster("mlk-").await;
     let client = cluster.client.clone();
     support::create_yaml(&client, LAB_OBJECTS, None)
         .await
@@ -427,4 +440,318 @@ async fn service_through_the_api_reaches_the_router_and_is_withdrawn() {
         "repeated nodeAssigned: {assigned:?}"
     );
     controller.abort();
+}
+
+/// Pools and advertisements of the status test besides [`LAB_OBJECTS`]: `tiny` (one address,
+/// BGP) fills up; `nowhere` is advertised only to nodes labelled `nowhere=yes` (none are).
+const STATUS_OBJECTS: &str = r#"
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: tiny, namespace: metallb-system}
+spec:
+  addresses: [198.51.101.1/32]
+  autoAssign: false
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: tiny, namespace: metallb-system}
+spec:
+  ipAddressPools: [tiny]
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: nowhere, namespace: metallb-system}
+spec:
+  addresses: [198.51.102.0/28]
+  autoAssign: false
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: nowhere, namespace: metallb-system}
+spec:
+  ipAddressPools: [nowhere]
+  nodeSelectors: [{matchLabels: {nowhere: "yes"}}]
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: status-reader-controller-sa}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: "metallb-system:status-reader"}
+subjects: [{kind: ServiceAccount, name: controller, namespace: metallb-system}]
+"#;
+
+/// The speakers' status APIs on the nodes' addresses (off loopback: every call authorized by
+/// the apiserver), the controller's on loopback, and `metallb status service` answering from
+/// FRR: advertised by both nodes; one node's session shut at the router (Watch streams it
+/// within 1 s, and the answer changes); pending because the pool is full; allocated but no
+/// eligible node. grpcurl lists the Speaker service by reflection and calls each method.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_K8S and METALLB_LAB (kube-apiserver, root, FRR)"]
+async fn status_api_answers_from_frr_in_the_lab() {
+    use metallb::status::{
+        Listener,
+        controller::ControllerService,
+        proto::{self, speaker_client::SpeakerClient},
+    };
+
+    let grpcurl = support::grpcurl();
+    let (lab, cluster) = lab_and_cluster("mls-").await;
+    let client = cluster.client.clone();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for yaml in [
+        LAB_OBJECTS.to_string(),
+        std::fs::read_to_string(root.join("deploy/rbac/speaker.yaml")).unwrap(),
+        std::fs::read_to_string(root.join("deploy/rbac/status-reader.yaml")).unwrap(),
+        STATUS_OBJECTS.to_string(),
+    ] {
+        support::create_yaml(&client, &yaml, None).await.unwrap();
+    }
+    let listener = Listener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let controller_addr = listener.local_addr().to_string();
+    let (tx, rx) = tokio::sync::watch::channel(Default::default());
+    tokio::spawn(ControllerService::new(rx).serve(listener, std::future::pending()));
+    let mut config = ctl::config("status-lab");
+    config.lease = None;
+    config.status_snapshot = Some(tx);
+    let _controller = ctl::spawn(&client, config);
+
+    let bin = support::metallb_bin(&cluster.dir);
+    let _logs = [
+        support::LogOnPanic(cluster.dir.join("speaker-node1.log")),
+        support::LogOnPanic(cluster.dir.join("speaker-node2.log")),
+    ];
+    let nodes = [("node1", "10.77.0.11"), ("node2", "10.77.0.12")];
+    let _speakers: Vec<Guard> = nodes
+        .iter()
+        .map(|(node, ip)| {
+            let addr = format!("{ip}:7475");
+            spawn_speaker_with(
+                &bin,
+                &cluster,
+                &lab,
+                node,
+                &[
+                    "--status-addr",
+                    &addr,
+                    "--status-poll-ms",
+                    "200",
+                    "--layer2=false",
+                ],
+            )
+        })
+        .collect();
+    // A reader's token (the controller ServiceAccount, bound to the status-reader role) and a
+    // token without the role (the speaker's).
+    let reader = cluster.kubeconfig_as("controller");
+    let token = |kubeconfig: &Path| -> String {
+        let text = std::fs::read_to_string(kubeconfig).unwrap();
+        let yaml: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
+        yaml["users"][0]["user"]["token"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let reader_token = token(&reader);
+    let other_token = token(&cluster.kubeconfig_as("speaker"));
+
+    let status = |service: &str| -> String {
+        let mut cmd = Command::new(&bin);
+        cmd.args(["status", "service", service])
+            .args(["--controller-addr", &controller_addr])
+            .arg("--kubeconfig")
+            .arg(&reader);
+        for (node, ip) in nodes {
+            cmd.args(["--speaker-addr", &format!("{node}={ip}:7475")]);
+        }
+        let out = cmd.output().unwrap();
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+
+    // 1. Allocated and advertised by both nodes (from each node's Adj-RIB-Out).
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    services
+        .create(
+            &PostParams::default(),
+            &ctl::lb_service("web", json!({}), json!({})),
+        )
+        .await
+        .unwrap();
+    let answer = eventually("web advertised by both nodes", LONG, || {
+        let answer = status("default/web");
+        async move {
+            (answer.contains("from pool lab; BGP: advertised by node1 to 10.77.0.1 (Established")
+                && answer.contains("and by node2 to 10.77.0.1 (Established"))
+            .then_some(answer)
+        }
+    })
+    .await;
+    eprintln!("both nodes: {}", answer.trim());
+
+    // grpcurl: reflection lists the Speaker service; each method answers with the reader's
+    // token; no token is refused (unauthenticated), a token without the role forbidden.
+    let node1 = "10.77.0.11:7475";
+    let bearer = format!("authorization: Bearer {reader_token}");
+    let grpc = |args: &[&str]| -> (bool, String) {
+        let out = Command::new(&grpcurl).args(args).output().unwrap();
+        (
+            out.status.success(),
+            format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ),
+        )
+    };
+    let (ok, list) = grpc(&["-plaintext", "-H", &bearer, node1, "list"]);
+    assert!(ok, "grpcurl list: {list}");
+    assert!(
+        list.lines().any(|l| l == "metallb.status.v1.Speaker"),
+        "{list}"
+    );
+    for (method, body) in [
+        ("GetNode", "{}"),
+        ("ListSessions", "{}"),
+        ("ListAdvertisements", r#"{"address":""}"#),
+    ] {
+        let full = format!("metallb.status.v1.Speaker/{method}");
+        let (ok, out) = grpc(&["-plaintext", "-H", &bearer, "-d", body, node1, &full]);
+        assert!(ok, "{method}: {out}");
+        assert!(out.contains("10.77.0.1"), "{method}: {out}");
+    }
+    let watch = "metallb.status.v1.Speaker/Watch";
+    let (ok, out) = grpc(&["-plaintext", "-H", &bearer, "-max-time", "2", node1, watch]);
+    assert!(!ok && out.contains("\"node\": \"node1\""), "Watch: {out}");
+    let (ok, out) = grpc(&["-plaintext", node1, "metallb.status.v1.Speaker/GetNode"]);
+    assert!(!ok && out.contains("Unauthenticated"), "no token: {out}");
+    let other = format!("authorization: Bearer {other_token}");
+    let (ok, out) = grpc(&[
+        "-plaintext",
+        "-H",
+        &other,
+        node1,
+        "metallb.status.v1.Speaker/GetNode",
+    ]);
+    assert!(!ok && out.contains("PermissionDenied"), "no role: {out}");
+
+    // 2. The router shuts node1's session: Watch streams it within 1 s, and the answer (from
+    // FRR, not from intent) no longer has node1 advertising.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{node1}"))
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let mut speaker = SpeakerClient::new(channel);
+    let mut request = tonic::Request::new(proto::WatchRequest {});
+    request.metadata_mut().insert(
+        "authorization",
+        format!("Bearer {reader_token}").parse().unwrap(),
+    );
+    let mut stream = speaker.watch(request).await.unwrap().into_inner();
+    let first = stream.message().await.unwrap().unwrap();
+    assert!(
+        first
+            .bgp
+            .iter()
+            .any(|s| s.peer == "10.77.0.1" && s.state() == proto::BgpState::Established),
+        "{first:?}"
+    );
+    let shut = |on: bool| {
+        let lab = &lab;
+        async move {
+            let neighbor = format!(
+                "{}neighbor 10.77.0.11 shutdown",
+                if on { "" } else { "no " }
+            );
+            let out = lab::router_bgp_line(lab, &neighbor).await;
+            assert!(out.success(), "router: {neighbor}: {}", out.text());
+        }
+    };
+    shut(true).await;
+    let shut_at = Instant::now();
+    let down = tokio::time::timeout(Duration::from_secs(1), async {
+        loop {
+            let update = stream.message().await.unwrap().unwrap();
+            if update
+                .bgp
+                .iter()
+                .any(|s| s.peer == "10.77.0.1" && s.state() != proto::BgpState::Established)
+            {
+                return update;
+            }
+        }
+    })
+    .await
+    .expect("Watch streams the session going down within 1 s");
+    eprintln!(
+        "Watch: node1's session {} {:.0} ms after the router shut it",
+        down.bgp[0].state_text,
+        shut_at.elapsed().as_secs_f64() * 1e3
+    );
+    let answer = eventually("web no longer advertised by node1", LONG, || {
+        let answer = status("default/web");
+        async move {
+            (answer.contains("BGP: advertised by node2 to 10.77.0.1")
+                && !answer.contains("by node1 to")
+                && answer.contains("sessions down: node1 to 10.77.0.1"))
+            .then_some(answer)
+        }
+    })
+    .await;
+    eprintln!("node1 shut: {}", answer.trim());
+    shut(false).await;
+
+    // 3. Pending because the pool is full.
+    for name in ["first", "second"] {
+        services
+            .create(
+                &PostParams::default(),
+                &ctl::lb_service(
+                    name,
+                    json!({"metallb.universe.tf/address-pool": "tiny"}),
+                    json!({}),
+                ),
+            )
+            .await
+            .unwrap();
+        if name == "first" {
+            eventually("first takes tiny's address", LONG, || {
+                let s = services.clone();
+                async move { (!ctl::ips(&s, "first").await.is_empty()).then_some(()) }
+            })
+            .await;
+        }
+    }
+    let answer = eventually("second pending, tiny full", LONG, || {
+        let answer = status("default/second");
+        async move {
+            (answer.contains("pending:") && answer.contains("tiny (1/1 used)")).then_some(answer)
+        }
+    })
+    .await;
+    eprintln!("pool full: {}", answer.trim());
+
+    // 4. Allocated, but no node is eligible (the advertisement selects no node).
+    services
+        .create(
+            &PostParams::default(),
+            &ctl::lb_service(
+                "lonely",
+                json!({"metallb.universe.tf/address-pool": "nowhere"}),
+                json!({}),
+            ),
+        )
+        .await
+        .unwrap();
+    let answer = eventually("lonely allocated, announced by nobody", LONG, || {
+        let answer = status("default/lonely");
+        async move {
+            (answer.contains("from pool nowhere, but no node announces it (asked node1, node2)"))
+                .then_some(answer)
+        }
+    })
+    .await;
+    eprintln!("no eligible node: {}", answer.trim());
 }

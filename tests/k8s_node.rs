@@ -4,8 +4,10 @@
 //! router peers with it, so the speaker pod (host network) peers with the router.
 //!
 //! Checks the seed's verification (26.2.3) and BGP troubleshooting steps (26.7.2) literally,
-//! with kubectl in place of oc, a Service's address at the router, the speaker's JSON logs, and
-//! a deleted speaker pod coming back with the same FRR configuration and routes.
+//! with kubectl in place of oc, a Service's address at the router, the speaker's JSON logs, layer
+//! 2 from the speaker pod (the controller's memberlist Secret, the lab's client resolving a
+//! Service's address to the host port's MAC), and a deleted speaker pod coming back with the
+//! same FRR configuration and routes.
 //!
 //! Needs root, the lab (FRR), the node's packages (hack/setup.sh), hack/k8s-bin.sh's binaries
 //! and hack/images.sh's images; run by hack/test (`--include-ignored`). Missing prerequisites
@@ -22,7 +24,10 @@ use std::{
 };
 
 use lab::Lab;
-use support::{Cluster, ClusterOptions, node::Node};
+use support::{
+    Cluster, ClusterOptions,
+    node::{Node, column, eventually_sync},
+};
 
 const NODE: &str = "lab-host";
 const NS: &str = "metallb-system";
@@ -75,11 +80,47 @@ spec:
       - {name: web, image: "localhost/metallb/pause:dev", imagePullPolicy: IfNotPresent}
 "#;
 
+/// The layer 2 address on the lab's /24, announced only by lab-host and only on the host port
+/// (`@HOST_LINK@`): no gratuitous ARP ever leaves on the machine's real interfaces.
+const L2_VIP: &str = "10.77.0.210";
+
+/// A layer 2 pool that no other Service takes (`autoAssign: false`), its L2Advertisement
+/// restricted to the host port and to lab-host, and a Service asking for the pool (same ready
+/// backend as `web`).
+const L2_CONFIG: &str = r#"
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lab-l2, namespace: metallb-system}
+spec:
+  addresses: [10.77.0.210/32]
+  autoAssign: false
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: lab-l2, namespace: metallb-system}
+spec:
+  ipAddressPools: [lab-l2]
+  interfaces: ["@HOST_LINK@"]
+  nodeSelectors:
+  - matchLabels: {kubernetes.io/hostname: lab-host}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web-l2
+  namespace: default
+  annotations: {metallb.universe.tf/address-pool: lab-l2}
+spec:
+  type: LoadBalancer
+  selector: {app: web}
+  ports: [{port: 80}]
+"#;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs METALLB_NODE (root, lab, kubelet + containerd: hack/setup.sh, hack/k8s-bin.sh, hack/images.sh)"]
 async fn speaker_daemonset_on_a_real_node() {
     let started = Instant::now();
-    let lab = tokio::task::block_in_place(|| Lab::up_with_host_peer("mkn-"));
+    let lab = tokio::task::block_in_place(|| Lab::up_with_host_peer_and_client("mkn-"));
     let cluster = Cluster::start_with(ClusterOptions {
         bind: Some(lab::HOST_IPV4.into()),
         extra_ips: vec![lab::HOST_IPV4.into()],
@@ -200,6 +241,8 @@ async fn speaker_daemonset_on_a_real_node() {
         "FRR's log is not in the frr container's output:\n{frr_logs}"
     );
 
+    layer2_from_the_speaker_pod(&node, &lab, &pod);
+
     // Delete the speaker pod: the DaemonSet starts a new one, FRR comes back with the same
     // configuration and the route returns at the router.
     let deleted = Instant::now();
@@ -233,9 +276,142 @@ async fn speaker_daemonset_on_a_real_node() {
         back.as_secs_f64()
     );
 
+    bgp_extras_from_the_configmap(&node, &new_pod);
+
     drop(diagnose);
     let left = tokio::task::block_in_place(|| node.down());
     assert!(left.is_empty(), "the node left: {left:#?}");
+}
+
+/// Layer 2 from the speaker pod: the controller made the membership Secret, the speaker's
+/// membership started with it, and the lab's client namespace resolves the Service's address to
+/// the host port's MAC (the speaker answers ARP there, on a raw socket: NET_RAW).
+fn layer2_from_the_speaker_pod(node: &Node, lab: &Lab, pod: &str) {
+    let secret = node.kubectl(&[
+        "get",
+        "secret",
+        "-n",
+        NS,
+        "metallb-memberlist",
+        "-o",
+        "jsonpath={.data.secretkey}",
+    ]);
+    assert!(
+        !secret.is_empty(),
+        "the controller made no memberlist Secret"
+    );
+    eventually_sync("the speaker's membership starts", WAIT, || {
+        let logs = node.kubectl(&["logs", "-n", NS, pod, "-c", "speaker"]);
+        logs.contains("membership starting").then_some(())
+    });
+
+    let host_link = lab.host_link();
+    let config = std::env::temp_dir().join(format!("k8s-node-l2-{}.yaml", std::process::id()));
+    std::fs::write(&config, L2_CONFIG.replace("@HOST_LINK@", &host_link)).unwrap();
+    node.kubectl(&["apply", "-f", &config.display().to_string()]);
+    let _ = std::fs::remove_file(&config);
+    let ip = eventually_sync("web-l2 gets its address", WAIT, || {
+        let ip = node.kubectl(&[
+            "get",
+            "svc",
+            "web-l2",
+            "-o",
+            "jsonpath={.status.loadBalancer.ingress[0].ip}",
+        ]);
+        (!ip.is_empty()).then_some(ip)
+    });
+    assert_eq!(ip, L2_VIP);
+
+    let host_mac = std::fs::read_to_string(format!("/sys/class/net/{host_link}/address"))
+        .unwrap()
+        .trim()
+        .to_string();
+    let client = lab.ns("client");
+    let t = Instant::now();
+    let mac = eventually_sync("the client resolves the layer 2 address", WAIT, || {
+        let ip_cmd = |args: &[&str]| {
+            std::process::Command::new("ip")
+                .args(["-n", &client])
+                .args(args)
+                .output()
+                .expect("run ip")
+        };
+        let _ = ip_cmd(&["neigh", "flush", "to", L2_VIP]);
+        // The ping is unanswered (the host does not own the address); it only makes the
+        // client's kernel ask for the MAC.
+        let _ = std::process::Command::new("ip")
+            .args(["netns", "exec", &client, "ping", "-c1", "-W1", L2_VIP])
+            .output();
+        let neigh =
+            String::from_utf8_lossy(&ip_cmd(&["neigh", "show", L2_VIP]).stdout).into_owned();
+        let mut words = neigh.split_whitespace();
+        words.find(|w| *w == "lladdr")?;
+        words.next().map(str::to_string)
+    });
+    eprintln!(
+        "client: {L2_VIP} is at {mac} (host port {host_link} {host_mac}) {:.1}s after the address",
+        t.elapsed().as_secs_f64()
+    );
+    assert_eq!(mac, host_mac, "{L2_VIP} resolved to another MAC");
+}
+
+/// Upstream's `bgpextras` ConfigMap through the API (the speaker's ConfigMap reflector and
+/// RBAC): a text FRR refuses is reported in ConfigurationState `speaker-lab-host` and never
+/// reaches FRR; a good one is appended to the running configuration and the state is valid.
+fn bgp_extras_from_the_configmap(node: &Node, pod: &str) {
+    let apply_extras = |extras: &str| {
+        let manifest = node.kubectl(&[
+            "create",
+            "configmap",
+            "bgpextras",
+            "-n",
+            NS,
+            &format!("--from-literal=extras={extras}"),
+            "--dry-run=client",
+            "-o",
+            "yaml",
+        ]);
+        let file =
+            std::env::temp_dir().join(format!("k8s-node-extras-{}.yaml", std::process::id()));
+        std::fs::write(&file, manifest).unwrap();
+        node.kubectl(&["apply", "-f", &file.display().to_string()]);
+        let _ = std::fs::remove_file(&file);
+    };
+    let state = |path: &str| {
+        node.try_kubectl(&[
+            "get",
+            "configurationstate",
+            "-n",
+            NS,
+            &format!("speaker-{NODE}"),
+            "-o",
+            &format!("jsonpath={{.status.{path}}}"),
+        ])
+        .1
+    };
+    apply_extras("ip prefix-list extra-bad seq 5 permit 192.0.2.0/24\nthis is not frr");
+    let summary = eventually_sync("the refused extras in ConfigurationState", WAIT, || {
+        let summary = state("errorSummary");
+        summary.contains("ConfigMap/bgpextras").then_some(summary)
+    });
+    assert!(summary.contains("this is not frr"), "{summary}");
+    assert_eq!(state("result"), "Invalid");
+    let running = vtysh(node, pod, "show running-config");
+    assert!(
+        !running.contains("extra-bad"),
+        "refused extras on FRR:\n{running}"
+    );
+
+    let good = "ip prefix-list extra-good seq 5 permit 192.0.2.0/24";
+    apply_extras(good);
+    eventually_sync("the good extras on FRR", WAIT, || {
+        vtysh(node, pod, "show running-config")
+            .contains(good)
+            .then_some(())
+    });
+    eventually_sync("ConfigurationState valid again", WAIT, || {
+        (state("result") == "Valid").then_some(())
+    });
 }
 
 /// On a failure: what the speaker pod says, FRR's view from inside it, and the router's.
@@ -315,35 +491,4 @@ fn config_body(running: &str) -> String {
         .skip_while(|l| !l.starts_with("frr version"))
         .collect::<Vec<_>>()
         .join("\n")
-}
-
-/// The value in column `name` of a one-row `kubectl get` table.
-fn column(table: &str, name: &str) -> String {
-    let mut lines = table.lines();
-    let header = lines.next().unwrap_or_default();
-    let row: Vec<&str> = lines
-        .next()
-        .unwrap_or_default()
-        .split_whitespace()
-        .collect();
-    let index = header
-        .split_whitespace()
-        .position(|h| h == name)
-        .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
-    row.get(index).copied().unwrap_or_default().to_string()
-}
-
-/// Polls `check` every 200 ms (blocking: kubectl is a process) until it returns `Some`.
-fn eventually_sync<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = tokio::task::block_in_place(&mut check) {
-            return v;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {timeout:?}: {what}"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }

@@ -5,25 +5,13 @@
 
 mod support;
 
-use std::{path::Path, process::Command, time::Duration};
+use std::{process::Command, time::Duration};
 
 use metallb::status::{Listener, controller::ControllerService};
 use serde_json::Value;
-use support::{Cluster, METALLB_NAMESPACE, controller as ctl, eventually};
+use support::{Cluster, METALLB_NAMESPACE, controller as ctl, eventually, grpcurl};
 
 const WAIT: Duration = Duration::from_secs(30);
-
-/// target/tools/grpcurl, built from its Go module by hack/grpcurl.sh (cached).
-fn grpcurl() -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/grpcurl.sh");
-    let out = Command::new(&script).output().expect("run hack/grpcurl.sh");
-    assert!(
-        out.status.success(),
-        "hack/grpcurl.sh failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
 
 fn run(program: &str, args: &[&str]) -> (bool, String) {
     let out = Command::new(program).args(args).output().unwrap();
@@ -197,7 +185,7 @@ spec: {{type: LoadBalancer, ports: [{{port: 80}}]}}
     assert!(ok, "{out}");
     assert_eq!(
         out.trim(),
-        "default/web: 203.0.113.5 from pool tiny; BGP: not asked (no speaker address given)"
+        "default/web: 203.0.113.5 from pool tiny; announcements: not asked (no speaker found or given)"
     );
     let (ok, out) = run(
         bin,
@@ -217,4 +205,100 @@ spec: {{type: LoadBalancer, ports: [{{port: 80}}]}}
         ],
     );
     assert!(!ok && out.contains("Service default/nope"), "{out}");
+}
+
+/// `metallb must-gather --cluster` (what the must-gather image's gather_metallb runs) against a
+/// real apiserver: the namespace objects, the metallb.io objects and CRDs are there, Secrets
+/// are not, and the BGP MD5 password (in a BGPPeer, a Secret and a ConfigMap's frr.conf)
+/// appears in no file of the tree.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_K8S (kube-apiserver)"]
+async fn cluster_must_gather_collects_objects_and_never_the_password() {
+    const PASSWORD: &str = "lab-md5-Zq81";
+    let cluster = Cluster::start().await;
+    let objects = format!(
+        r#"
+apiVersion: v1
+kind: Secret
+metadata: {{name: md5, namespace: {METALLB_NAMESPACE}}}
+stringData: {{password: {PASSWORD}}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: frr-conf, namespace: {METALLB_NAMESPACE}}}
+data:
+  frr.conf: "router bgp 64500\n neighbor 10.77.0.1 password {PASSWORD}\n"
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {{name: router, namespace: {METALLB_NAMESPACE}}}
+spec: {{myASN: 64500, peerASN: 64501, peerAddress: 10.77.0.1, password: {PASSWORD}}}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {{name: lab, namespace: {METALLB_NAMESPACE}}}
+spec: {{addresses: [198.51.100.0/24]}}
+"#
+    );
+    support::create_yaml(&cluster.client, &objects, None)
+        .await
+        .unwrap();
+    let dest = cluster.dir.join("must-gather");
+    let kubeconfig = cluster.dir.join("kubeconfig");
+    let out = Command::new(env!("CARGO_BIN_EXE_metallb"))
+        .args(["must-gather", "--cluster", "--step-timeout", "10s"])
+        .arg("--dest-dir")
+        .arg(&dest)
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "must-gather: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ns = dest.join("namespaces").join(METALLB_NAMESPACE);
+    for file in [
+        "core/pods.yaml",
+        "core/services.yaml",
+        "core/configmaps.yaml",
+        "core/events.yaml",
+        "apps/deployments.yaml",
+        "apps/daemonsets.yaml",
+        "metallb.io/bgppeers.yaml",
+        "metallb.io/ipaddresspools.yaml",
+    ] {
+        assert!(ns.join(file).is_file(), "{file} missing");
+    }
+    let crds = std::fs::read_to_string(dest.join(
+        "cluster-scoped-resources/apiextensions.k8s.io/customresourcedefinitions/metallb.io.yaml",
+    ))
+    .unwrap();
+    assert!(crds.contains("bgppeers.metallb.io"), "{crds}");
+    let peers = std::fs::read_to_string(ns.join("metallb.io/bgppeers.yaml")).unwrap();
+    assert!(peers.contains("peerAddress: 10.77.0.1"), "{peers}");
+    assert!(peers.contains("password: <redacted>"), "{peers}");
+    // grep -r over the whole tree.
+    let grep = Command::new("grep")
+        .args(["-r", "-l", PASSWORD])
+        .arg(&dest)
+        .output()
+        .unwrap();
+    assert_eq!(
+        grep.status.code(),
+        Some(1),
+        "the password is in: {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
+    let files = Command::new("find")
+        .arg(&dest)
+        .args(["-type", "f"])
+        .output()
+        .unwrap();
+    assert!(
+        !String::from_utf8_lossy(&files.stdout).contains("secret"),
+        "no Secret file: {}",
+        String::from_utf8_lossy(&files.stdout)
+    );
 }

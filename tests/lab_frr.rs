@@ -766,20 +766,22 @@ fn metallb_bin(dir: &std::path::Path) -> std::path::PathBuf {
 }
 
 fn spawn_speaker(lab: &Lab, node: &str, manifests: &std::path::Path) -> Child {
+    Child(speaker_command(lab, node, manifests).spawn().unwrap())
+}
+
+/// `metallb speaker --manifests` on `node`'s FRR, polling fast.
+fn speaker_command(lab: &Lab, node: &str, manifests: &std::path::Path) -> std::process::Command {
     let bin_dir = lab.state_dir("bin");
     std::fs::create_dir_all(&bin_dir).unwrap();
-    Child(
-        std::process::Command::new(metallb_bin(&bin_dir))
-            .args(["--log-level", "info", "speaker", "--node-name", node])
-            .arg("--manifests")
-            .arg(manifests)
-            .args(["--frr-pathspace", &lab.ns(node)])
-            .args(["--debounce-ms", "50", "--poll-ms", "50"])
-            .arg("--state-dir")
-            .arg(lab.state_dir(node))
-            .spawn()
-            .unwrap(),
-    )
+    let mut cmd = std::process::Command::new(metallb_bin(&bin_dir));
+    cmd.args(["--log-level", "info", "speaker", "--node-name", node])
+        .arg("--manifests")
+        .arg(manifests)
+        .args(["--frr-pathspace", &lab.ns(node)])
+        .args(["--debounce-ms", "50", "--poll-ms", "50"])
+        .arg("--state-dir")
+        .arg(lab.state_dir(node));
+    cmd
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1079,21 +1081,6 @@ async fn network_removed_right_after_session_up_is_withdrawn_at_the_router() {
     }
 }
 
-/// Runs `line` inside the router's `router bgp 64501` (changes to the lab's baseline router).
-async fn router_bgp_line(lab: &Lab, line: &str) {
-    lab.vtysh("router")
-        .raw(&[
-            "-c",
-            "configure terminal",
-            "-c",
-            "router bgp 64501",
-            "-c",
-            line,
-        ])
-        .await
-        .unwrap();
-}
-
 /// node1, one pool (198.51.100.0/24) advertised over BGP with `advertisement` spec lines, and
 /// one BGPPeer to the router from `my_asn` with `peer` spec lines.
 fn one_peer_manifests(my_asn: u32, peer_asn: u32, advertisement: &str, peer: &str) -> String {
@@ -1118,7 +1105,7 @@ async fn ibgp_peer_receives_the_advertisements_local_pref() {
     let lab = Lab::up("mlt-ibgp-");
     let router = lab.vtysh("router");
     // The router's neighbor node1 becomes internal (remote-as = its own AS).
-    router_bgp_line(&lab, &format!("neighbor {NODE1_V4} remote-as 64501")).await;
+    lab::router_bgp_line(&lab, &format!("neighbor {NODE1_V4} remote-as 64501")).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("00-ibgp.yaml"),
@@ -1175,7 +1162,7 @@ async fn password_from_a_secret_brings_up_an_md5_session() {
     let _serial = LAB_LOCK.lock().await;
     let lab = Lab::up("mlt-md5-");
     let router = lab.vtysh("router");
-    router_bgp_line(&lab, &format!("neighbor {NODE1_V4} password s3cret-md5")).await;
+    lab::router_bgp_line(&lab, &format!("neighbor {NODE1_V4} password s3cret-md5")).await;
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("00-peer.yaml"),
@@ -1229,4 +1216,120 @@ async fn password_from_a_secret_brings_up_an_md5_session() {
     lab::wait_route(&router, "198.51.100.20/32", Some(NODE1_V4), LONG, every)
         .await
         .unwrap();
+}
+
+/// Upstream's `bgpextras` ConfigMap (key `extras`) in MetalLB's namespace.
+fn extras_config_map(extras: &str) -> String {
+    let indented: String = extras.lines().map(|l| format!("    {l}\n")).collect();
+    format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: bgpextras, namespace: metallb-system}}\n\
+         data:\n  extras: |\n{indented}"
+    )
+}
+
+/// Raw FRR extras: a good text is appended to the rendered config and runs on FRR; a text FRR
+/// refuses (`vtysh -C` on the combined config) is a logged configuration error while the last
+/// good extras stay, and the render itself goes on (a new Service is announced); a new good
+/// text replaces the old one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs METALLB_LAB (root, FRR)"]
+async fn bgp_extras_are_checked_by_frr_before_they_are_applied() {
+    let _serial = LAB_LOCK.lock().await;
+    let lab = Lab::up("mlt-xtra-");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("00-peer.yaml"),
+        one_peer_manifests(64500, 64501, "", ""),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("10-web.yaml"),
+        service("web", "198.51.100.10", false),
+    )
+    .unwrap();
+    let extras = dir.path().join("05-extras.yaml");
+    let good = "ip prefix-list extra-list seq 5 permit 192.0.2.0/24";
+    std::fs::write(&extras, extras_config_map(good)).unwrap();
+    let log_path = lab.state_dir("bin").join("speaker-extras.log");
+    std::fs::create_dir_all(lab.state_dir("bin")).unwrap();
+    let log = std::fs::File::create(&log_path).unwrap();
+    let _speaker = Child(
+        speaker_command(&lab, "node1", dir.path())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap(),
+    );
+    let router = lab.vtysh("router");
+    let node1 = lab.vtysh("node1");
+    let every = Duration::from_millis(50);
+    lab::wait_route(&router, "198.51.100.10/32", Some(NODE1_V4), LONG, every)
+        .await
+        .unwrap();
+    let running = wait_running_config(&node1, |c| c.contains(good)).await;
+    assert!(running.contains("router bgp 64500"), "{running}");
+
+    // A bad extra, in the same change as a new Service: FRR refuses the extras, the speaker
+    // says so, the Service still goes out and the good extra stays.
+    std::fs::write(
+        &extras,
+        extras_config_map("ip prefix-list extra-list seq 6 permit 192.0.2.0/24\nthis is not frr"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("20-api.yaml"),
+        service("api", "198.51.100.20", false),
+    )
+    .unwrap();
+    lab::wait_route(&router, "198.51.100.20/32", Some(NODE1_V4), LONG, every)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let refused = loop {
+        let text = std::fs::read_to_string(&log_path).unwrap();
+        if let Some(line) = text.lines().find(|l| l.contains("bgpextras refused")) {
+            break line.to_string();
+        }
+        assert!(start.elapsed() < LONG, "no refusal logged:\n{text}");
+        tokio::time::sleep(every).await;
+    };
+    assert!(
+        refused.contains("ConfigMap/bgpextras: data.extras:"),
+        "{refused}"
+    );
+    assert!(refused.contains("this is not frr"), "{refused}");
+    let running = node1.running_config().await.unwrap();
+    assert!(
+        running.contains(good),
+        "the last good extra is gone:\n{running}"
+    );
+    assert!(
+        !running.contains("seq 6"),
+        "part of the refused extras runs:\n{running}"
+    );
+
+    // A new good text replaces the old one.
+    let better = "ip prefix-list extra-list seq 10 permit 192.0.2.128/25";
+    std::fs::write(&extras, extras_config_map(better)).unwrap();
+    let running = wait_running_config(&node1, |c| c.contains(better) && !c.contains(good)).await;
+    assert!(running.contains("network 198.51.100.20/32"), "{running}");
+}
+
+/// Polls node FRR's running configuration until `done` holds for it.
+async fn wait_running_config(
+    vtysh: &metallb::frr::vtysh::Vtysh,
+    done: impl Fn(&str) -> bool,
+) -> String {
+    let start = Instant::now();
+    loop {
+        let running = vtysh.running_config().await.unwrap_or_default();
+        if done(&running) {
+            return running;
+        }
+        assert!(
+            start.elapsed() < LONG,
+            "running-config never matched:\n{running}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

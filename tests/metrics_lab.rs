@@ -326,12 +326,7 @@ fn token_of(cluster: &Cluster, user: &str) -> String {
 #[ignore = "needs METALLB_K8S and METALLB_LAB (kube-apiserver, root, FRR, prometheus)"]
 async fn prometheus_scrapes_speaker_and_controller_in_the_lab() {
     let lab = Lab::up_with_host("mlm-");
-    let cluster = Cluster::start_with(ClusterOptions {
-        bind: Some(lab::HOST_IPV4.into()),
-        extra_ips: vec![lab::HOST_IPV4.into()],
-        ..ClusterOptions::default()
-    })
-    .await;
+    let cluster = Cluster::start_with(ClusterOptions::listening_on(lab::HOST_IPV4)).await;
     let client = cluster.client.clone();
     support::create_yaml(&client, LAB_OBJECTS, None)
         .await

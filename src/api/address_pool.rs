@@ -47,7 +47,7 @@ macro_rules! address_pool_version {
             kind = "AddressPool",
             plural = "addresspools",
             namespaced,
-            category = "metallb",
+            category = "metallb-all",
             printcolumn(name = "Protocol", type_ = "string", json_path = ".spec.protocol"),
             printcolumn(name = "Auto Assign", type_ = "boolean", json_path = ".spec.autoAssign"),
             printcolumn(name = "Addresses", type_ = "string", json_path = ".spec.addresses")

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
     kind = "BFDProfile",
     plural = "bfdprofiles",
     namespaced,
-    category = "metallb",
+    category = "metallb-all",
     printcolumn(
         name = "Passive Mode",
         type_ = "boolean",

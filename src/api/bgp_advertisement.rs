@@ -15,7 +15,7 @@ use super::LabelSelector;
     kind = "BGPAdvertisement",
     plural = "bgpadvertisements",
     namespaced,
-    category = "metallb",
+    category = "metallb-all",
     printcolumn(
         name = "IPAddressPools",
         type_ = "string",

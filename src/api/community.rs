@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
     kind = "Community",
     plural = "communities",
     namespaced,
-    category = "metallb"
+    category = "metallb-all"
 )]
 #[serde(rename_all = "camelCase")]
 pub struct CommunitySpec {

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
     plural = "configurationstates",
     namespaced,
     status = "ConfigurationStateStatus",
-    category = "metallb",
+    category = "metallb-all",
     printcolumn(name = "Result", type_ = "string", json_path = ".status.result"),
     printcolumn(
         name = "Error Summary",

@@ -6,7 +6,7 @@ use kube::core::crd::{CustomResourceExt, MergeError, merge_crds};
 use super::{
     address_pool, bfd_profile::BFDProfile, bgp_advertisement::BGPAdvertisement, bgp_peer,
     community::Community, configuration_state::ConfigurationState, ip_address_pool::IPAddressPool,
-    l2_advertisement::L2Advertisement, metallb::MetalLB, service_bgp_status::ServiceBGPStatus,
+    l2_advertisement::L2Advertisement, service_bgp_status::ServiceBGPStatus,
     service_l2_status::ServiceL2Status,
 };
 
@@ -33,7 +33,7 @@ pub fn all() -> Result<Vec<CustomResourceDefinition>, MergeError> {
         ConfigurationState::crd(),
         IPAddressPool::crd(),
         L2Advertisement::crd(),
-        MetalLB::crd(),
+        super::metallb::crd(),
         ServiceBGPStatus::crd(),
         ServiceL2Status::crd(),
     ];
@@ -61,4 +61,33 @@ pub enum CrdError {
     /// Serialization to YAML failed.
     #[error("serializing CRDs to YAML")]
     Yaml(#[from] serde_yaml_ng::Error),
+}
+
+#[cfg(test)]
+mod category_tests {
+    use super::*;
+
+    /// kubectl expands a category before it looks up a kind: a category named like a kind
+    /// (`metallb`) would turn `kubectl get metallb -n metallb-system` into a list of every
+    /// kind in it, hiding MetalLB's printer columns.
+    #[test]
+    fn no_category_shadows_a_kind_name() {
+        let crds = all().unwrap();
+        let mut names = Vec::new();
+        for crd in &crds {
+            let n = &crd.spec.names;
+            names.push(n.plural.clone());
+            names.extend(n.singular.clone());
+            names.extend(n.short_names.clone().unwrap_or_default());
+        }
+        for crd in &crds {
+            for category in crd.spec.names.categories.clone().unwrap_or_default() {
+                assert!(
+                    !names.contains(&category),
+                    "{}: category {category:?} is also a kind's name",
+                    crd.metadata.name.clone().unwrap_or_default()
+                );
+            }
+        }
+    }
 }

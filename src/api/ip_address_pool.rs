@@ -18,7 +18,7 @@ use super::LabelSelector;
     plural = "ipaddresspools",
     namespaced,
     status = "IPAddressPoolStatus",
-    category = "metallb",
+    category = "metallb-all",
     printcolumn(
         name = "Auto Assign",
         type_ = "boolean",

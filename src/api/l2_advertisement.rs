@@ -17,7 +17,7 @@ use super::LabelSelector;
     kind = "L2Advertisement",
     plural = "l2advertisements",
     namespaced,
-    category = "metallb",
+    category = "metallb-all",
     printcolumn(
         name = "IPAddressPools",
         type_ = "string",

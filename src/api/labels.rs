@@ -22,3 +22,5 @@ pub const SPEAKER_FIELD_MANAGER: &str = "metallb-speaker";
 pub const CONTROLLER_FIELD_MANAGER: &str = "metallb-controller";
 /// Field manager of `metallb apply`.
 pub const APPLY_FIELD_MANAGER: &str = "metallb-apply";
+/// Field manager of `metallb operator`.
+pub const OPERATOR_FIELD_MANAGER: &str = "metallb-operator";

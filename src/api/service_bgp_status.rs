@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
     plural = "servicebgpstatuses",
     namespaced,
     status = "MetalLBServiceBGPStatus",
-    category = "metallb",
+    category = "metallb-all",
     printcolumn(name = "Node", type_ = "string", json_path = ".status.node"),
     printcolumn(
         name = "Service Name",

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
     plural = "servicel2statuses",
     namespaced,
     status = "MetalLBServiceL2Status",
-    category = "metallb",
+    category = "metallb-all",
     printcolumn(name = "Allocated Node", type_ = "string", json_path = ".status.node"),
     printcolumn(
         name = "Service Name",

@@ -22,6 +22,8 @@ pub(crate) fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         config.lb_class = args.lb_class.clone();
         config.writer.qps = args.status_qps;
         config.writer.burst = args.status_burst;
+        config.memberlist_secret =
+            (!args.ml_secret_name.is_empty()).then(|| args.ml_secret_name.clone());
         config.metrics = crate::metrics::process::start_controller(&args.metrics, &client).await?;
         match &mut config.lease {
             Some(lease) if args.leader_elect => {
@@ -34,7 +36,11 @@ pub(crate) fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
         }
         let status_server = match args.status_addr.0 {
             Some(addr) => {
-                let listener = status::Listener::bind(addr)?;
+                // Off loopback every call is authorized by the apiserver.
+                let authorizer = (!addr.ip().is_loopback()).then(|| {
+                    std::sync::Arc::new(crate::metrics::auth::Authorizer::new(client.clone()))
+                });
+                let listener = status::Listener::bind(addr)?.with_authorizer(authorizer);
                 let (tx, rx) = tokio::sync::watch::channel(Default::default());
                 config.status_snapshot = Some(tx);
                 let service = status::controller::ControllerService::new(rx);

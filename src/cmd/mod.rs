@@ -3,6 +3,7 @@
 mod apply;
 mod controller;
 mod must_gather;
+mod operator;
 mod plan;
 mod speaker;
 mod status;
@@ -37,6 +38,7 @@ pub fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Webhook(args) => webhook::run(&args),
         Command::Status(args) => status::run(&args),
         Command::MustGather(args) => must_gather::run(&args),
+        Command::Operator(args) => operator::run(&args),
     }
 }
 

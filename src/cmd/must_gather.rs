@@ -12,6 +12,9 @@ pub(crate) fn run(args: &MustGatherArgs) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
+    if args.cluster {
+        return runtime.block_on(cluster(args));
+    }
     let gather = FrrGather {
         vtysh: Vtysh::new(args.frr_pathspace.clone()).with_binary(&args.vtysh),
         frr_dir: args.frr_dir.clone(),
@@ -21,12 +24,36 @@ pub(crate) fn run(args: &MustGatherArgs) -> anyhow::Result<ExitCode> {
     let failures = runtime
         .block_on(gather.run())
         .with_context(|| format!("cannot create {}", args.dest_dir.display()))?;
-    for failure in &failures {
+    Ok(report(&failures))
+}
+
+/// Prints every failed step; exit 1 if any.
+fn report(failures: &[impl std::fmt::Display]) -> ExitCode {
+    for failure in failures {
         eprintln!("must-gather: {failure}");
     }
-    Ok(if failures.is_empty() {
+    if failures.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
-    })
+    }
+}
+
+async fn cluster(args: &MustGatherArgs) -> anyhow::Result<ExitCode> {
+    let client = crate::k8s::client(
+        args.kube.kubeconfig.as_deref(),
+        args.kube.context.as_deref(),
+    )
+    .await?;
+    let gather = crate::must_gather::cluster::ClusterGather {
+        client,
+        namespace: args.namespace.clone(),
+        dest: args.dest_dir.clone(),
+        step_timeout: args.step_timeout,
+    };
+    let failures = gather
+        .run()
+        .await
+        .with_context(|| format!("cannot create {}", args.dest_dir.display()))?;
+    Ok(report(&failures))
 }

@@ -64,6 +64,10 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
             listen: args.metrics.clone(),
             frr_interval: Duration::from_millis(args.frr.frr_metrics_interval_ms.max(100)),
         },
+        status: speaker::status_api::StatusOptions {
+            listen: args.status_addr.0,
+            poll: Duration::from_millis(args.status_poll_ms.max(50)),
+        },
     };
     speaker::run(options, source).await?;
     Ok(ExitCode::SUCCESS)

@@ -146,12 +146,16 @@ fn check_namespaces(resources: &Resources, options: &LoadOptions, problems: &mut
 }
 
 /// The operator honours one MetalLB resource, named `metallb`; any other is marked Degraded.
+/// Its spec must pass the operator's checks.
 fn check_metallbs(resources: &Resources, problems: &mut Problems) {
     let objects = resources
         .metallbs
         .iter()
         .map(|m| ("MetalLB", &m.metadata, m));
-    for (reference, _) in unique_by_name(objects, "MetalLB", problems) {
+    for (reference, metallb) in unique_by_name(objects, "MetalLB", problems) {
+        for problem in crate::operator::validate::spec_problems(&metallb.spec) {
+            problems.add(&reference, problem.field, problem.message);
+        }
         if reference.name != METALLB_RESOURCE_NAME {
             problems.add(
                 &reference,

@@ -5,6 +5,7 @@
 pub mod advertisement;
 pub mod bfd;
 mod build;
+pub mod cluster;
 pub mod community;
 pub mod error;
 pub mod load;

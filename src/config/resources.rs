@@ -5,7 +5,7 @@
 //! would otherwise silently keep the default).
 
 use k8s_openapi::api::{
-    core::v1::{Namespace, Node, Secret, Service},
+    core::v1::{ConfigMap, Namespace, Node, Secret, Service},
     discovery::v1::EndpointSlice,
 };
 use serde::de::DeserializeOwned;
@@ -59,6 +59,8 @@ pub struct Resources {
     pub endpoint_slices: Vec<EndpointSlice>,
     /// Secrets (BGP passwords, `BGPPeer.spec.passwordSecret`).
     pub secrets: Vec<Secret>,
+    /// ConfigMaps (the speaker's raw FRR extras, `bgpextras`).
+    pub config_maps: Vec<ConfigMap>,
 }
 
 impl Resources {
@@ -126,6 +128,7 @@ impl Resources {
             ("v1", "Namespace") => self.namespaces.push(decode(doc, kind, false)?),
             ("v1", "Node") => self.nodes.push(decode(doc, kind, false)?),
             ("v1", "Secret") => self.secrets.push(decode(doc, kind, false)?),
+            ("v1", "ConfigMap") => self.config_maps.push(decode(doc, kind, false)?),
             ("discovery.k8s.io/v1", "EndpointSlice") => {
                 self.endpoint_slices.push(decode(doc, kind, false)?)
             }

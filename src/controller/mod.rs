@@ -1,7 +1,7 @@
 //! `metallb controller`: assigns LoadBalancer addresses through the Kubernetes API.
 //!
 //! ```text
-//!              ┌── watch::run ×10 (Services, Namespaces, Nodes, 7 metallb.io kinds) ──┐
+//!              ┌── Stores::watch ×10 (Services, Namespaces, Nodes, 7 metallb.io kinds) ┐
 //!              │        reflector stores (Stores)          Input::{Changed, Synced}    │
 //!              ▼                                                     │                │
 //!  Reconciler (one task, owns the Allocator) ◄───────── mpsc ────────┘                │
@@ -32,13 +32,10 @@ use std::{
 };
 
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
-use k8s_openapi::api::core::v1::{Namespace, Node, ObjectReference, Service};
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use kube::{
-    Api, Client, Resource,
-    runtime::{
-        events::{Event, EventType, Recorder, Reporter},
-        reflector,
-    },
+    Client, Resource,
+    runtime::events::{Event, EventType, Recorder, Reporter},
 };
 use tokio::sync::{mpsc, watch as tokio_watch};
 
@@ -46,7 +43,7 @@ use self::allocate::Converged;
 pub use self::allocate::{Desired, observed};
 use crate::k8s::{
     stores::Stores,
-    watch::{self, Input, Kind},
+    watch::{Input, Kind, Watches},
 };
 use crate::{
     api::ip_address_pool::IPAddressPoolStatus,
@@ -55,7 +52,7 @@ use crate::{
     k8s::{
         config_state,
         leader::{LeaderElector, LeaseConfig},
-        pool_status,
+        memberlist_secret, pool_status,
         status::{self, ServiceWrite, StatusHandle, WriterConfig},
     },
 };
@@ -83,6 +80,9 @@ pub struct ControllerConfig {
     /// Where to publish the allocation state after each pass, for the status API (`None`: not
     /// served).
     pub status_snapshot: Option<tokio_watch::Sender<ControllerStatus>>,
+    /// The layer 2 membership Secret the leader creates in `namespace` when missing (`None`:
+    /// left to the admin).
+    pub memberlist_secret: Option<String>,
 }
 
 impl ControllerConfig {
@@ -111,6 +111,7 @@ impl ControllerConfig {
             },
             metrics: Default::default(),
             status_snapshot: None,
+            memberlist_secret: Some(crate::k8s::memberlist_secret::DEFAULT_NAME.into()),
         }
     }
 }
@@ -188,51 +189,11 @@ pub async fn serve(
     let mut tasks: FuturesUnordered<BoxFuture<'static, &'static str>> = FuturesUnordered::new();
     let ns = config.namespace.clone();
 
-    macro_rules! watch_kind {
-        ($api:expr, $kind:expr) => {{
-            let (store, writer) = reflector::store();
-            let tx = tx.clone();
-            tasks.push(
-                watch::run($api, writer, $kind, tx)
-                    .map(|()| "watch")
-                    .boxed(),
-            );
-            store
-        }};
+    let mut watches = Watches::new(tx.clone());
+    let stores = Stores::watch(&client, &ns, &mut watches);
+    for task in watches.into_tasks() {
+        tasks.push(task.map(|()| "watch").boxed());
     }
-    let stores = Stores {
-        services: watch_kind!(Api::<Service>::all(client.clone()), Kind::Service),
-        namespaces: watch_kind!(Api::<Namespace>::all(client.clone()), Kind::Namespace),
-        nodes: watch_kind!(Api::<Node>::all(client.clone()), Kind::Node),
-        ip_address_pools: watch_kind!(
-            Api::namespaced(client.clone(), &ns),
-            Kind::Config("IPAddressPool")
-        ),
-        address_pools: watch_kind!(
-            Api::namespaced(client.clone(), &ns),
-            Kind::Config("AddressPool")
-        ),
-        l2_advertisements: watch_kind!(
-            Api::namespaced(client.clone(), &ns),
-            Kind::Config("L2Advertisement")
-        ),
-        bgp_advertisements: watch_kind!(
-            Api::namespaced(client.clone(), &ns),
-            Kind::Config("BGPAdvertisement")
-        ),
-        bgp_peers: watch_kind!(
-            Api::namespaced(client.clone(), &ns),
-            Kind::Config("BGPPeer")
-        ),
-        bfd_profiles: watch_kind!(
-            Api::namespaced(client.clone(), &ns),
-            Kind::Config("BFDProfile")
-        ),
-        communities: watch_kind!(
-            Api::namespaced(client.clone(), &ns),
-            Kind::Config("Community")
-        ),
-    };
     let kinds = tasks.len();
 
     let (acks_tx, mut acks_rx) = mpsc::unbounded_channel();
@@ -292,6 +253,17 @@ pub async fn serve(
         .map(|()| "pool status")
         .boxed(),
     );
+    if let Some(name) = &config.memberlist_secret {
+        tasks.push(
+            memberlist_secret::ensure_then_idle(
+                client.clone(),
+                config.namespace.clone(),
+                name.clone(),
+            )
+            .map(|()| "memberlist secret")
+            .boxed(),
+        );
+    }
     let ctx = Arc::new(Context {
         config,
         stores,
@@ -484,6 +456,7 @@ impl Reconciler {
         let stats: BTreeMap<String, IPAddressPoolStatus> = self
             .ctx
             .stores
+            .config
             .ip_address_pools
             .state()
             .iter()

@@ -25,56 +25,10 @@ use super::{
     address::Family,
     community::Community,
     config::{BgpAdvertisement, Config, Peer, PeerAddress, Pool},
+    node::{Endpoints, Node},
     selector::{Labels, any_matches},
     service::ServiceKey,
 };
-
-/// The node label that keeps a node from announcing any load balancer (Kubernetes' own
-/// convention, honoured by upstream unless `--ignore-exclude-lb`).
-pub const EXCLUDE_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
-
-/// The node facts that decide what it announces.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Node {
-    /// Node name (`metadata.name`).
-    pub name: String,
-    /// Node labels, for peer and advertisement `nodeSelectors`.
-    pub labels: Labels,
-    /// The `NetworkUnavailable` condition is `True`.
-    pub network_unavailable: bool,
-}
-
-impl Node {
-    /// A node with a name and nothing else: no labels, network available.
-    pub fn named(name: impl Into<String>) -> Node {
-        Node {
-            name: name.into(),
-            ..Default::default()
-        }
-    }
-
-    /// Whether the node carries [`EXCLUDE_LB_LABEL`] (any value, as upstream).
-    pub fn excluded(&self) -> bool {
-        self.labels.contains_key(EXCLUDE_LB_LABEL)
-    }
-}
-
-/// Where a service's endpoints are ready or serving.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Endpoints {
-    /// Nodes with at least one ready or serving endpoint.
-    pub nodes: BTreeSet<String>,
-    /// Some ready or serving endpoint has no `nodeName`: it counts for "the service has an
-    /// endpoint" (policy Cluster) but for no node (policy Local).
-    pub without_node: bool,
-}
-
-impl Endpoints {
-    /// Whether any endpoint is ready or serving.
-    pub fn any(&self) -> bool {
-        self.without_node || !self.nodes.is_empty()
-    }
-}
 
 /// A service with addresses, as the speaker sees it.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -101,7 +55,7 @@ pub struct AnnouncedService {
 pub enum Silence {
     /// The node's `NetworkUnavailable` condition is true.
     NodeNetworkUnavailable,
-    /// The node carries [`EXCLUDE_LB_LABEL`].
+    /// The node carries [`EXCLUDE_LB_LABEL`](super::node::EXCLUDE_LB_LABEL).
     NodeLabeledExcludeBalancers,
     /// Policy Cluster and no endpoint is ready or serving anywhere.
     NoEndpoints,
@@ -319,7 +273,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::core::{address::IpRange, selector::LabelSelector};
+    use crate::core::{address::IpRange, node::EXCLUDE_LB_LABEL, selector::LabelSelector};
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()

@@ -127,7 +127,7 @@ pub enum PeerAsn {
 }
 
 /// Where the peer is.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub enum PeerAddress {
     /// A numbered session.
     Ip(IpAddr),

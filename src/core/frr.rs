@@ -45,11 +45,12 @@ use ipnet::IpNet;
 use super::{
     address::{Family, ip_to_u128},
     bgp::{
-        AdvertisementRef, Node, NodeAnnouncement, advertisement_applies, advertisements,
-        node_peers, peer_families,
+        AdvertisementRef, NodeAnnouncement, advertisement_applies, advertisements, node_peers,
+        peer_families,
     },
     community::Community,
     config::{BgpAdvertisement, Config, Password, Peer, PeerAddress, PeerAsn, Pool},
+    node::Node,
 };
 
 /// First route-map seq of the `set local-preference` entries.

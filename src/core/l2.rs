@@ -24,44 +24,10 @@ use sha2::{Digest, Sha256};
 
 use super::{
     config::L2Advertisement,
-    selector::{Labels, any_matches},
+    node::{Endpoint, Node},
+    selector::any_matches,
     service::LbService,
 };
-
-/// A node as the election sees it.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct L2Node {
-    /// `metadata.name`, which is also the speaker's `--node-name`.
-    pub name: String,
-    /// Node labels (for `nodeSelectors` and `preferredNodeSelectors`).
-    pub labels: Labels,
-    /// The `NetworkUnavailable` condition is `True`.
-    pub network_unavailable: bool,
-    /// The node carries `node.kubernetes.io/exclude-from-external-load-balancers`.
-    pub exclude_from_lb: bool,
-}
-
-/// Label that takes a node out of load balancing, as for cloud load balancers.
-pub const EXCLUDE_LB_LABEL: &str = "node.kubernetes.io/exclude-from-external-load-balancers";
-
-/// One endpoint of the Service, from its EndpointSlices.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct L2Endpoint {
-    /// `nodeName`, if set.
-    pub node: Option<String>,
-    /// `conditions.ready`; unset means ready, as the EndpointSlice API says.
-    pub ready: Option<bool>,
-    /// `conditions.serving`; a terminating endpoint can be serving while not ready.
-    pub serving: Option<bool>,
-}
-
-impl L2Endpoint {
-    /// Whether the endpoint can take traffic: ready (or ready unset), or serving. Serving counts
-    /// so that a node whose pods are terminating stays eligible until they are gone.
-    pub fn can_serve(&self) -> bool {
-        self.ready.unwrap_or(true) || self.serving == Some(true)
-    }
-}
 
 /// Everything the election looks at for one Service.
 #[derive(Clone, Copy, Debug)]
@@ -73,9 +39,9 @@ pub struct ElectionInput<'a> {
     /// The L2Advertisements of the pool the addresses come from.
     pub advertisements: &'a [L2Advertisement],
     /// The Service's endpoints.
-    pub endpoints: &'a [L2Endpoint],
+    pub endpoints: &'a [Endpoint],
     /// Every node.
-    pub nodes: &'a [L2Node],
+    pub nodes: &'a [Node],
     /// Nodes whose speaker the membership layer sees alive; `None` when membership is off, in
     /// which case every node is assumed to run a speaker (as upstream does).
     pub live_speakers: Option<&'a BTreeSet<String>>,
@@ -99,7 +65,7 @@ impl Election {
     }
 
     /// The interfaces `node` answers on for this Service.
-    pub fn interfaces_for(&self, node: &L2Node) -> Interfaces {
+    pub fn interfaces_for(&self, node: &Node) -> Interfaces {
         interfaces_for(node, &self.advertisements)
     }
 }
@@ -164,7 +130,7 @@ pub fn elect(input: &ElectionInput<'_>) -> Result<Election, NoOwner> {
     let Some(first_ip) = input.ips.first() else {
         return Err(NoOwner::NoIps);
     };
-    if !input.endpoints.iter().any(L2Endpoint::can_serve) {
+    if !input.endpoints.iter().any(Endpoint::can_serve) {
         return Err(NoOwner::NoEndpoints);
     }
     let ads: Vec<L2Advertisement> = input
@@ -181,7 +147,7 @@ pub fn elect(input: &ElectionInput<'_>) -> Result<Election, NoOwner> {
         return Err(NoOwner::SharedIpWithServiceSelector);
     }
 
-    let mut candidates: Vec<&L2Node> = input
+    let mut candidates: Vec<&Node> = input
         .nodes
         .iter()
         .filter(|n| {
@@ -190,7 +156,7 @@ pub fn elect(input: &ElectionInput<'_>) -> Result<Election, NoOwner> {
                 .is_none_or(|live| live.contains(&n.name))
         })
         .filter(|n| !n.network_unavailable)
-        .filter(|n| input.ignore_exclude_lb || !n.exclude_from_lb)
+        .filter(|n| input.ignore_exclude_lb || !n.excluded())
         .filter(|n| {
             ads.iter()
                 .any(|ad| any_matches(&ad.node_selectors, &n.labels))
@@ -222,7 +188,7 @@ pub fn elect(input: &ElectionInput<'_>) -> Result<Election, NoOwner> {
 
 /// The summed weight of the `preferredNodeSelectors` terms, over the given advertisements,
 /// that select the node.
-pub fn preference(node: &L2Node, ads: &[L2Advertisement]) -> u64 {
+pub fn preference(node: &Node, ads: &[L2Advertisement]) -> u64 {
     ads.iter()
         .filter(|ad| any_matches(&ad.node_selectors, &node.labels))
         .flat_map(|ad| &ad.preferred_nodes)
@@ -243,7 +209,7 @@ pub fn node_hash(node: &str, ip: &str) -> [u8; 32] {
 /// The interfaces a node answers on, given the advertisements that apply to the Service: every
 /// interface if one advertisement selecting the node lists none, otherwise the union of the
 /// lists. `Only(∅)` means no advertisement selects the node.
-pub fn interfaces_for(node: &L2Node, ads: &[L2Advertisement]) -> Interfaces {
+pub fn interfaces_for(node: &Node, ads: &[L2Advertisement]) -> Interfaces {
     let mut set = BTreeSet::new();
     for ad in ads
         .iter()
@@ -310,10 +276,10 @@ impl FenceRule {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::selector::LabelSelector;
+    use crate::core::{node::EXCLUDE_LB_LABEL, selector::LabelSelector};
 
-    fn node(name: &str, labels: &[(&str, &str)]) -> L2Node {
-        L2Node {
+    fn node(name: &str, labels: &[(&str, &str)]) -> Node {
+        Node {
             name: name.into(),
             labels: labels
                 .iter()
@@ -333,8 +299,8 @@ mod tests {
         }
     }
 
-    fn ep(node: &str) -> L2Endpoint {
-        L2Endpoint {
+    fn ep(node: &str) -> Endpoint {
+        Endpoint {
             node: Some(node.into()),
             ready: Some(true),
             serving: Some(true),
@@ -352,8 +318,8 @@ mod tests {
         svc: LbService,
         ips: Vec<IpAddr>,
         ads: Vec<L2Advertisement>,
-        eps: Vec<L2Endpoint>,
-        nodes: Vec<L2Node>,
+        eps: Vec<Endpoint>,
+        nodes: Vec<Node>,
         live: Option<BTreeSet<String>>,
     }
 
@@ -515,7 +481,7 @@ mod tests {
         let mut case = Case::new(&["n1", "n2"]);
         case.eps = vec![];
         assert_eq!(case.run(), Err(NoOwner::NoEndpoints));
-        case.eps = vec![L2Endpoint {
+        case.eps = vec![Endpoint {
             node: Some("n1".into()),
             ready: Some(false),
             serving: Some(false),
@@ -526,7 +492,7 @@ mod tests {
     #[test]
     fn ready_unset_counts_as_ready_and_serving_counts_when_not_ready() {
         assert!(
-            L2Endpoint {
+            Endpoint {
                 node: None,
                 ready: None,
                 serving: None
@@ -534,7 +500,7 @@ mod tests {
             .can_serve()
         );
         assert!(
-            L2Endpoint {
+            Endpoint {
                 node: None,
                 ready: Some(false),
                 serving: Some(true)
@@ -542,7 +508,7 @@ mod tests {
             .can_serve()
         );
         assert!(
-            !L2Endpoint {
+            !Endpoint {
                 node: None,
                 ready: Some(false),
                 serving: None
@@ -562,12 +528,12 @@ mod tests {
         }
         // A terminating-but-serving endpoint keeps its node; a not-ready one does not.
         case.eps = vec![
-            L2Endpoint {
+            Endpoint {
                 node: Some("n2".into()),
                 ready: Some(false),
                 serving: Some(true),
             },
-            L2Endpoint {
+            Endpoint {
                 node: Some("n3".into()),
                 ready: Some(false),
                 serving: Some(false),
@@ -583,7 +549,7 @@ mod tests {
     fn traffic_policy_cluster_ignores_where_endpoints_are() {
         let mut case = Case::new(&["n1", "n2", "n3"]);
         let owner = case.owner();
-        case.eps = vec![L2Endpoint {
+        case.eps = vec![Endpoint {
             node: None,
             ready: None,
             serving: None,
@@ -627,7 +593,9 @@ mod tests {
     fn network_unavailable_and_exclude_lb_nodes_are_dropped() {
         let mut case = Case::new(&["n1", "n2", "n3"]);
         case.nodes[0].network_unavailable = true;
-        case.nodes[1].exclude_from_lb = true;
+        case.nodes[1]
+            .labels
+            .insert(EXCLUDE_LB_LABEL.into(), String::new());
         assert_eq!(case.run().unwrap().ranking, vec!["n3"]);
         case.nodes[2].network_unavailable = true;
         assert_eq!(case.run(), Err(NoOwner::NoAvailableNodes));

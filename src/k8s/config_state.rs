@@ -1,22 +1,21 @@
 //! Publishing a component's `ConfigurationState` (`controller`, `speaker-<node>`): whether the
 //! configuration it last read is valid, as the object's status, with server-side apply.
 //!
-//! The reconciler sets the latest state on a `watch` channel; this task writes it when it
-//! changes (a burst of changes collapses into the last one) and retries failures every second.
+//! The reconciler sets the latest state on a `watch` channel; this task hands it to the one
+//! status publisher when it changes (a burst of changes collapses into the last one), which
+//! applies the object and its status and retries failures every second.
 
-use std::time::Duration;
+use std::collections::BTreeMap;
 
 use k8s_openapi::{
     apimachinery::pkg::apis::meta::v1::{Condition, Time},
     jiff::Timestamp,
 };
-use kube::{
-    Api, Client,
-    api::{Patch, PatchParams},
-};
+use kube::{Api, Client};
 use serde_json::json;
 use tokio::sync::watch;
 
+use super::publish::{self, Desired, Ownership};
 use crate::api::configuration_state::{ConfigurationState, ConfigurationStateStatus};
 
 /// Condition type the component sets.
@@ -31,7 +30,8 @@ pub enum State {
     Invalid(String),
 }
 
-/// Writes `rx`'s state to ConfigurationState `namespace/name` whenever it changes.
+/// Writes `rx`'s state to ConfigurationState `namespace/name` whenever it changes, through the
+/// one status publisher ([`publish::publish`]).
 pub async fn publish(
     client: Client,
     namespace: String,
@@ -41,42 +41,29 @@ pub async fn publish(
     mut rx: watch::Receiver<Option<State>>,
 ) {
     let api: Api<ConfigurationState> = Api::namespaced(client, &namespace);
-    let params = PatchParams::apply(&field_manager).force();
-    let mut written: Option<State> = None;
-    loop {
-        let state = rx.borrow_and_update().clone();
-        if let Some(state) = state
-            && written.as_ref() != Some(&state)
-        {
-            match write(&api, &params, &name, component, &state).await {
-                Ok(()) => written = Some(state),
-                Err(error) => {
-                    tracing::warn!(%error, "ConfigurationState not written, retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
+    let (desired_tx, desired_rx) = watch::channel(BTreeMap::new());
+    let follow_state = async {
+        let mut last: Option<State> = None;
+        loop {
+            let state = rx.borrow_and_update().clone();
+            if let Some(state) = state
+                && last.as_ref() != Some(&state)
+            {
+                desired_tx
+                    .send_replace(BTreeMap::from([(name.clone(), desired(component, &state))]));
+                last = Some(state);
+            }
+            if rx.changed().await.is_err() {
+                std::future::pending::<()>().await;
             }
         }
-        if rx.changed().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    }
+    };
+    let write = publish::publish(api, &field_manager, Ownership::StatusOnly, desired_rx);
+    tokio::join!(follow_state, write);
 }
 
-async fn write(
-    api: &Api<ConfigurationState>,
-    params: &PatchParams,
-    name: &str,
-    component: &str,
-    state: &State,
-) -> Result<(), kube::Error> {
-    let object = json!({
-        "apiVersion": "metallb.io/v1beta1",
-        "kind": "ConfigurationState",
-        "metadata": {"name": name, "labels": {"metallb.io/component-type": component}},
-        "spec": {},
-    });
-    api.patch(name, params, &Patch::Apply(object)).await?;
+/// The object (labelled with its component) and the status that say `state`.
+fn desired(component: &str, state: &State) -> Desired {
     let (result, summary, status, reason) = match state {
         State::Valid => ("Valid", None, "True", "Reconciled"),
         State::Invalid(summary) => (
@@ -98,12 +85,8 @@ async fn write(
             observed_generation: None,
         }],
     };
-    let body = json!({
-        "apiVersion": "metallb.io/v1beta1",
-        "kind": "ConfigurationState",
-        "metadata": {"name": name},
-        "status": status,
-    });
-    api.patch_status(name, params, &Patch::Apply(body)).await?;
-    Ok(())
+    Desired {
+        metadata: Some(json!({"labels": {"metallb.io/component-type": component}})),
+        status: serde_json::to_value(status).unwrap_or_default(),
+    }
 }

@@ -4,6 +4,7 @@
 
 pub mod config_state;
 pub mod leader;
+pub mod memberlist_secret;
 pub mod pool_status;
 pub mod publish;
 pub mod status;
@@ -46,6 +47,15 @@ pub async fn client(
     kubeconfig: Option<&Path>,
     context: Option<&str>,
 ) -> Result<Client, ClientError> {
+    Client::try_from(config(kubeconfig, context).await?).map_err(ClientError::Client)
+}
+
+/// The configuration [`client`] builds its client from (`auth_info` holds the bearer token, if
+/// the user has one).
+pub async fn config(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<Config, ClientError> {
     let options = KubeConfigOptions {
         context: context.map(str::to_string),
         ..Default::default()
@@ -65,7 +75,7 @@ pub async fn client(
             .map_err(ClientError::Load)?,
         None => Config::infer().await.map_err(ClientError::Infer)?,
     };
-    Client::try_from(config).map_err(ClientError::Client)
+    Ok(config)
 }
 
 /// This process's identity for Leases and events: `$POD_NAME`, else `<hostname>-<pid>`.

@@ -1,10 +1,13 @@
 //! The reflector stores of the watched kinds, read into the plain inputs the pure steps take
-//! (the controller's dereference step, the speaker's source).
+//! (the controller's dereference step, the speaker's source, the webhook's cache).
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Namespace, Node, Service};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{
+    Api, Client,
+    runtime::reflector::{ObjectRef, Store},
+};
 
 use crate::{
     api::{
@@ -14,9 +17,10 @@ use crate::{
     },
     config::{Resources, resources::PeerObject},
     core::service::ServiceKey,
+    k8s::watch::{Kind, Watches},
 };
 
-/// Every store the controller reads.
+/// Every store the controller and the speaker read.
 #[derive(Clone)]
 pub struct Stores {
     /// Services, all namespaces.
@@ -25,7 +29,15 @@ pub struct Stores {
     pub namespaces: Store<Namespace>,
     /// Nodes.
     pub nodes: Store<Node>,
-    /// IPAddressPools in MetalLB's namespace.
+    /// The metallb.io config kinds in MetalLB's namespace.
+    pub config: ConfigStores,
+}
+
+/// The metallb.io config kinds in MetalLB's namespace: what the controller, the speaker and
+/// the webhook all build the configuration from.
+#[derive(Clone)]
+pub struct ConfigStores {
+    /// IPAddressPools.
     pub ip_address_pools: Store<IPAddressPool>,
     /// Legacy AddressPools.
     pub address_pools: Store<AddressPool>,
@@ -41,19 +53,59 @@ pub struct Stores {
     pub communities: Store<Community>,
 }
 
-/// Objects sorted by name, so the config build sees the same order whatever the watch order.
-pub(crate) fn sorted<K: kube::Resource + Clone>(store: &Store<K>) -> Vec<K>
-where
-    K::DynamicType: Eq + std::hash::Hash + Clone,
-{
-    let mut objects: Vec<K> = store.state().iter().map(|o| (**o).clone()).collect();
-    objects.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
-    objects
-}
+impl ConfigStores {
+    /// Watches every config kind in `namespace`.
+    pub fn watch(client: &Client, namespace: &str, watches: &mut Watches) -> ConfigStores {
+        ConfigStores {
+            ip_address_pools: watches.store(
+                Api::namespaced(client.clone(), namespace),
+                Kind::Config("IPAddressPool"),
+            ),
+            address_pools: watches.store(
+                Api::namespaced(client.clone(), namespace),
+                Kind::Config("AddressPool"),
+            ),
+            l2_advertisements: watches.store(
+                Api::namespaced(client.clone(), namespace),
+                Kind::Config("L2Advertisement"),
+            ),
+            bgp_advertisements: watches.store(
+                Api::namespaced(client.clone(), namespace),
+                Kind::Config("BGPAdvertisement"),
+            ),
+            bgp_peers: watches.store(
+                Api::namespaced(client.clone(), namespace),
+                Kind::Config("BGPPeer"),
+            ),
+            bfd_profiles: watches.store(
+                Api::namespaced(client.clone(), namespace),
+                Kind::Config("BFDProfile"),
+            ),
+            communities: watches.store(
+                Api::namespaced(client.clone(), namespace),
+                Kind::Config("Community"),
+            ),
+        }
+    }
 
-impl Stores {
-    /// The config objects and Nodes, as `config::build` takes them.
-    pub fn config_resources(&self) -> Resources {
+    /// Waits until every store has its first complete list.
+    pub async fn wait_until_ready(&self) {
+        // `wait_until_ready` only fails when the writer is dropped, i.e. the watch task ended,
+        // which the caller sees as a task ending.
+        let _ = futures::join!(
+            self.ip_address_pools.wait_until_ready(),
+            self.address_pools.wait_until_ready(),
+            self.l2_advertisements.wait_until_ready(),
+            self.bgp_advertisements.wait_until_ready(),
+            self.bgp_peers.wait_until_ready(),
+            self.bfd_profiles.wait_until_ready(),
+            self.communities.wait_until_ready(),
+        );
+    }
+
+    /// The config objects, sorted by name, as `config::load` takes them (no Nodes, Services,
+    /// ...: the caller adds what it watches).
+    pub fn resources(&self) -> Resources {
         Resources {
             address_pools: sorted(&self.address_pools),
             ip_address_pools: sorted(&self.ip_address_pools),
@@ -68,8 +120,38 @@ impl Stores {
                 .collect(),
             bfd_profiles: sorted(&self.bfd_profiles),
             communities: sorted(&self.communities),
-            nodes: sorted(&self.nodes),
             ..Resources::default()
+        }
+    }
+}
+
+/// Objects sorted by name, so the config build sees the same order whatever the watch order.
+pub(crate) fn sorted<K: kube::Resource + Clone>(store: &Store<K>) -> Vec<K>
+where
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    let mut objects: Vec<K> = store.state().iter().map(|o| (**o).clone()).collect();
+    objects.sort_by(|a, b| a.meta().name.cmp(&b.meta().name));
+    objects
+}
+
+impl Stores {
+    /// Watches Services, Namespaces, Nodes (all namespaces) and the config kinds in
+    /// `namespace`.
+    pub fn watch(client: &Client, namespace: &str, watches: &mut Watches) -> Stores {
+        Stores {
+            services: watches.store(Api::all(client.clone()), Kind::Service),
+            namespaces: watches.store(Api::all(client.clone()), Kind::Namespace),
+            nodes: watches.store(Api::all(client.clone()), Kind::Node),
+            config: ConfigStores::watch(client, namespace, watches),
+        }
+    }
+
+    /// The config objects and Nodes, as `config::build` takes them.
+    pub fn config_resources(&self) -> Resources {
+        Resources {
+            nodes: sorted(&self.nodes),
+            ..self.config.resources()
         }
     }
 

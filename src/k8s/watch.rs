@@ -10,12 +10,12 @@
 
 use std::{fmt::Debug, hash::Hash};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt, future::BoxFuture};
 use kube::{
     Api, Resource, ResourceExt,
     runtime::{
         WatchStreamExt,
-        reflector::{self, store::Writer},
+        reflector::{self, Store, store::Writer},
         watcher,
     },
 };
@@ -85,5 +85,39 @@ where
         if tx.send(input).is_err() {
             return;
         }
+    }
+}
+
+/// Opens watches: for each kind a store for the readers and a reflector task, all reporting to
+/// one channel. The caller drives the tasks ([`Watches::into_tasks`]).
+pub struct Watches {
+    tx: mpsc::UnboundedSender<Input>,
+    tasks: Vec<BoxFuture<'static, ()>>,
+}
+
+impl Watches {
+    /// Watches that report their changes to `tx`.
+    pub fn new(tx: mpsc::UnboundedSender<Input>) -> Self {
+        Watches {
+            tx,
+            tasks: Vec::new(),
+        }
+    }
+
+    /// Watches `api`, reporting its changes as `kind`; the store fills once the task runs.
+    pub fn store<K>(&mut self, api: Api<K>, kind: Kind) -> Store<K>
+    where
+        K: Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+        K::DynamicType: Default + Eq + Hash + Clone,
+    {
+        let (store, writer) = reflector::store();
+        self.tasks
+            .push(run(api, writer, kind, self.tx.clone()).boxed());
+        store
+    }
+
+    /// The reflector tasks opened so far: each runs until the channel's receiver is gone.
+    pub fn into_tasks(self) -> Vec<BoxFuture<'static, ()>> {
+        self.tasks
     }
 }

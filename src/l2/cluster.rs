@@ -1,5 +1,6 @@
 //! From Kubernetes objects to layer 2 elections: Nodes and EndpointSlices become the pure
-//! [`core::l2`](crate::core::l2) inputs, and every Service with addresses gets an election.
+//! [`core::l2`](crate::core::l2) inputs (through [`config::cluster`](crate::config::cluster),
+//! as for BGP), and every Service with addresses gets an election.
 //! Used by `metallb plan` (every node's view) and by the speaker (its own view).
 
 use std::{
@@ -7,68 +8,19 @@ use std::{
     net::IpAddr,
 };
 
-use k8s_openapi::api::core::v1::Node;
 use serde::Serialize;
 
 use crate::{
-    config::{Resources, service},
+    config::{Resources, cluster, service},
     core::{
         config::Config,
-        l2::{self, EXCLUDE_LB_LABEL, ElectionInput, Interfaces, L2Endpoint, L2Node, NoOwner},
+        l2::{self, ElectionInput, Interfaces, NoOwner},
         service::{Addresses, LbService, ServiceKey},
     },
 };
 
-/// The label EndpointSlices carry to name their Service.
-const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
-
-/// A node from its Kubernetes object.
-pub fn node(node: &Node) -> L2Node {
-    let labels = node.metadata.labels.clone().unwrap_or_default();
-    L2Node {
-        name: node.metadata.name.clone().unwrap_or_default(),
-        network_unavailable: node
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.as_ref())
-            .is_some_and(|cs| {
-                cs.iter()
-                    .any(|c| c.type_ == "NetworkUnavailable" && c.status == "True")
-            }),
-        exclude_from_lb: labels.contains_key(EXCLUDE_LB_LABEL),
-        labels,
-    }
-}
-
-/// Every node of the manifests.
-pub fn nodes(resources: &Resources) -> Vec<L2Node> {
-    resources.nodes.iter().map(node).collect()
-}
-
-/// The endpoints of a Service, from the EndpointSlices labelled with its name.
-pub fn endpoints(resources: &Resources, key: &ServiceKey) -> Vec<L2Endpoint> {
-    resources
-        .endpoint_slices
-        .iter()
-        .filter(|s| s.metadata.namespace.as_deref().unwrap_or("default") == key.namespace)
-        .filter(|s| {
-            s.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(SERVICE_NAME_LABEL))
-                == Some(&key.name)
-        })
-        .flat_map(|s| &s.endpoints)
-        .map(|e| {
-            let c = e.conditions.clone().unwrap_or_default();
-            L2Endpoint {
-                node: e.node_name.clone(),
-                ready: c.ready,
-                serving: c.serving,
-            }
-        })
-        .collect()
-}
+/// Nodes as both protocols see them (the speaker's layer 2 side reads them from here).
+pub use crate::config::cluster::nodes;
 
 /// One Service's layer 2 election.
 #[derive(Clone, Debug, PartialEq)]
@@ -102,7 +54,7 @@ pub fn elect_all(
         let Some(svc) = lb_service(resources, key) else {
             continue;
         };
-        let eps = endpoints(resources, key);
+        let eps = cluster::endpoints(resources, key).unwrap_or_default();
         let result = l2::elect(&ElectionInput {
             service: &svc,
             ips,

@@ -1,8 +1,10 @@
 //! The collector behind `metallb must-gather`. So far the node-local part: what the seed's
 //! troubleshooting procedure (26.7.2) reads from a speaker's FRR, written to files under a
 //! destination directory, each step under its own timeout (a hung vtysh must not hang the
-//! gather) and every BGP password redacted. The cluster part (objects, pod logs, one such
-//! collection per speaker pod, a status API snapshot) is not implemented yet.
+//! gather) and every BGP password redacted. The cluster part ([`cluster`]: objects, metallb.io
+//! objects and CRDs, pod logs) is `metallb must-gather --cluster`, what the must-gather image's
+//! `/usr/bin/gather` runs; collecting the node part from each speaker pod (exec) and a status
+//! API snapshot are not implemented yet.
 
 use std::{
     io,
@@ -11,6 +13,8 @@ use std::{
 };
 
 use crate::frr::vtysh::Vtysh;
+
+pub mod cluster;
 
 /// The seed's five vtysh commands and the file each goes to.
 pub const VTYSH_COMMANDS: [(&str, &str); 5] = [

@@ -109,3 +109,29 @@ pub fn addresses_from_status(
     }
     out
 }
+
+/// The problem of `next` that would stop something `last` runs: a BGPPeer, BFDProfile or
+/// advertisement that ran in the last valid input and is now left out because it awaits an
+/// object (its password Secret was deleted, say). Taking such an input would tear down a working
+/// session or withdraw working routes, so the speaker keeps the last valid input instead; objects
+/// that never ran may still wait without blocking the rest.
+pub fn stops_running<'a>(last: &Config, next: &'a Input) -> Option<&'a ConfigError> {
+    next.problems.iter().find(|p| runs(last, &p.kind, &p.name))
+}
+
+fn runs(config: &Config, kind: &str, name: &str) -> bool {
+    let source = format!("{kind}/{name}");
+    match kind {
+        "BGPPeer" => config.peers.contains_key(name),
+        "BFDProfile" => config.bfd_profiles.contains_key(name),
+        "BGPAdvertisement" => config
+            .pools
+            .values()
+            .any(|p| p.bgp_advertisements.iter().any(|a| a.source == source)),
+        "L2Advertisement" => config
+            .pools
+            .values()
+            .any(|p| p.l2_advertisements.iter().any(|a| a.source == source)),
+        _ => false,
+    }
+}

@@ -10,6 +10,7 @@
 //!  membership (SWIM thread) ──────────────────────► Msg::Live  ─┤
 //!  100 ms tick ───────────────────────────────────► Msg::Tick  ─┼─► Speaker::handle
 //!  SIGHUP / SIGTERM / SIGINT ─────────────────────► Msg::Reload / Msg::Stop
+//!  vtysh -C on new bgpextras (task) ──────────────► Msg::ExtrasChecked
 //!                                                                │
 //!   input::accept (config + each Service's addresses; invalid: keep the last valid input)
 //!        ├─► bgp::BgpSide ─► frr.conf ─► apply loop ─► FRR
@@ -24,6 +25,7 @@ pub mod input;
 pub mod layer2;
 pub mod source;
 pub mod status;
+pub mod status_api;
 
 use std::{
     collections::{BTreeMap, BTreeSet},
@@ -93,6 +95,8 @@ pub struct Options {
     pub layer2: Option<L2Options>,
     /// The metrics and health listeners.
     pub metrics: MetricsOptions,
+    /// The gRPC status API.
+    pub status: status_api::StatusOptions,
 }
 
 /// The metrics and health listeners.
@@ -123,6 +127,8 @@ pub enum Msg {
     FrrConf(String),
     /// The live layer 2 speakers changed.
     Live(BTreeSet<String>),
+    /// FRR judged a `bgpextras` text.
+    ExtrasChecked(bgp::ExtrasVerdict),
     /// Periodic work (fence, interface rescans, status file).
     Tick,
     /// SIGHUP: read the input again.
@@ -226,6 +232,10 @@ struct Speaker {
     cluster: Option<Cluster>,
     address_source: AddressSource,
     config_metrics: crate::metrics::k8s_client::K8sClientMetrics,
+    /// The last input's verdict (`None` before the first input); published together with the
+    /// extras' problem as ConfigurationState.
+    input_state: Option<config_state::State>,
+    status_api: Option<status_api::StatusApi>,
 }
 
 /// Runs the speaker until SIGTERM or SIGINT.
@@ -271,12 +281,26 @@ pub async fn run(options: Options, source: SourceOptions) -> Result<(), SpeakerE
         }
         None => (None, mpsc::unbounded_channel().1),
     };
+    let (verdicts_tx, mut verdicts_rx) = mpsc::unbounded_channel();
     let bgp = options
         .bgp
         .as_ref()
-        .map(|b| BgpSide::start(b, telemetry.apply.clone()));
+        .map(|b| BgpSide::start(b, telemetry.apply.clone(), verdicts_tx));
     let config_metrics = telemetry.k8s.clone();
     let vtysh = Vtysh::new(options.bgp.as_ref().and_then(|b| b.pathspace.clone()));
+    // Like the metrics listeners, a status API that cannot start is logged, never fatal.
+    let status_api = options.status.listen.and_then(|addr| {
+        status_api::StatusApi::start(
+            addr,
+            &options.status,
+            &node,
+            bgp.is_some().then(|| vtysh.clone()),
+            bgp.as_ref().map(BgpSide::apply_status),
+            cluster.as_ref().map(|c| &c.client),
+        )
+        .map_err(|error| error!(%error, "status API not started"))
+        .ok()
+    });
     info!(node = %node, bgp = bgp.is_some(), layer2 = l2.is_some(), "speaker: started");
     // As in the other components, a listener that cannot start is logged, never fatal.
     if let Err(error) = telemetry
@@ -298,6 +322,8 @@ pub async fn run(options: Options, source: SourceOptions) -> Result<(), SpeakerE
         cluster,
         address_source,
         config_metrics,
+        input_state: None,
+        status_api,
     };
     let mut hup = signal(SignalKind::hangup()).map_err(SpeakerError::Signals)?;
     let mut term = signal(SignalKind::terminate()).map_err(SpeakerError::Signals)?;
@@ -308,6 +334,7 @@ pub async fn run(options: Options, source: SourceOptions) -> Result<(), SpeakerE
         let msg = tokio::select! {
             msg = source.next() => msg,
             Some(live) = live_rx.recv() => Msg::Live(live),
+            Some(verdict) = verdicts_rx.recv() => Msg::ExtrasChecked(verdict),
             _ = tick.tick() => Msg::Tick,
             _ = hup.recv() => Msg::Reload,
             _ = term.recv() => Msg::Stop("SIGTERM"),
@@ -321,6 +348,9 @@ pub async fn run(options: Options, source: SourceOptions) -> Result<(), SpeakerE
             Msg::Reload => {
                 info!("speaker: SIGHUP, re-reading");
                 source.force();
+                if let Some(bgp) = &mut speaker.bgp {
+                    bgp.forget_last();
+                }
             }
             msg => speaker.handle(msg),
         }
@@ -352,6 +382,7 @@ impl Speaker {
                 }
                 self.reconcile_l2();
             }
+            Msg::ExtrasChecked(verdict) => self.extras_checked(verdict),
             Msg::Tick => {
                 self.reconcile_l2();
                 if let Some(l2) = &mut self.l2 {
@@ -370,6 +401,14 @@ impl Speaker {
             self.options.lb_class.as_deref(),
             self.address_source,
         );
+        let accepted = accepted.and_then(|input| {
+            let last = self.input.as_ref().map(|last| &last.config);
+            if last.is_some_and(|last| input::stops_running(last, &input).is_some()) {
+                Err(input.problems)
+            } else {
+                Ok(input)
+            }
+        });
         let input = match accepted {
             Ok(input) => input,
             Err(mut errors) => {
@@ -378,7 +417,8 @@ impl Speaker {
                 let summary: Vec<String> = errors.iter().map(ToString::to_string).collect();
                 error!(errors = %summary.join("; "), "speaker: invalid configuration; the last valid one stays in force");
                 self.config_metrics.config_failed();
-                self.set_state(config_state::State::Invalid(summary.join("\n")));
+                self.input_state = Some(config_state::State::Invalid(summary.join("\n")));
+                self.publish_state();
                 return;
             }
         };
@@ -391,11 +431,11 @@ impl Speaker {
             );
         }
         if input.problems.is_empty() {
-            self.set_state(config_state::State::Valid);
+            self.input_state = Some(config_state::State::Valid);
         } else {
             let summary: Vec<String> = input.problems.iter().map(ToString::to_string).collect();
             error!(errors = %summary.join("; "), "speaker: objects left out until they are fixed");
-            self.set_state(config_state::State::Invalid(summary.join("\n")));
+            self.input_state = Some(config_state::State::Invalid(summary.join("\n")));
         }
         if let Some(l2) = &mut self.l2
             && let Err(error) = l2.update_membership(&input)
@@ -404,10 +444,31 @@ impl Speaker {
         }
         self.input = Some(input);
         self.reconcile_bgp();
+        // After the render: it may have cleared or started an extras check.
+        self.publish_state();
         self.reconcile_l2();
     }
 
-    fn set_state(&self, state: config_state::State) {
+    /// ConfigurationState `speaker-<node>` and the status API's configuration: the input's
+    /// problems and the refused extras'.
+    fn publish_state(&self) {
+        let Some(input_state) = &self.input_state else {
+            return;
+        };
+        let extras = self.bgp.as_ref().and_then(BgpSide::extras_problem);
+        let state = match (input_state, extras) {
+            (state, None) => state.clone(),
+            (config_state::State::Valid, Some(extras)) => config_state::State::Invalid(extras),
+            (config_state::State::Invalid(problems), Some(extras)) => {
+                config_state::State::Invalid(format!("{problems}\n{extras}"))
+            }
+        };
+        if let Some(api) = &self.status_api {
+            api.set_configuration(match &state {
+                config_state::State::Valid => Ok(()),
+                config_state::State::Invalid(problems) => Err(problems.clone()),
+            });
+        }
         if let Some(cluster) = &self.cluster {
             cluster.config_state.send_if_modified(|old| {
                 let changed = old.as_ref() != Some(&state);
@@ -417,11 +478,27 @@ impl Speaker {
         }
     }
 
+    /// FRR's verdict on new extras: accepted ones are applied, refused ones reported.
+    fn extras_checked(&mut self, verdict: bgp::ExtrasVerdict) {
+        let Some(bgp) = &mut self.bgp else { return };
+        match bgp.extras_checked(verdict) {
+            bgp::ExtrasOutcome::Accepted => self.reconcile_bgp(),
+            bgp::ExtrasOutcome::Refused => {
+                if let Some(problem) = bgp.extras_problem() {
+                    error!(error = %problem, "speaker: bgpextras refused; FRR keeps the last good configuration");
+                }
+            }
+            bgp::ExtrasOutcome::Stale => return,
+        }
+        self.publish_state();
+    }
+
     fn reconcile_bgp(&mut self) {
         let (Some(bgp), Some(input)) = (&mut self.bgp, &self.input) else {
             return;
         };
-        let announced = match bgp.reconcile(&self.options.node, input) {
+        let extras = bgp::extras_from(&input.resources, &self.options.namespace);
+        let announced = match bgp.reconcile(&self.options.node, input, extras.as_deref()) {
             Ok(announced) => announced,
             Err(error) => {
                 error!(%error, "speaker: cannot render frr.conf; FRR keeps its configuration");
@@ -442,6 +519,9 @@ impl Speaker {
         let Some(l2) = &mut self.l2 else { return };
         if !l2.reconcile(self.input.as_ref()) {
             return;
+        }
+        if let Some(api) = &mut self.status_api {
+            api.set_layer2(l2);
         }
         let owned: BTreeMap<ServiceKey, Vec<String>> = l2
             .owned()
@@ -468,6 +548,9 @@ impl Speaker {
     }
 
     async fn shutdown(self) {
+        if let Some(api) = self.status_api {
+            api.shutdown();
+        }
         if let Some(l2) = self.l2 {
             l2.shutdown();
         }

@@ -5,7 +5,7 @@ use std::{collections::BTreeSet, path::PathBuf, time::Duration};
 
 use futures::{FutureExt, StreamExt, future::BoxFuture, stream::FuturesUnordered};
 use k8s_openapi::api::{
-    core::v1::{Namespace, Node, Secret, Service},
+    core::v1::{ConfigMap, Namespace, Node, Secret, Service},
     discovery::v1::EndpointSlice,
 };
 use kube::{
@@ -18,8 +18,8 @@ use crate::{
     config::{ConfigError, Resources},
     core::service::ServiceKey,
     k8s::{
-        stores::Stores,
-        watch::{self, Input, Kind},
+        stores::{ConfigStores, Stores},
+        watch::{self, Input, Kind, Watches},
     },
     manifest::{self, ManifestError},
 };
@@ -30,6 +30,8 @@ pub struct ApiSource {
     endpoint_slices: Store<EndpointSlice>,
     /// Secrets in MetalLB's namespace (BGP passwords; RBAC: deploy/rbac/speaker.yaml).
     secrets: Store<Secret>,
+    /// ConfigMaps in MetalLB's namespace (`bgpextras`; RBAC: deploy/rbac/speaker.yaml).
+    config_maps: Store<ConfigMap>,
     rx: mpsc::UnboundedReceiver<Input>,
     kinds: usize,
     synced: BTreeSet<Kind>,
@@ -50,38 +52,16 @@ impl ApiSource {
             }};
         }
         let c = &client;
+        let mut config_watches = Watches::new(tx.clone());
+        let config = ConfigStores::watch(c, namespace, &mut config_watches);
+        for task in config_watches.into_tasks() {
+            tasks.push(task);
+        }
         let stores = Stores {
             services: watch_kind!(Api::<Service>::all(c.clone()), Kind::Service),
             namespaces: watch_kind!(Api::<Namespace>::all(c.clone()), Kind::Namespace),
             nodes: watch_kind!(Api::<Node>::all(c.clone()), Kind::Node),
-            ip_address_pools: watch_kind!(
-                Api::namespaced(c.clone(), namespace),
-                Kind::Config("IPAddressPool")
-            ),
-            address_pools: watch_kind!(
-                Api::namespaced(c.clone(), namespace),
-                Kind::Config("AddressPool")
-            ),
-            l2_advertisements: watch_kind!(
-                Api::namespaced(c.clone(), namespace),
-                Kind::Config("L2Advertisement")
-            ),
-            bgp_advertisements: watch_kind!(
-                Api::namespaced(c.clone(), namespace),
-                Kind::Config("BGPAdvertisement")
-            ),
-            bgp_peers: watch_kind!(
-                Api::namespaced(c.clone(), namespace),
-                Kind::Config("BGPPeer")
-            ),
-            bfd_profiles: watch_kind!(
-                Api::namespaced(c.clone(), namespace),
-                Kind::Config("BFDProfile")
-            ),
-            communities: watch_kind!(
-                Api::namespaced(c.clone(), namespace),
-                Kind::Config("Community")
-            ),
+            config,
         };
         let endpoint_slices =
             watch_kind!(Api::<EndpointSlice>::all(c.clone()), Kind::EndpointSlice);
@@ -89,11 +69,16 @@ impl ApiSource {
             Api::<Secret>::namespaced(c.clone(), namespace),
             Kind::Config("Secret")
         );
+        let config_maps = watch_kind!(
+            Api::<ConfigMap>::namespaced(c.clone(), namespace),
+            Kind::Config("ConfigMap")
+        );
         let kinds = tasks.len();
         ApiSource {
             stores,
             endpoint_slices,
             secrets,
+            config_maps,
             rx,
             kinds,
             synced: BTreeSet::new(),
@@ -155,6 +140,7 @@ impl ApiSource {
         });
         resources.endpoint_slices = slices;
         resources.secrets = self.secrets.state().iter().map(|o| (**o).clone()).collect();
+        resources.config_maps = crate::k8s::stores::sorted(&self.config_maps);
         resources
     }
 

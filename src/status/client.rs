@@ -1,9 +1,9 @@
 //! The client behind `metallb status`: asks the controller (and the speakers it is given) and
 //! joins their answers into one, as text or JSON.
 //!
-//! Finding the processes through the API server (pods by label, reached through a port-forward
-//! so the servers can keep listening on loopback) is not implemented yet: the addresses are
-//! flags (`--controller-addr`, `--speaker-addr NODE=HOST:PORT`).
+//! The addresses come from flags (`--controller-addr`, `--speaker-addr NODE=HOST:PORT`) or
+//! from the API server ([`super::discover`]). Every call carries the kubeconfig's bearer token
+//! when there is one: off loopback the servers have the apiserver authorize it.
 
 use std::time::Duration;
 
@@ -45,19 +45,23 @@ pub enum ClientError {
     },
 }
 
-async fn channel(what: &str, addr: &str) -> Result<Channel, ClientError> {
+fn endpoint(addr: &str) -> Result<Endpoint, ClientError> {
     let url = if addr.contains("://") {
         addr.to_string()
     } else {
         format!("http://{addr}")
     };
-    Endpoint::from_shared(url)
+    Ok(Endpoint::from_shared(url)
         .map_err(|source| ClientError::Address {
             addr: addr.to_string(),
             source,
         })?
         .connect_timeout(Duration::from_secs(3))
-        .timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(10)))
+}
+
+async fn channel(what: &str, addr: &str) -> Result<Channel, ClientError> {
+    endpoint(addr)?
         .connect()
         .await
         .map_err(|source| ClientError::Connect {
@@ -80,13 +84,18 @@ pub struct SpeakerAddr {
 pub struct Clients {
     controller: Option<ControllerClient<Channel>>,
     speakers: Vec<(String, SpeakerClient<Channel>)>,
+    /// `Bearer <token>`, sent with every call.
+    authorization: Option<tonic::metadata::AsciiMetadataValue>,
 }
 
 impl Clients {
-    /// Connects to the controller at `controller` (if given) and every speaker.
+    /// Connects to the controller at `controller` (if given; it must answer) and, lazily, to
+    /// every speaker (one that does not answer is reported, not fatal). `token` is sent as a
+    /// bearer token with every call.
     pub async fn connect(
         controller: Option<&str>,
         speakers: &[SpeakerAddr],
+        token: Option<&str>,
     ) -> Result<Self, ClientError> {
         let controller = match controller {
             Some(addr) => Some(ControllerClient::new(channel("controller", addr).await?)),
@@ -94,16 +103,28 @@ impl Clients {
         };
         let mut clients = Vec::new();
         for s in speakers {
-            let what = format!("speaker {}", s.node);
             clients.push((
                 s.node.clone(),
-                SpeakerClient::new(channel(&what, &s.addr).await?),
+                SpeakerClient::new(endpoint(&s.addr)?.connect_lazy()),
             ));
         }
+        let authorization = token.and_then(|t| format!("Bearer {t}").parse().ok());
         Ok(Clients {
             controller,
             speakers: clients,
+            authorization,
         })
+    }
+
+    /// `message` as a request carrying the bearer token.
+    fn request<T>(&self, message: T) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        if let Some(value) = &self.authorization {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        request
     }
 
     fn controller(&self) -> Result<ControllerClient<Channel>, ClientError> {
@@ -113,29 +134,36 @@ impl Clients {
         })
     }
 
-    /// Every speaker's node state, in the order given.
-    async fn nodes(&self) -> Result<Vec<proto::NodeStatus>, ClientError> {
+    /// Every speaker's node state, asked at once, in the order given; the speakers that did
+    /// not answer, with why.
+    pub async fn nodes(&self) -> (Vec<proto::NodeStatus>, Vec<String>) {
+        let calls = self.speakers.iter().map(|(node, client)| {
+            let mut client = client.clone();
+            let request = self.request(proto::GetNodeRequest {});
+            async move {
+                client
+                    .get_node(request)
+                    .await
+                    .map(tonic::Response::into_inner)
+                    .map_err(|e| format!("{node}: {}", e.message()))
+            }
+        });
         let mut nodes = Vec::new();
-        for (node, client) in &self.speakers {
-            let status = client
-                .clone()
-                .get_node(proto::GetNodeRequest {})
-                .await
-                .map_err(|source| ClientError::Call {
-                    what: format!("speaker {node}: GetNode"),
-                    source,
-                })?
-                .into_inner();
-            nodes.push(status);
+        let mut failed = Vec::new();
+        for answer in futures::future::join_all(calls).await {
+            match answer {
+                Ok(status) => nodes.push(status),
+                Err(e) => failed.push(e),
+            }
         }
-        Ok(nodes)
+        (nodes, failed)
     }
 
     /// Every pool's usage.
     pub async fn pools(&self) -> Result<Vec<proto::PoolUsage>, ClientError> {
         Ok(self
             .controller()?
-            .list_pools(proto::ListPoolsRequest {})
+            .list_pools(self.request(proto::ListPoolsRequest {}))
             .await
             .map_err(|source| ClientError::Call {
                 what: "controller: ListPools".into(),
@@ -149,26 +177,42 @@ impl Clients {
     pub async fn service(&self, namespace: &str, name: &str) -> Result<ServiceAnswer, ClientError> {
         let allocation = self
             .controller()?
-            .get_service(proto::GetServiceRequest {
+            .get_service(self.request(proto::GetServiceRequest {
                 namespace: namespace.to_string(),
                 name: name.to_string(),
-            })
+            }))
             .await
             .map_err(|source| ClientError::Call {
                 what: format!("Service {namespace}/{name}"),
                 source,
             })?
             .into_inner();
-        let pools = self.pools().await?;
-        let nodes = self.nodes().await?;
-        Ok(ServiceAnswer::join(&allocation, &pools, &nodes))
+        let (pools, (nodes, unreachable)) = futures::join!(self.pools(), self.nodes());
+        let mut answer = ServiceAnswer::join(&allocation, &pools?, &nodes);
+        if !unreachable.is_empty() {
+            answer.summary = format!(
+                "{} (no answer from {})",
+                answer.summary,
+                unreachable.join("; ")
+            );
+            answer.unreachable = unreachable;
+        }
+        Ok(answer)
     }
 
-    /// Every speaker's BGP sessions.
+    /// Every speaker's BGP sessions; fails when no speaker answered.
     pub async fn peers(&self) -> Result<Vec<PeerAnswer>, ClientError> {
-        Ok(self
-            .nodes()
-            .await?
+        let (nodes, unreachable) = self.nodes().await;
+        for failure in &unreachable {
+            tracing::warn!(speaker = %failure, "no answer");
+        }
+        if nodes.is_empty() && !unreachable.is_empty() {
+            return Err(ClientError::Call {
+                what: "speakers".into(),
+                source: tonic::Status::unavailable(unreachable.join("; ")),
+            });
+        }
+        Ok(nodes
             .iter()
             .flat_map(|n| {
                 n.bgp.iter().map(|s| PeerAnswer {
@@ -254,6 +298,19 @@ pub struct Advertised {
     pub uptime_seconds: u64,
 }
 
+/// One node answering ARP/NDP for an address.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct L2Owner {
+    /// The node.
+    pub node: String,
+    /// The address.
+    pub address: String,
+    /// The interface.
+    pub interface: String,
+    /// Unix time the node took the address.
+    pub since_unix: u64,
+}
+
 /// The joined answer of `metallb status service`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ServiceAnswer {
@@ -273,8 +330,15 @@ pub struct ServiceAnswer {
     pub pools: Vec<PoolAnswer>,
     /// Who advertises the addresses over BGP (only from the speakers asked).
     pub bgp: Vec<Advertised>,
-    /// Speakers asked.
+    /// Which nodes answer ARP/NDP for the addresses, on which interfaces.
+    pub layer2: Vec<L2Owner>,
+    /// BGP sessions of the nodes asked that are not established (why an address may not be
+    /// advertised).
+    pub sessions_down: Vec<Advertised>,
+    /// Speakers that answered.
     pub nodes_asked: Vec<String>,
+    /// Speakers that did not answer, with why.
+    pub unreachable: Vec<String>,
     /// The one-line answer.
     pub summary: String,
 }
@@ -328,33 +392,37 @@ impl ServiceAnswer {
                 }
             }
         }
+        let layer2: Vec<L2Owner> = nodes
+            .iter()
+            .flat_map(|n| {
+                n.layer2
+                    .iter()
+                    .filter(|o| o.namespace == allocation.namespace && o.name == allocation.name)
+                    .map(|o| L2Owner {
+                        node: n.node.clone(),
+                        address: o.address.clone(),
+                        interface: o.interface.clone(),
+                        since_unix: o.since_unix,
+                    })
+            })
+            .collect();
+        let sessions_down: Vec<Advertised> = nodes
+            .iter()
+            .flat_map(|n| {
+                n.bgp
+                    .iter()
+                    .filter(|s| s.state() != proto::BgpState::Established)
+                    .map(|s| Advertised {
+                        node: n.node.clone(),
+                        peer: s.peer.clone(),
+                        session: s.state_text.clone(),
+                        uptime_seconds: 0,
+                    })
+            })
+            .collect();
         let nodes_asked: Vec<String> = nodes.iter().map(|n| n.node.clone()).collect();
         let summary = if allocated {
-            let bgp_text = if nodes_asked.is_empty() {
-                "BGP: not asked (no speaker address given)".to_string()
-            } else if bgp.is_empty() {
-                format!("BGP: not advertised by {}", nodes_asked.join(", "))
-            } else {
-                let parts: Vec<String> = bgp
-                    .iter()
-                    .map(|a| {
-                        let session = if a.session.is_empty() {
-                            String::new()
-                        } else if a.uptime_seconds > 0 {
-                            format!(" ({} {})", a.session, human_duration(a.uptime_seconds))
-                        } else {
-                            format!(" ({})", a.session)
-                        };
-                        format!("by {} to {}{session}", a.node, a.peer)
-                    })
-                    .collect();
-                format!("BGP: advertised {}", parts.join(" and "))
-            };
-            format!(
-                "{} from pool {}; {bgp_text}",
-                allocation.addresses.join(", "),
-                allocation.pool
-            )
+            allocated_summary(allocation, &nodes_asked, &bgp, &layer2, &sessions_down)
         } else {
             // The event's "Failed to allocate IP for "ns/name": " prefix repeats the question.
             let event_prefix = format!(
@@ -381,10 +449,74 @@ impl ServiceAnswer {
             reason: allocation.reason.clone(),
             pools: relevant,
             bgp,
+            layer2,
+            sessions_down,
             nodes_asked,
+            unreachable: Vec::new(),
             summary,
         }
     }
+}
+
+/// "ADDRESSES from pool P; BGP: ...; layer 2: ...", or "..., but no node announces it".
+fn allocated_summary(
+    allocation: &proto::ServiceAllocation,
+    nodes_asked: &[String],
+    bgp: &[Advertised],
+    layer2: &[L2Owner],
+    sessions_down: &[Advertised],
+) -> String {
+    let head = format!(
+        "{} from pool {}",
+        allocation.addresses.join(", "),
+        allocation.pool
+    );
+    if nodes_asked.is_empty() {
+        return format!("{head}; announcements: not asked (no speaker found or given)");
+    }
+    let down = if sessions_down.is_empty() {
+        String::new()
+    } else {
+        let parts: Vec<String> = sessions_down
+            .iter()
+            .map(|s| format!("{} to {} ({})", s.node, s.peer, s.session))
+            .collect();
+        format!("; sessions down: {}", parts.join(", "))
+    };
+    if bgp.is_empty() && layer2.is_empty() {
+        return format!(
+            "{head}, but no node announces it (asked {}){down}",
+            nodes_asked.join(", ")
+        );
+    }
+    let bgp_text = if bgp.is_empty() {
+        "BGP: none".to_string()
+    } else {
+        let parts: Vec<String> = bgp
+            .iter()
+            .map(|a| {
+                let session = if a.session.is_empty() {
+                    String::new()
+                } else if a.uptime_seconds > 0 {
+                    format!(" ({} {})", a.session, human_duration(a.uptime_seconds))
+                } else {
+                    format!(" ({})", a.session)
+                };
+                format!("by {} to {}{session}", a.node, a.peer)
+            })
+            .collect();
+        format!("BGP: advertised {}", parts.join(" and "))
+    };
+    let l2_text = if layer2.is_empty() {
+        "layer 2: none".to_string()
+    } else {
+        let parts: Vec<String> = layer2
+            .iter()
+            .map(|o| format!("{} on {} by node {}", o.address, o.interface, o.node))
+            .collect();
+        format!("layer 2: owned: {}", parts.join(", "))
+    };
+    format!("{head}; {bgp_text}; {l2_text}{down}")
 }
 
 /// `3h`, `5m`, `42s`, `2d`: the largest unit, as kubectl prints ages.
@@ -427,6 +559,16 @@ mod tests {
     }
 
     fn node(name: &str, state: &str, uptime: u64) -> proto::NodeStatus {
+        let mut status = node_unset(name, state, uptime);
+        status.bgp[0].set_state(if state == "Established" {
+            proto::BgpState::Established
+        } else {
+            proto::BgpState::Active
+        });
+        status
+    }
+
+    fn node_unset(name: &str, state: &str, uptime: u64) -> proto::NodeStatus {
         proto::NodeStatus {
             node: name.into(),
             bgp: vec![proto::BgpSession {
@@ -492,24 +634,57 @@ mod tests {
         assert_eq!(
             answer.summary,
             "203.0.113.5 from pool web; BGP: advertised by node1 to 10.77.0.1 \
-             (Established 3h) and by node2 to 10.77.0.1 (Active)"
+             (Established 3h) and by node2 to 10.77.0.1 (Active); layer 2: none; \
+             sessions down: node2 to 10.77.0.1 (Active)"
         );
         assert_eq!(answer.bgp.len(), 2);
     }
 
     #[test]
-    fn allocated_without_speakers_says_bgp_was_not_asked() {
+    fn allocated_without_speakers_says_announcements_were_not_asked() {
         let answer = ServiceAnswer::join(&allocated(), &[pool("web", 1, 10)], &[]);
         assert_eq!(
             answer.summary,
-            "203.0.113.5 from pool web; BGP: not asked (no speaker address given)"
+            "203.0.113.5 from pool web; announcements: not asked (no speaker found or given)"
         );
         let mut quiet = node("node1", "Established", 10);
         quiet.advertisements.clear();
-        let answer = ServiceAnswer::join(&allocated(), &[], &[quiet]);
+        let answer = ServiceAnswer::join(&allocated(), &[], &[quiet.clone(), quiet]);
         assert_eq!(
             answer.summary,
-            "203.0.113.5 from pool web; BGP: not advertised by node1"
+            "203.0.113.5 from pool web, but no node announces it (asked node1, node1)"
         );
+    }
+
+    #[test]
+    fn layer2_names_the_owning_node_and_interface() {
+        let mut owner = node("node2", "Established", 10);
+        owner.advertisements.clear();
+        owner.layer2 = vec![
+            proto::Layer2Ownership {
+                address: "203.0.113.5".into(),
+                interface: "eth0".into(),
+                namespace: "default".into(),
+                name: "web".into(),
+                since_unix: 1,
+                last_announcement_unix: 1,
+            },
+            proto::Layer2Ownership {
+                address: "203.0.113.9".into(),
+                interface: "eth0".into(),
+                namespace: "default".into(),
+                name: "other".into(),
+                since_unix: 1,
+                last_announcement_unix: 1,
+            },
+        ];
+        let mut quiet = node("node1", "Established", 10);
+        quiet.advertisements.clear();
+        let answer = ServiceAnswer::join(&allocated(), &[], &[quiet, owner]);
+        assert_eq!(
+            answer.summary,
+            "203.0.113.5 from pool web; BGP: none; layer 2: owned: 203.0.113.5 on eth0 by node node2"
+        );
+        assert_eq!(answer.layer2.len(), 1);
     }
 }

@@ -12,12 +12,16 @@ use std::{
     collections::{BTreeMap, BTreeSet},
     future::Future,
     pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio_stream::wrappers::WatchStream;
 use tonic::{Request, Response, Status, server::NamedService, service::RoutesBuilder};
 
@@ -118,6 +122,62 @@ pub struct NodeSnapshot {
     pub advertised: BTreeMap<(String, String), BTreeSet<String>>,
     /// Why FRR could not be (fully) asked; the lists above hold what could be read.
     pub frr_error: Option<String>,
+    /// The addresses this node answers ARP/NDP for, in address then interface order (filled
+    /// by the speaker, not by [`collect`]).
+    pub layer2: Vec<Layer2Owned>,
+    /// The FRR apply loop's state (filled by the speaker; `None` without BGP).
+    pub frr_apply: Option<FrrApply>,
+    /// Whether the speaker's last configuration was valid (`None`: none read yet).
+    pub configuration: Option<Result<(), String>>,
+}
+
+impl NodeSnapshot {
+    /// Takes the FRR-derived part of `fresh` (what [`collect`] fills); returns whether it
+    /// changed. The speaker-filled part is kept.
+    pub fn take_frr(&mut self, fresh: NodeSnapshot) -> bool {
+        let changed = self.bgp != fresh.bgp
+            || self.bfd != fresh.bfd
+            || self.advertised != fresh.advertised
+            || self.frr_error != fresh.frr_error;
+        if changed {
+            self.bgp = fresh.bgp;
+            self.bfd = fresh.bfd;
+            self.advertised = fresh.advertised;
+            self.frr_error = fresh.frr_error;
+        }
+        changed
+    }
+}
+
+/// One address this node owns with layer 2, on one interface.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Layer2Owned {
+    /// The address.
+    pub address: std::net::IpAddr,
+    /// The interface answered on.
+    pub interface: String,
+    /// The Service's namespace.
+    pub namespace: String,
+    /// The Service's name.
+    pub name: String,
+    /// Unix time this node took the address.
+    pub since: u64,
+    /// Unix time of the last gratuitous ARP / unsolicited NA: the announcer sends them when it
+    /// takes an address, so this is `since` until the announcer reports repeats.
+    pub last_announcement: u64,
+}
+
+/// The FRR apply loop's state, reduced.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FrrApply {
+    /// Unix time of the last successful apply (0: none yet).
+    pub last_applied: u64,
+    /// The path the last apply took (`vty`, `reload`, ...).
+    pub path: String,
+    /// A newer configuration waits to be applied.
+    pub pending: bool,
+    /// Why the last attempt failed; empty when it succeeded.
+    pub last_error: String,
 }
 
 /// Parses `... neighbors P advertised-routes json`: the prefixes of the peer's Adj-RIB-Out.
@@ -236,22 +296,116 @@ fn bfd_state(mut peer: BfdPeer, now: u64) -> BfdSessionState {
     }
 }
 
-/// Collects every `interval` and publishes when something changed, until the receivers are
-/// gone.
-pub async fn poll(vtysh: Vtysh, node: String, interval: Duration, tx: watch::Sender<NodeSnapshot>) {
+/// How long after the last call the poller keeps asking FRR (Watch streams count as calls for
+/// as long as they are open): an unwatched node costs no vtysh process.
+const IDLE_AFTER: Duration = Duration::from_secs(60);
+
+/// How long a call after an idle spell waits for a fresh FRR answer.
+const FRESH_WAIT: Duration = Duration::from_secs(5);
+
+/// Who wants fresh FRR answers: the calls and open Watch streams of the service, read by
+/// [`poll`].
+#[derive(Clone, Debug)]
+pub struct Demand {
+    inner: Arc<DemandInner>,
+}
+
+#[derive(Debug)]
+struct DemandInner {
+    /// Unix milliseconds of the last call (0: none yet).
+    last_call_ms: AtomicU64,
+    /// Open Watch streams.
+    watching: AtomicUsize,
+    /// Whether a poller runs (without one, e.g. BGP off, there is no fresh answer to wait for).
+    polled: AtomicBool,
+    /// Wakes an idle poller.
+    wake: Notify,
+    /// Counts finished polls.
+    rounds: watch::Sender<u64>,
+}
+
+impl Default for Demand {
+    fn default() -> Self {
+        Demand {
+            inner: Arc::new(DemandInner {
+                last_call_ms: AtomicU64::new(0),
+                watching: AtomicUsize::new(0),
+                polled: AtomicBool::new(false),
+                wake: Notify::new(),
+                rounds: watch::channel(0).0,
+            }),
+        }
+    }
+}
+
+/// Holds a Watch stream's demand while it is open.
+struct Watching(Demand);
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        self.0.inner.watching.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Demand {
+    fn now_ms() -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as u64)
+    }
+
+    fn idle(&self) -> bool {
+        let last = self.inner.last_call_ms.load(Ordering::Relaxed);
+        self.inner.watching.load(Ordering::Relaxed) == 0
+            && Self::now_ms().saturating_sub(last) > IDLE_AFTER.as_millis() as u64
+    }
+
+    /// Records a call; after an idle spell, wakes the poller and waits (up to [`FRESH_WAIT`])
+    /// for its next round so the answer is not an old one.
+    async fn call(&self) {
+        let was_idle = self.idle();
+        self.inner
+            .last_call_ms
+            .store(Self::now_ms(), Ordering::Relaxed);
+        if was_idle && self.inner.polled.load(Ordering::Relaxed) {
+            let mut rounds = self.inner.rounds.subscribe();
+            rounds.borrow_and_update();
+            self.inner.wake.notify_one();
+            let _ = tokio::time::timeout(FRESH_WAIT, rounds.changed()).await;
+        }
+    }
+
+    fn watch(&self) -> Watching {
+        self.inner.watching.fetch_add(1, Ordering::Relaxed);
+        Watching(self.clone())
+    }
+}
+
+/// Collects every `interval` while there is [`Demand`] and publishes when something changed,
+/// until the receivers are gone.
+pub async fn poll(
+    vtysh: Vtysh,
+    node: String,
+    interval: Duration,
+    tx: Arc<watch::Sender<NodeSnapshot>>,
+    demand: Demand,
+) {
+    demand.inner.polled.store(true, Ordering::Relaxed);
     let mut ticker = tokio::time::interval(interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     while !tx.is_closed() {
-        ticker.tick().await;
-        let snapshot = collect(&vtysh, &node).await;
-        tx.send_if_modified(|old| {
-            if *old == snapshot {
-                false
-            } else {
-                *old = snapshot;
-                true
+        if demand.idle() {
+            // Woken by a call, or every interval to notice closed receivers.
+            let _ = tokio::time::timeout(interval, demand.inner.wake.notified()).await;
+            if demand.idle() {
+                continue;
             }
-        });
+        } else {
+            ticker.tick().await;
+        }
+        let snapshot = collect(&vtysh, &node).await;
+        tx.send_if_modified(|old| old.take_frr(snapshot));
+        demand.inner.rounds.send_modify(|n| *n += 1);
     }
 }
 
@@ -352,9 +506,33 @@ pub fn node_to_proto(snapshot: &NodeSnapshot, now: u64, generation: u64) -> prot
             .map(|s| bfd_session_to_proto(s, now))
             .collect(),
         advertisements: advertisements_to_proto(snapshot, None),
+        layer2: snapshot.layer2.iter().map(layer2_to_proto).collect(),
+        frr: snapshot.frr_apply.as_ref().map(|a| proto::FrrApplyStatus {
+            last_applied_unix: a.last_applied,
+            path: a.path.clone(),
+            pending: a.pending,
+            last_error: a.last_error.clone(),
+        }),
+        configuration: snapshot
+            .configuration
+            .as_ref()
+            .map(|c| proto::ConfigurationState {
+                valid: c.is_ok(),
+                error: c.as_ref().err().cloned().unwrap_or_default(),
+            }),
         frr_error: snapshot.frr_error.clone().unwrap_or_default(),
         generation,
-        ..Default::default()
+    }
+}
+
+fn layer2_to_proto(owned: &Layer2Owned) -> proto::Layer2Ownership {
+    proto::Layer2Ownership {
+        address: owned.address.to_string(),
+        interface: owned.interface.clone(),
+        namespace: owned.namespace.clone(),
+        name: owned.name.clone(),
+        since_unix: owned.since,
+        last_announcement_unix: owned.last_announcement,
     }
 }
 
@@ -362,12 +540,14 @@ pub fn node_to_proto(snapshot: &NodeSnapshot, now: u64, generation: u64) -> prot
 #[derive(Clone, Debug)]
 pub struct SpeakerService {
     snapshot: watch::Receiver<NodeSnapshot>,
+    demand: Demand,
 }
 
 impl SpeakerService {
-    /// Serves what [`poll`] (or a test) publishes on `snapshot`.
-    pub fn new(snapshot: watch::Receiver<NodeSnapshot>) -> Self {
-        SpeakerService { snapshot }
+    /// Serves what [`poll`] (or a test) publishes on `snapshot`; calls are recorded in
+    /// `demand`, which the poller reads.
+    pub fn new(snapshot: watch::Receiver<NodeSnapshot>, demand: Demand) -> Self {
+        SpeakerService { snapshot, demand }
     }
 
     /// Serves the service, reflection and health on `listener` until `shutdown`.
@@ -394,6 +574,7 @@ impl Speaker for SpeakerService {
         &self,
         _request: Request<proto::GetNodeRequest>,
     ) -> Result<Response<proto::NodeStatus>, Status> {
+        self.demand.call().await;
         let snapshot = self.snapshot.borrow().clone();
         Ok(Response::new(node_to_proto(&snapshot, unix_now(), 0)))
     }
@@ -403,6 +584,7 @@ impl Speaker for SpeakerService {
         request: Request<proto::ListSessionsRequest>,
     ) -> Result<Response<proto::ListSessionsResponse>, Status> {
         let vrf = request.into_inner().vrf;
+        self.demand.call().await;
         let snapshot = self.snapshot.borrow().clone();
         let now = unix_now();
         Ok(Response::new(proto::ListSessionsResponse {
@@ -435,6 +617,7 @@ impl Speaker for SpeakerService {
                     .map_err(|e| Status::invalid_argument(format!("address: {address:?}: {e}")))?,
             )
         };
+        self.demand.call().await;
         let snapshot = self.snapshot.borrow().clone();
         Ok(Response::new(proto::ListAdvertisementsResponse {
             advertisements: advertisements_to_proto(&snapshot, address),
@@ -448,9 +631,16 @@ impl Speaker for SpeakerService {
         &self,
         _request: Request<proto::WatchRequest>,
     ) -> Result<Response<Self::WatchStream>, Status> {
-        let stream = WatchStream::new(self.snapshot.clone())
-            .enumerate()
-            .map(|(generation, s)| Ok(node_to_proto(&s, unix_now(), generation as u64)));
+        self.demand.call().await;
+        let watching = self.demand.watch();
+        let stream =
+            WatchStream::new(self.snapshot.clone())
+                .enumerate()
+                .map(move |(generation, s)| {
+                    // The stream owns `watching`: the poller keeps polling until it is dropped.
+                    let _ = &watching;
+                    Ok(node_to_proto(&s, unix_now(), generation as u64))
+                });
         Ok(Response::new(Box::pin(stream)))
     }
 }
@@ -488,7 +678,7 @@ mod tests {
                 .map(|p| bfd_state(p, now))
                 .collect(),
             advertised,
-            frr_error: None,
+            ..Default::default()
         }
     }
 
@@ -586,11 +776,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn frr_is_polled_only_while_someone_asks() {
+        let dir = tempfile::tempdir().unwrap();
+        let calls = dir.path().join("calls");
+        let fake = dir.path().join("vtysh");
+        std::fs::write(
+            &fake,
+            format!("#!/bin/sh\necho x >> {}\necho '{{}}'\n", calls.display()),
+        )
+        .unwrap();
+        let mut perms = std::fs::metadata(&fake).unwrap().permissions();
+        std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o755);
+        std::fs::set_permissions(&fake, perms).unwrap();
+        let count = || {
+            std::fs::read_to_string(&calls)
+                .map(|t| t.lines().count())
+                .unwrap_or(0)
+        };
+        let (tx, rx) = watch::channel(NodeSnapshot::default());
+        let demand = Demand::default();
+        let service = SpeakerService::new(rx, demand.clone());
+        tokio::spawn(poll(
+            Vtysh::new(None).with_binary(&fake),
+            "node1".into(),
+            Duration::from_millis(20),
+            Arc::new(tx),
+            demand,
+        ));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(count(), 0, "nobody asked: vtysh never ran");
+        service
+            .get_node(Request::new(proto::GetNodeRequest {}))
+            .await
+            .unwrap();
+        assert!(count() > 0, "the call waited for a fresh poll");
+    }
+
+    #[tokio::test]
     async fn watch_streams_a_session_going_down() {
         let (tx, rx) = watch::channel(node1(0));
         let listener = Listener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let addr = listener.local_addr();
-        tokio::spawn(SpeakerService::new(rx).serve(listener, std::future::pending()));
+        tokio::spawn(
+            SpeakerService::new(rx, Demand::default()).serve(listener, std::future::pending()),
+        );
         let mut client = proto::speaker_client::SpeakerClient::connect(format!("http://{addr}"))
             .await
             .unwrap();

@@ -66,6 +66,8 @@ pub struct Lab {
     host: bool,
     /// Whether the router also peers with [`HOST_IPV4`] (`MLB_LAB_HOST_PEER=1`).
     host_peer: bool,
+    /// Whether the client namespace (10.77.0.100 on br0) exists (`MLB_LAB_CLIENT=1`).
+    client: bool,
     /// The machine's lab lock, released after the teardown in `drop`.
     _lock: lab_lock::LabLock,
 }
@@ -74,29 +76,41 @@ impl Lab {
     /// Brings up router, node1 and node2 (no client) under `prefix`. Leftovers of an earlier
     /// run with the same prefix are removed first.
     pub fn up(prefix: &str) -> Lab {
-        Lab::start(prefix, false, false)
+        Lab::start(prefix, false, false, false)
     }
 
     /// [`Lab::up`] plus a veth from the root netns into br0 (`<prefix>host`, [`HOST_IPV4`]/24),
     /// so processes inside the node namespaces reach a server on the host, such as the
     /// kube-apiserver. One such lab at a time on a machine (lab.sh refuses a second).
     pub fn up_with_host(prefix: &str) -> Lab {
-        Lab::start(prefix, true, false)
+        Lab::start(prefix, true, false, false)
     }
 
     /// [`Lab::up_with_host`] where the host is a BGP node as well: the router peers with
     /// [`HOST_IPV4`] (AS 64500), as with node1 and node2. For a speaker on the host network
     /// (the real node's speaker pod, `tests/k8s_node.rs`).
     pub fn up_with_host_peer(prefix: &str) -> Lab {
-        Lab::start(prefix, true, true)
+        Lab::start(prefix, true, true, false)
     }
 
-    fn start(prefix: &str, host: bool, host_peer: bool) -> Lab {
+    /// [`Lab::up_with_host_peer`] plus the client namespace (`<prefix>client`, 10.77.0.100 on
+    /// br0), which resolves and reaches layer 2 addresses announced on the host port.
+    pub fn up_with_host_peer_and_client(prefix: &str) -> Lab {
+        Lab::start(prefix, true, true, true)
+    }
+
+    /// The root netns end of the host port (`<prefix>host`), with [`Lab::up_with_host`].
+    pub fn host_link(&self) -> String {
+        format!("{}host", self.prefix)
+    }
+
+    fn start(prefix: &str, host: bool, host_peer: bool, client: bool) -> Lab {
         require();
         let lab = Lab {
             prefix: prefix.to_string(),
             host,
             host_peer,
+            client,
             _lock: lab_lock::acquire(),
         };
         let _ = lab.script("down");
@@ -110,7 +124,7 @@ impl Lab {
             .arg(lab_sh())
             .arg(action)
             .env("MLB_LAB_PREFIX", &self.prefix)
-            .env("MLB_LAB_CLIENT", "0")
+            .env("MLB_LAB_CLIENT", if self.client { "1" } else { "0" })
             .env("MLB_LAB_QUIET", "1")
             .env("MLB_LAB_HOST", if self.host { "1" } else { "0" })
             .env("MLB_LAB_HOST_PEER", if self.host_peer { "1" } else { "0" })
@@ -320,4 +334,20 @@ pub async fn neighbor(v: &Vtysh, peer: &str) -> BgpNeighbor {
         .expect("neighbors json")
         .remove(peer)
         .unwrap_or_else(|| panic!("no neighbor {peer}"))
+}
+
+/// Runs `line` inside the router's `router bgp 64501` (changes to the lab's baseline router);
+/// returns vtysh's output for callers that check it.
+pub async fn router_bgp_line(lab: &Lab, line: &str) -> metallb::frr::vtysh::Output {
+    lab.vtysh("router")
+        .raw(&[
+            "-c",
+            "configure terminal",
+            "-c",
+            "router bgp 64501",
+            "-c",
+            line,
+        ])
+        .await
+        .unwrap()
 }

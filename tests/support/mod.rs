@@ -68,7 +68,7 @@ pub struct Cluster {
 static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// ServiceAccounts of `metallb-system` that get a token (see [`Cluster::kubeconfig_as`]).
-pub const SERVICE_ACCOUNTS: [&str; 2] = ["controller", "speaker"];
+pub const SERVICE_ACCOUNTS: [&str; 3] = ["controller", "speaker", "metallb-operator"];
 
 /// Options of [`Cluster::start_with`].
 #[derive(Clone, Debug, Default)]
@@ -88,6 +88,18 @@ pub struct ClusterOptions {
 
 /// ClusterIP of the `kubernetes` Service (the first address of `--service-cluster-ip-range`).
 pub const KUBERNETES_SERVICE_IP: &str = "10.96.0.1";
+
+impl ClusterOptions {
+    /// An apiserver that listens on `addr` only, with `addr` in its certificate: for components
+    /// inside network namespaces (the lab's host port).
+    pub fn listening_on(addr: &str) -> ClusterOptions {
+        ClusterOptions {
+            bind: Some(addr.into()),
+            extra_ips: vec![addr.into()],
+            ..ClusterOptions::default()
+        }
+    }
+}
 
 impl Cluster {
     /// Starts a cluster on loopback; panics when it cannot.
@@ -803,4 +815,18 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// target/tools/grpcurl, built from its Go module by hack/grpcurl.sh (cached).
+pub fn grpcurl() -> String {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("hack/grpcurl.sh");
+    let out = std::process::Command::new(&script)
+        .output()
+        .expect("run hack/grpcurl.sh");
+    assert!(
+        out.status.success(),
+        "hack/grpcurl.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
 }

@@ -8,6 +8,7 @@
 use std::{
     path::{Path, PathBuf},
     process::Command,
+    time::{Duration, Instant},
 };
 
 use super::{Cluster, bin_dir};
@@ -164,4 +165,50 @@ pub fn leftovers(dir: &Path) -> Vec<String> {
         left.push(format!("state directory {dir}"));
     }
     left
+}
+
+/// The value in column `name` of a one-row `kubectl get` table. Columns are found by their
+/// header's offset (kubectl left-aligns values under headers), so a header may hold a space,
+/// as `NODE SELECTOR`.
+pub fn column(table: &str, name: &str) -> String {
+    let mut lines = table.lines();
+    let header = lines.next().unwrap_or_default();
+    let row = lines.next().unwrap_or_default();
+    let start = header
+        .match_indices(name)
+        .map(|(at, _)| at)
+        .find(|&at| {
+            (at == 0 || header[..at].ends_with(' '))
+                && header[at + name.len()..]
+                    .chars()
+                    .next()
+                    .is_none_or(|c| c == ' ')
+        })
+        .unwrap_or_else(|| panic!("no column {name} in {header:?}"));
+    row.get(start..)
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Polls `check` every 200 ms (blocking: kubectl is a process) until it returns `Some`, or
+/// panics after `timeout` with `what`. Call it from a multi-threaded tokio test.
+pub fn eventually_sync<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Option<T>,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = tokio::task::block_in_place(&mut check) {
+            return v;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?}: {what}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

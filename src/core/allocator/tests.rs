@@ -3,11 +3,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{
-    space::{good_rank, good_span, good_unrank},
+    space::{Space, good_rank, good_span, good_unrank},
     *,
 };
 use crate::core::{
-    address::IpRange, config::ServiceAllocation, selector::LabelSelector, service::Protocol,
+    address::IpRange,
+    config::ServiceAllocation,
+    selector::LabelSelector,
+    service::{Port, Protocol},
 };
 
 fn ip(s: &str) -> IpAddr {

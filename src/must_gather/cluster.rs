@@ -1,0 +1,262 @@
+//! The cluster part of must-gather: MetalLB's namespace objects (pods, deployments, daemonsets,
+//! services, events, configmaps — never Secrets), every metallb.io object and CRD, and every
+//! pod's logs (current and previous), laid out as `oc adm inspect` does. Each API call has its
+//! own timeout; a failed step is reported and the others still run. Every `password` field is
+//! replaced, and every string is passed through [`super::redact_passwords`] (ConfigMaps and
+//! logs may carry an frr.conf).
+
+use std::{
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use k8s_openapi::{
+    api::{
+        apps::v1::{DaemonSet, Deployment},
+        core::v1::{ConfigMap, Event, Pod, Service},
+    },
+    apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition,
+};
+use kube::{
+    Api, Client, Resource,
+    api::{DynamicObject, ListParams, LogParams},
+    core::{ApiResource, GroupVersionKind},
+};
+use serde::{Serialize, de::DeserializeOwned};
+use serde_json::Value;
+
+use super::redact_passwords;
+
+/// MetalLB's API group.
+const GROUP: &str = "metallb.io";
+
+/// What to collect and where.
+#[derive(Clone)]
+pub struct ClusterGather {
+    /// The cluster.
+    pub client: Client,
+    /// MetalLB's namespace.
+    pub namespace: String,
+    /// Where to write (created).
+    pub dest: PathBuf,
+    /// The limit of each API call.
+    pub step_timeout: Duration,
+}
+
+/// Replaces every `password` field's value and redacts password lines in every string.
+pub fn redact_value(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key.to_ascii_lowercase().contains("password") && !v.is_null() {
+                    *v = Value::String("<redacted>".into());
+                } else {
+                    redact_value(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_value),
+        Value::String(text) if text.contains("password") => *text = redact_passwords(text),
+        _ => {}
+    }
+}
+
+impl ClusterGather {
+    /// Runs every step; returns the failures, one line each.
+    pub async fn run(&self) -> Result<Vec<String>, std::io::Error> {
+        std::fs::create_dir_all(&self.dest)?;
+        let mut failures = Vec::new();
+        let ns = &self.namespace;
+        let core = self.dest.join("namespaces").join(ns).join("core");
+        let apps = self.dest.join("namespaces").join(ns).join("apps");
+        let c = &self.client;
+        self.list(
+            Api::<Pod>::namespaced(c.clone(), ns),
+            &core.join("pods.yaml"),
+            &mut failures,
+        )
+        .await;
+        self.list(
+            Api::<Service>::namespaced(c.clone(), ns),
+            &core.join("services.yaml"),
+            &mut failures,
+        )
+        .await;
+        self.list(
+            Api::<ConfigMap>::namespaced(c.clone(), ns),
+            &core.join("configmaps.yaml"),
+            &mut failures,
+        )
+        .await;
+        self.list(
+            Api::<Event>::namespaced(c.clone(), ns),
+            &core.join("events.yaml"),
+            &mut failures,
+        )
+        .await;
+        self.list(
+            Api::<Deployment>::namespaced(c.clone(), ns),
+            &apps.join("deployments.yaml"),
+            &mut failures,
+        )
+        .await;
+        self.list(
+            Api::<DaemonSet>::namespaced(c.clone(), ns),
+            &apps.join("daemonsets.yaml"),
+            &mut failures,
+        )
+        .await;
+        self.metallb_objects(&mut failures).await;
+        self.logs(&mut failures).await;
+        Ok(failures)
+    }
+
+    /// Lists `api` into `file` (YAML, redacted).
+    async fn list<K>(&self, api: Api<K>, file: &Path, failures: &mut Vec<String>) -> Option<Vec<K>>
+    where
+        K: Resource + Clone + std::fmt::Debug + Serialize + DeserializeOwned,
+    {
+        match tokio::time::timeout(self.step_timeout, api.list(&ListParams::default())).await {
+            Ok(Ok(list)) => {
+                let mut value = serde_json::to_value(&list.items).unwrap_or(Value::Null);
+                redact_value(&mut value);
+                write(file, &to_yaml(&value), failures);
+                Some(list.items)
+            }
+            Ok(Err(e)) => {
+                failures.push(format!("{}: {e}", file.display()));
+                None
+            }
+            Err(_) => {
+                failures.push(format!(
+                    "{}: timed out after {:?}",
+                    file.display(),
+                    self.step_timeout
+                ));
+                None
+            }
+        }
+    }
+
+    /// The metallb.io CRDs, then every object of each.
+    async fn metallb_objects(&self, failures: &mut Vec<String>) {
+        let crd_file = self
+            .dest
+            .join("cluster-scoped-resources/apiextensions.k8s.io/customresourcedefinitions")
+            .join(format!("{GROUP}.yaml"));
+        let Some(crds) = self
+            .list(
+                Api::<CustomResourceDefinition>::all(self.client.clone()),
+                &crd_file,
+                failures,
+            )
+            .await
+        else {
+            return;
+        };
+        for crd in crds.iter().filter(|c| c.spec.group == GROUP) {
+            let Some(version) = crd
+                .spec
+                .versions
+                .iter()
+                .find(|v| v.storage)
+                .or(crd.spec.versions.first())
+            else {
+                continue;
+            };
+            let gvk = GroupVersionKind::gvk(GROUP, &version.name, &crd.spec.names.kind);
+            let resource = ApiResource::from_gvk_with_plural(&gvk, &crd.spec.names.plural);
+            let api: Api<DynamicObject> = if crd.spec.scope == "Namespaced" {
+                Api::namespaced_with(self.client.clone(), &self.namespace, &resource)
+            } else {
+                Api::all_with(self.client.clone(), &resource)
+            };
+            let file = self
+                .dest
+                .join("namespaces")
+                .join(&self.namespace)
+                .join(GROUP)
+                .join(format!("{}.yaml", crd.spec.names.plural));
+            self.list(api, &file, failures).await;
+        }
+    }
+
+    /// Every container's current and previous log.
+    async fn logs(&self, failures: &mut Vec<String>) {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let Ok(Ok(list)) =
+            tokio::time::timeout(self.step_timeout, pods.list(&ListParams::default())).await
+        else {
+            failures.push("pod logs: cannot list pods".into());
+            return;
+        };
+        for pod in &list.items {
+            let Some(name) = pod.metadata.name.as_deref() else {
+                continue;
+            };
+            let containers = pod
+                .spec
+                .iter()
+                .flat_map(|s| s.containers.iter().map(|c| c.name.clone()));
+            for container in containers {
+                let dir = self
+                    .dest
+                    .join("namespaces")
+                    .join(&self.namespace)
+                    .join("pods")
+                    .join(name)
+                    .join(&container)
+                    .join(&container)
+                    .join("logs");
+                for (previous, file) in [(false, "current.log"), (true, "previous.log")] {
+                    let params = LogParams {
+                        container: Some(container.clone()),
+                        previous,
+                        ..LogParams::default()
+                    };
+                    match tokio::time::timeout(self.step_timeout, pods.logs(name, &params)).await {
+                        Ok(Ok(text)) => write(&dir.join(file), &redact_passwords(&text), failures),
+                        // No previous container is the common case, not a failure.
+                        Ok(Err(_)) if previous => {}
+                        Ok(Err(e)) => failures.push(format!("{name}/{container} {file}: {e}")),
+                        Err(_) => failures.push(format!("{name}/{container} {file}: timed out")),
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn to_yaml(value: &Value) -> String {
+    serde_yaml_ng::to_string(value).unwrap_or_else(|e| format!("# cannot encode: {e}\n"))
+}
+
+fn write(file: &Path, text: &str, failures: &mut Vec<String>) {
+    let written = file
+        .parent()
+        .map_or(Ok(()), std::fs::create_dir_all)
+        .and_then(|()| std::fs::write(file, text));
+    if let Err(e) = written {
+        failures.push(format!("{}: {e}", file.display()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn password_fields_and_password_lines_are_redacted_everywhere() {
+        let mut value = serde_json::json!([
+            {"kind": "BGPPeer", "spec": {"password": "s3cr3t-MD5", "peerASN": 64501}},
+            {"kind": "ConfigMap", "data": {"frr.conf": "router bgp 64500\n neighbor 10.77.0.1 password s3cr3t-MD5\n"}},
+            {"kind": "BGPPeer", "spec": {"passwordSecret": {"name": "md5"}}},
+        ]);
+        redact_value(&mut value);
+        let text = value.to_string();
+        assert!(!text.contains("s3cr3t-MD5"), "{text}");
+        assert_eq!(value[0]["spec"]["peerASN"], 64501);
+        assert_eq!(value[0]["spec"]["password"], "<redacted>");
+        assert!(text.contains("password <redacted>"), "{text}");
+    }
+}
