@@ -144,6 +144,8 @@ enum Source {
 }
 
 impl Source {
+    /// The next input. Cancel safe (the loop's `select!` drops it when another branch wins):
+    /// the sources keep their progress in themselves.
     async fn next(&mut self) -> Msg {
         match self {
             Source::Api(api) => {
@@ -331,6 +333,8 @@ pub async fn run(options: Options, source: SourceOptions) -> Result<(), SpeakerE
     let mut tick = tokio::time::interval(layer2::TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // The branches that lose are dropped, so each must be cancel safe: the tick wins the
+        // race every 100 ms, and a source that kept progress in its future would never finish.
         let msg = tokio::select! {
             msg = source.next() => msg,
             Some(live) = live_rx.recv() => Msg::Live(live),
@@ -423,6 +427,13 @@ impl Speaker {
             }
         };
         self.config_metrics.config_ok();
+        if self.input.is_none() {
+            // Nothing is elected or announced before this line.
+            info!(
+                services = input.resources.services.len(),
+                "speaker: first valid input read"
+            );
+        }
         if input.problems.is_empty() {
             self.input_state = Some(config_state::State::Valid);
         } else {

@@ -156,6 +156,10 @@ pub struct ManifestSource {
     last: Option<Vec<(String, String)>>,
     failing: bool,
     poll: tokio::time::Interval,
+    /// A changed input read once, and when to read it again to see that it settled. Kept here,
+    /// not in the future of [`ManifestSource::changed`], because that future is dropped
+    /// whenever another branch of the speaker's `select!` wins.
+    settling: Option<(Vec<(String, String)>, tokio::time::Instant)>,
 }
 
 /// How long an input must stay the same before it is taken.
@@ -171,6 +175,7 @@ impl ManifestSource {
             last: None,
             failing: false,
             poll,
+            settling: None,
         }
     }
 
@@ -188,8 +193,23 @@ impl ManifestSource {
 
     /// Waits for the next changed input: the files' contents (for `--frr-conf-file`), or an
     /// error the first time reading fails.
+    ///
+    /// Cancel safe: dropped before it returns, it loses nothing, and the next call resumes
+    /// where it stood. The speaker races it against a tick of the same period; had the settle
+    /// wait lived in the future, a tick falling inside it every time would keep the input out
+    /// for good.
     pub async fn changed(&mut self) -> Result<Vec<(String, String)>, ManifestError> {
         loop {
+            if let Some(due) = self.settling.as_ref().map(|(_, due)| *due) {
+                tokio::time::sleep_until(due).await;
+                if let Some((input, _)) = self.settling.take()
+                    && self.snapshot().ok().as_ref() == Some(&input)
+                {
+                    self.last = Some(input.clone());
+                    return Ok(input);
+                }
+                // Still being written: look again at the next poll.
+            }
             self.poll.tick().await;
             let input = match self.snapshot() {
                 Ok(input) => input,
@@ -207,12 +227,7 @@ impl ManifestSource {
             // A file caught half-written can still parse (a truncated list of Services), and
             // taking it would withdraw routes for a moment. Take a change only once it reads
             // the same twice, SETTLE apart; writers that rename into place never hit this.
-            tokio::time::sleep(SETTLE).await;
-            if self.snapshot().ok().as_ref() != Some(&input) {
-                continue;
-            }
-            self.last = Some(input.clone());
-            return Ok(input);
+            self.settling = Some((input, tokio::time::Instant::now() + SETTLE));
         }
     }
 }
@@ -224,4 +239,37 @@ pub fn decode(input: &[(String, String)]) -> Result<(Resources, Vec<ConfigError>
         docs.extend(manifest::parse(file, text)?);
     }
     Ok(Resources::from_documents(&docs))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The speaker's loop races `changed` against its 100 ms tick and drops the loser. With the
+    /// poll at the same period and the tick a few milliseconds behind, the tick used to fire
+    /// during every settle wait: the first input was never taken and the speaker never started.
+    #[tokio::test(start_paused = true)]
+    async fn a_change_is_taken_although_another_timer_keeps_interrupting_the_settle_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.yaml"), "kind: Namespace\n").unwrap();
+        let mut source = ManifestSource::new(dir.path().to_path_buf(), Duration::from_millis(100));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let mut tick = tokio::time::interval(Duration::from_millis(100));
+        let start = tokio::time::Instant::now();
+        for _ in 0..50 {
+            tokio::select! {
+                // The speaker's select! picks at random; this is the order that loses the
+                // first poll to the tick.
+                biased;
+                input = source.changed() => {
+                    let input = input.unwrap();
+                    assert_eq!(input.len(), 1, "{input:?}");
+                    assert!(start.elapsed() < Duration::from_millis(250), "{:?}", start.elapsed());
+                    return;
+                }
+                _ = tick.tick() => {}
+            }
+        }
+        panic!("the input was never taken");
+    }
 }

@@ -336,8 +336,11 @@ serve(socket.AF_INET, "{VIP4}")
     }
 
     /// Starts both speakers and waits up to `timeout` until node2, the owner of 10.77.0.200
-    /// while both live (sha256 "node2#10.77.0.200" sorts first), announces.
+    /// while both live (sha256 "node2#10.77.0.200" sorts first), announces and both see each
+    /// other alive: what the tests do next (kill or stop the owner) assumes node1 is its
+    /// standby, not a speaker still starting.
     pub fn start_speakers(&mut self, timeout: Duration) {
+        let start = Instant::now();
         self.start_speaker("node1");
         self.start_speaker("node2");
         assert!(
@@ -345,6 +348,18 @@ serve(socket.AF_INET, "{VIP4}")
             "node2 never announced:\n{}",
             self.log("node2")
         );
+        let both = serde_json::json!(["node1", "node2"]);
+        for node in ["node1", "node2"] {
+            while self.status(node)["liveSpeakers"] != both {
+                assert!(
+                    start.elapsed() < timeout,
+                    "{node} never saw both speakers alive: {}\n{}",
+                    self.status(node),
+                    self.log(node)
+                );
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
     }
 
     /// The process id of a node's speaker.
@@ -370,6 +385,7 @@ serve(socket.AF_INET, "{VIP4}")
         assert!(out.status.success());
         let status = child.wait().unwrap();
         assert!(status.success(), "speaker exited with {status}");
+        eprintln!("{node}: exited {:?} after SIGTERM", at.elapsed());
         at
     }
 
@@ -441,6 +457,8 @@ serve(socket.AF_INET, "{VIP4}")
     }
 
     /// Polls the client's entry for `ip` until it is `mac`; how long that took from `since`.
+    /// Looks at least once, even when `since` is already `timeout` ago (a speaker slow to exit
+    /// after SIGTERM): the answer is then a duration past the timeout, not a misleading `None`.
     pub fn wait_neigh(
         &self,
         ip: &str,
@@ -448,13 +466,15 @@ serve(socket.AF_INET, "{VIP4}")
         since: Instant,
         timeout: Duration,
     ) -> Option<Duration> {
-        while since.elapsed() < timeout {
+        loop {
             if self.neigh(ip).as_deref() == Some(mac) {
                 return Some(since.elapsed());
             }
+            if since.elapsed() >= timeout {
+                return None;
+            }
             thread::sleep(Duration::from_millis(5));
         }
-        None
     }
 
     /// Captures, on the client, the ARP replies / gratuitous ARPs (both forms) / NAs for the
