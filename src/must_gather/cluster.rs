@@ -1,9 +1,10 @@
 //! The cluster part of must-gather: MetalLB's namespace objects (pods, deployments, daemonsets,
-//! services, events, configmaps — never Secrets), every metallb.io object and CRD, and every
-//! pod's logs (current and previous), laid out as `oc adm inspect` does. Each API call has its
+//! services, events, configmaps — never Secrets), every metallb.io object and CRD, every pod's
+//! logs (current and previous), laid out as `oc adm inspect` does, and each speaker pod's FRR
+//! files and vtysh output ([`super::speaker_frr`], through `pods/exec`). Each API call has its
 //! own timeout; a failed step is reported and the others still run. Every `password` field is
-//! replaced, and every string is passed through [`super::redact_passwords`] (ConfigMaps and
-//! logs may carry an frr.conf).
+//! replaced, and every string is passed through [`super::redact_text`] (ConfigMaps and logs may
+//! carry an frr.conf, kubectl's last-applied-configuration annotation the object as JSON).
 
 use std::{
     path::{Path, PathBuf},
@@ -25,7 +26,10 @@ use kube::{
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
-use super::redact_passwords;
+use super::{
+    redact_text, redact_value,
+    speaker_frr::{self, FRR_CONTAINER, KubeExec, SPEAKER_SELECTOR, container_logs_dir},
+};
 
 /// MetalLB's API group.
 const GROUP: &str = "metallb.io";
@@ -39,26 +43,11 @@ pub struct ClusterGather {
     pub namespace: String,
     /// Where to write (created).
     pub dest: PathBuf,
-    /// The limit of each API call.
+    /// The limit of each API call and of each exec.
     pub step_timeout: Duration,
-}
-
-/// Replaces every `password` field's value and redacts password lines in every string.
-pub fn redact_value(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            for (key, v) in map.iter_mut() {
-                if key.to_ascii_lowercase().contains("password") && !v.is_null() {
-                    *v = Value::String("<redacted>".into());
-                } else {
-                    redact_value(v);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(redact_value),
-        Value::String(text) if text.contains("password") => *text = redact_passwords(text),
-        _ => {}
-    }
+    /// The speaker pods to collect FRR data from (upstream's gather_metallb arguments); empty:
+    /// every pod labelled `component=speaker` that has an frr container.
+    pub speaker_pods: Vec<String>,
 }
 
 impl ClusterGather {
@@ -108,6 +97,7 @@ impl ClusterGather {
         .await;
         self.metallb_objects(&mut failures).await;
         self.logs(&mut failures).await;
+        self.speaker_frr(&mut failures).await;
         Ok(failures)
     }
 
@@ -199,15 +189,7 @@ impl ClusterGather {
                 .iter()
                 .flat_map(|s| s.containers.iter().map(|c| c.name.clone()));
             for container in containers {
-                let dir = self
-                    .dest
-                    .join("namespaces")
-                    .join(&self.namespace)
-                    .join("pods")
-                    .join(name)
-                    .join(&container)
-                    .join(&container)
-                    .join("logs");
+                let dir = container_logs_dir(&self.dest, &self.namespace, name, &container);
                 for (previous, file) in [(false, "current.log"), (true, "previous.log")] {
                     let params = LogParams {
                         container: Some(container.clone()),
@@ -215,7 +197,7 @@ impl ClusterGather {
                         ..LogParams::default()
                     };
                     match tokio::time::timeout(self.step_timeout, pods.logs(name, &params)).await {
-                        Ok(Ok(text)) => write(&dir.join(file), &redact_passwords(&text), failures),
+                        Ok(Ok(text)) => write(&dir.join(file), &redact_text(&text), failures),
                         // No previous container is the common case, not a failure.
                         Ok(Err(_)) if previous => {}
                         Ok(Err(e)) => failures.push(format!("{name}/{container} {file}: {e}")),
@@ -225,6 +207,50 @@ impl ClusterGather {
             }
         }
     }
+}
+
+impl ClusterGather {
+    /// Each speaker pod's FRR files and `dump_frr`, the pods in parallel.
+    async fn speaker_frr(&self, failures: &mut Vec<String>) {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let names = if self.speaker_pods.is_empty() {
+            let params = ListParams::default().labels(SPEAKER_SELECTOR);
+            match tokio::time::timeout(self.step_timeout, pods.list(&params)).await {
+                Ok(Ok(list)) => list.items.iter().filter_map(frr_pod_name).collect(),
+                Ok(Err(e)) => {
+                    failures.push(format!("speaker pods ({SPEAKER_SELECTOR}): {e}"));
+                    return;
+                }
+                Err(_) => {
+                    failures.push(format!("speaker pods ({SPEAKER_SELECTOR}): timed out"));
+                    return;
+                }
+            }
+        } else {
+            self.speaker_pods.clone()
+        };
+        let exec = KubeExec { pods };
+        failures.extend(
+            speaker_frr::gather(
+                &exec,
+                &self.dest,
+                &self.namespace,
+                &names,
+                self.step_timeout,
+            )
+            .await,
+        );
+    }
+}
+
+/// The pod's name when it has an frr container (a speaker without FRR has nothing to exec).
+fn frr_pod_name(pod: &Pod) -> Option<String> {
+    let has_frr = pod
+        .spec
+        .iter()
+        .flat_map(|s| &s.containers)
+        .any(|c| c.name == FRR_CONTAINER);
+    has_frr.then(|| pod.metadata.name.clone()).flatten()
 }
 
 fn to_yaml(value: &Value) -> String {
