@@ -339,22 +339,18 @@ mod tests {
         }
     }
 
+    const CONF: &str = "router bgp 64500\n neighbor 10.77.0.99 password s3cr3t-MD5\n";
+
     fn answering_everything() -> FakeExec {
         FakeExec::new(&[
-            (
-                "cat /etc/frr/frr.conf",
-                Answer::Prints("router bgp 64500\n neighbor 10.77.0.99 password s3cr3t-MD5\n"),
-            ),
+            ("cat /etc/frr/frr.conf", Answer::Prints(CONF)),
             ("cat /etc/frr/frr.log", Answer::Prints("BGP: started\n")),
             ("cat /etc/frr/daemons", Answer::Prints("bgpd=yes\n")),
             (
                 "cat /etc/frr/vtysh.conf",
                 Answer::Prints("service integrated-vtysh-config\n"),
             ),
-            (
-                "vtysh -c show running-config",
-                Answer::Prints("router bgp 64500\n neighbor 10.77.0.99 password s3cr3t-MD5\n"),
-            ),
+            ("vtysh -c show running-config", Answer::Prints(CONF)),
             (
                 "vtysh -c show bgp ipv4",
                 Answer::Prints("No BGP prefixes displayed"),
