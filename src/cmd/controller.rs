@@ -76,6 +76,8 @@ pub(super) async fn shutdown_signal() {
     ) else {
         return std::future::pending().await;
     };
+    // Signal::recv is cancel safe: a signal that arrives while the other branch wins stays
+    // pending in its stream.
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}

@@ -36,6 +36,7 @@ pub fn run(args: &WebhookArgs) -> anyhow::Result<ExitCode> {
             args.kube.context.as_deref(),
         )
         .await?;
+        // Runs once, at exit: the loser is dropped with the process, nothing to resume.
         tokio::select! {
             result = webhook::run(client, config) => match result {
                 Ok(()) => Ok(ExitCode::SUCCESS),

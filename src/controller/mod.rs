@@ -150,6 +150,10 @@ pub async fn run(
     config: ControllerConfig,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), Error> {
+    // The select!s below run once each and the losers are not resumed: dropping `serve` or
+    // `hold` ends the replica (release() reads the Lease afresh), dropping `acquire` gives up
+    // before leading. `shutdown` is pinned here so that the second and third wait on the same
+    // future.
     let mut shutdown = std::pin::pin!(shutdown);
     let Some(lease) = config.lease.clone() else {
         let (_tx, leader) = tokio_watch::channel(true);

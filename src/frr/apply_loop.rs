@@ -330,6 +330,9 @@ async fn run(
     loop {
         let confirm_due = applier.confirm_pending();
         let retry_delay = retry.as_ref().map_or(Duration::MAX, |r| r.delay);
+        // Cancel safe: `changed` loses nothing when dropped, and the sleeps are recreated each
+        // round on purpose, since every wake-up starts the work that resets them (an apply, a
+        // confirmation, a drift check).
         let woke = tokio::select! {
             changed = desired.changed() => Wake::from(changed.is_ok()),
             () = tokio::time::sleep(confirm_after), if confirm_due => Wake::Confirm,
@@ -344,6 +347,8 @@ async fn run(
             }
             Wake::Confirm => {
                 // Only the read-only `--test` races a new change; the rest runs to the end.
+                // Dropping it loses nothing: it takes `&self`, its frr-reload child is killed on
+                // drop, and the pending confirmation stays in the applier for the next round.
                 let test = tokio::select! {
                     test = applier.confirm_test() => Some(test),
                     changed = desired.changed() => {

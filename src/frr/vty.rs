@@ -69,6 +69,15 @@ pub enum VtyError {
     /// A command contains a NUL byte or a newline (it would be split into two commands).
     #[error("not a single vty command: {0:?}")]
     BadCommand(String),
+    /// An earlier command timed out or its call was dropped before its answer was read: that
+    /// answer may still arrive and would be taken for the next one's. Reconnect.
+    #[error("{path}: `{command}` was interrupted; the session is out of step")]
+    OutOfStep {
+        /// The socket.
+        path: PathBuf,
+        /// The command whose answer was never read.
+        command: String,
+    },
 }
 
 /// One command's answer.
@@ -127,6 +136,11 @@ pub struct VtySession {
     stream: UnixStream,
     timeout: Duration,
     buf: Vec<u8>,
+    /// The command being sent or answered. Kept here, not in the future of
+    /// [`VtySession::command`], because that future can be dropped (its timeout, a caller's
+    /// `select!`) between writing the command and reading the whole answer; still set when the
+    /// next command starts, it means the session is out of step for good.
+    unanswered: Option<String>,
 }
 
 impl VtySession {
@@ -149,6 +163,7 @@ impl VtySession {
             stream,
             timeout,
             buf: Vec::with_capacity(4096),
+            unanswered: None,
         };
         let reply = session.command("enable").await?;
         if !reply.success() {
@@ -171,10 +186,21 @@ impl VtySession {
     }
 
     /// Runs one command and returns its answer, whatever its status.
+    ///
+    /// Not resumable: once a call times out or is dropped before its answer is read, every
+    /// later call fails with [`VtyError::OutOfStep`] (the late answer would otherwise be
+    /// returned for the next command). Callers drop the session on any error and reconnect.
     pub async fn command(&mut self, command: &str) -> Result<VtyReply, VtyError> {
         if command.contains(['\0', '\n']) {
             return Err(VtyError::BadCommand(command.to_string()));
         }
+        if let Some(command) = &self.unanswered {
+            return Err(VtyError::OutOfStep {
+                path: self.path.clone(),
+                command: command.clone(),
+            });
+        }
+        self.unanswered = Some(command.to_string());
         let timeout = self.timeout;
         match tokio::time::timeout(timeout, self.exchange(command)).await {
             Ok(r) => r,
@@ -203,6 +229,7 @@ impl VtySession {
         let mut chunk = [0u8; 16 * 1024];
         loop {
             if let Some((output, status, _)) = split_reply(&self.buf) {
+                self.unanswered = None;
                 return Ok(VtyReply { status, output });
             }
             let n = self.stream.read(&mut chunk).await.map_err(io)?;
@@ -268,10 +295,77 @@ mod tests {
             stream: a,
             timeout: Duration::from_secs(1),
             buf: Vec::new(),
+            unanswered: None,
         };
         assert!(matches!(
             s.command("network 1.2.3.4/32\nno network 5.6.7.8/32").await,
             Err(VtyError::BadCommand(_))
         ));
+    }
+
+    /// A session on a fake daemon that answers `<command> answer`, after `slow` for commands
+    /// containing "slow" and at once otherwise, in order, as bgpd does.
+    fn session_on_fake_daemon(timeout: Duration, slow: Duration) -> VtySession {
+        let (client, mut daemon) = UnixStream::pair().unwrap();
+        tokio::spawn(async move {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 1024];
+            loop {
+                while let Some(end) = buf.iter().position(|b| *b == 0) {
+                    let command = String::from_utf8(buf.drain(..=end).collect()).unwrap();
+                    let command = command.trim_end_matches('\0');
+                    if command.contains("slow") {
+                        tokio::time::sleep(slow).await;
+                    }
+                    let reply = format!("{command} answer\0\0\0\0");
+                    daemon.write_all(reply.as_bytes()).await.unwrap();
+                }
+                match daemon.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+        });
+        VtySession {
+            path: PathBuf::from("fake"),
+            stream: client,
+            timeout,
+            buf: Vec::new(),
+            unanswered: None,
+        }
+    }
+
+    /// The late answer of a timed-out command arrives while the next command waits: taken for
+    /// the next command's answer, it would report `show fast` as having printed `show slow`'s
+    /// output (or a rejected `network` line as accepted).
+    #[tokio::test(start_paused = true)]
+    async fn after_a_timeout_the_late_answer_is_never_taken_for_the_next_commands() {
+        let mut session =
+            session_on_fake_daemon(Duration::from_millis(50), Duration::from_millis(80));
+        let reply = session.command("show fast").await.unwrap();
+        assert_eq!(reply.output, "show fast answer");
+        assert!(matches!(
+            session.command("show slow").await,
+            Err(VtyError::Timeout { .. })
+        ));
+        match session.command("show fast").await {
+            Err(VtyError::OutOfStep { command, .. }) => assert_eq!(command, "show slow"),
+            other => panic!("expected OutOfStep, got {other:?}"),
+        }
+    }
+
+    /// The same when a caller's `select!` drops the call between sending and reading.
+    #[tokio::test(start_paused = true)]
+    async fn after_a_dropped_call_the_late_answer_is_never_taken_for_the_next_commands() {
+        let mut session = session_on_fake_daemon(Duration::from_secs(1), Duration::from_millis(80));
+        tokio::select! {
+            biased;
+            reply = session.command("show slow") => panic!("answered before the drop: {reply:?}"),
+            () = tokio::time::sleep(Duration::from_millis(10)) => {}
+        }
+        match session.command("show fast").await {
+            Err(VtyError::OutOfStep { command, .. }) => assert_eq!(command, "show slow"),
+            other => panic!("expected OutOfStep, got {other:?}"),
+        }
     }
 }

@@ -188,6 +188,9 @@ impl StatusWriter {
             if !open && pending.is_empty() && running.is_empty() && retries.is_empty() {
                 return;
             }
+            // Every branch is cancel safe: `recv` and `changed` lose nothing when dropped, the
+            // writes and retries live in their FuturesUnordered (`next` only polls them), and the
+            // bucket's wake-up time is recomputed each round.
             tokio::select! {
                 msg = self.rx.recv(), if open => match msg {
                     Some(write) => queue(&mut pending, write),

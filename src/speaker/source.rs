@@ -88,6 +88,10 @@ impl ApiSource {
 
     /// Waits for the next change, once every store has its first full list; several changes
     /// that arrive together count as one. Drives the watches.
+    ///
+    /// Cancel safe (the speaker's loop drops it whenever another branch wins): what it learns
+    /// (`synced`) goes into `self` before the next await, `recv` loses nothing when dropped, and
+    /// the watch futures stay in `tasks`.
     pub async fn changed(&mut self) {
         loop {
             tokio::select! {

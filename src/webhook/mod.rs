@@ -328,6 +328,8 @@ pub async fn run(client: Client, config: WebhookConfig) -> Result<(), WebhookErr
         .into_iter()
         .map(|w| w.map(|()| "watch").boxed())
         .collect();
+    // Cancel safe: `tasks.next()` leaves unfinished watches in the set (they are polled again
+    // below), and `cache.ready()` is dropped only when we return.
     tokio::select! {
         () = cache.ready() => {}
         Some(task) = tasks.next() => return Err(WebhookError::TaskEnded(task)),

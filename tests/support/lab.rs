@@ -68,9 +68,16 @@ pub struct Lab {
     host_peer: bool,
     /// Whether the client namespace (10.77.0.100 on br0) exists (`MLB_LAB_CLIENT=1`).
     client: bool,
+    /// With `host`: this process's only lab on the host port, released after the teardown.
+    _host_port: Option<std::sync::MutexGuard<'static, ()>>,
     /// The machine's lab lock, released after the teardown in `drop`.
     _lock: lab_lock::LabLock,
 }
+
+/// The host port's addresses are fixed ([`HOST_IPV4`] in the root netns), so two labs with a
+/// host port cannot be up at once. The machine's lab lock is shared by the tests of one
+/// process (they run in parallel on different prefixes); this one is not.
+static HOST_PORT: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 impl Lab {
     /// Brings up router, node1 and node2 (no client) under `prefix`. Leftovers of an earlier
@@ -111,6 +118,7 @@ impl Lab {
             host,
             host_peer,
             client,
+            _host_port: host.then(|| HOST_PORT.lock().unwrap_or_else(|e| e.into_inner())),
             _lock: lab_lock::acquire(),
         };
         let _ = lab.script("down");
