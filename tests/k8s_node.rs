@@ -438,21 +438,14 @@ fn bgp_extras_from_the_configmap(node: &Node, pod: &str) {
 /// The must-gather image: what `oc adm must-gather --image=` would be given.
 const MUST_GATHER_IMAGE: &str = "localhost/metallb/must-gather:dev";
 
-/// What `oc adm must-gather` creates (oc's `newPod`): a temporary namespace whose default
-/// ServiceAccount is bound to cluster-admin, and a pod on the node with the image's
-/// `/usr/bin/gather` in container `gather` and a `copy` container that only sleeps, so that
-/// `/must-gather` (an emptyDir both mount) can still be copied out after gather ended. oc's
-/// system-cluster-critical priority class is left out: nothing to preempt on this node.
-const MUST_GATHER_POD: &str = r#"
+/// What `oc adm must-gather` creates first: a temporary namespace whose `default`
+/// ServiceAccount (kube-controller-manager makes it) is bound to cluster-admin.
+const MUST_GATHER_NAMESPACE: &str = r#"
 apiVersion: v1
 kind: Namespace
 metadata:
   name: openshift-must-gather-lab
   annotations: {oc.openshift.io/command: "oc adm must-gather"}
----
-apiVersion: v1
-kind: ServiceAccount
-metadata: {name: default, namespace: openshift-must-gather-lab}
 ---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
@@ -460,7 +453,13 @@ metadata: {name: must-gather-lab}
 roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
 subjects:
 - {kind: ServiceAccount, name: default, namespace: openshift-must-gather-lab}
----
+"#;
+
+/// Then oc's `newPod`: on the node, the image's `/usr/bin/gather` in container `gather` and a
+/// `copy` container that only sleeps, so that `/must-gather` (an emptyDir both mount) can still
+/// be copied out after gather ended. oc's system-cluster-critical priority class is left out:
+/// nothing to preempt on this node.
+const MUST_GATHER_POD: &str = r#"
 apiVersion: v1
 kind: Pod
 metadata:
@@ -515,6 +514,15 @@ fn must_gather_as_oc_runs_it(node: &Node, cluster_dir: &Path) {
         conf.contains(&with_password).then_some(())
     });
 
+    let mg_ns = "openshift-must-gather-lab";
+    let namespace = cluster_dir.join("must-gather-namespace.yaml");
+    std::fs::write(&namespace, MUST_GATHER_NAMESPACE).unwrap();
+    node.kubectl(&["apply", "-f", &namespace.display().to_string()]);
+    // The ServiceAccount admission plugin refuses a pod whose ServiceAccount is not there yet.
+    eventually_sync("the namespace's default ServiceAccount", WAIT, || {
+        let (found, _, _) = node.try_kubectl(&["get", "serviceaccount", "-n", mg_ns, "default"]);
+        found.then_some(())
+    });
     let manifest = cluster_dir.join("must-gather.yaml");
     std::fs::write(
         &manifest,
@@ -525,7 +533,6 @@ fn must_gather_as_oc_runs_it(node: &Node, cluster_dir: &Path) {
     .unwrap();
     let started = Instant::now();
     node.kubectl(&["apply", "-f", &manifest.display().to_string()]);
-    let mg_ns = "openshift-must-gather-lab";
     let gather_state = |path: &str| {
         node.kubectl(&[
             "get",
