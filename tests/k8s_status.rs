@@ -281,6 +281,12 @@ spec: {{addresses: [198.51.100.0/24]}}
     ))
     .unwrap();
     assert!(crds.contains("bgppeers.metallb.io"), "{crds}");
+    // MetalLB's CRDs only, schemas intact (the BGPPeer's password property is described).
+    assert!(
+        !crds.contains("customresourcedefinitions.apiextensions"),
+        "{crds}"
+    );
+    assert!(!crds.contains("<redacted>"), "{crds}");
     let peers = std::fs::read_to_string(ns.join("metallb.io/bgppeers.yaml")).unwrap();
     assert!(peers.contains("peerAddress: 10.77.0.1"), "{peers}");
     assert!(peers.contains("password: <redacted>"), "{peers}");
