@@ -125,9 +125,12 @@ fn main() {
     let networks = conf.matches(" network ").count();
     println!(
         "speaker RSS with {SERVICES} Services ({} BGP networks in frr.conf, {announced} layer 2 \
-         Services owned by node1): VmRSS {} KiB, VmHWM {} KiB",
+         Services owned by node1): VmRSS {} KiB, VmHWM {} KiB (RssAnon {} KiB: heap and \
+         stacks; RssFile {} KiB: the binary's pages in use)",
         networks,
         status_kib(pid, "VmRSS:"),
         status_kib(pid, "VmHWM:"),
+        status_kib(pid, "RssAnon:"),
+        status_kib(pid, "RssFile:"),
     );
 }
