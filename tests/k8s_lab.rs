@@ -28,7 +28,7 @@ use kube::{
 };
 use lab::Lab;
 use metallb::{
-    api::service_bgp_status::ServiceBGPStatus,
+    api::{service_bgp_status::ServiceBGPStatus, service_l2_status::ServiceL2Status},
     frr::{vty::VtySession, vtysh::parse_bgp_prefix},
 };
 use serde_json::json;
@@ -472,6 +472,19 @@ spec:
   ipAddressPools: [nowhere]
   nodeSelectors: [{matchLabels: {nowhere: "yes"}}]
 ---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: l2, namespace: metallb-system}
+spec:
+  addresses: [10.77.0.220/32]
+  autoAssign: false
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: l2, namespace: metallb-system}
+spec:
+  ipAddressPools: [l2]
+---
 apiVersion: rbac.authorization.k8s.io/v1
 kind: ClusterRoleBinding
 metadata: {name: status-reader-controller-sa}
@@ -483,7 +496,8 @@ subjects: [{kind: ServiceAccount, name: controller, namespace: metallb-system}]
 /// the apiserver), the controller's on loopback, and `metallb status service` answering from
 /// FRR: advertised by both nodes; one node's session shut at the router (Watch streams it
 /// within 1 s, and the answer changes); pending because the pool is full; allocated but no
-/// eligible node. grpcurl lists the Speaker service by reflection and calls each method.
+/// eligible node; allocated from a layer 2 pool and owned by the node whose speaker wrote its
+/// ServiceL2Status. grpcurl lists the Speaker service by reflection and calls each method.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "needs METALLB_K8S and METALLB_LAB (kube-apiserver, root, FRR)"]
 async fn status_api_answers_from_frr_in_the_lab() {
@@ -529,13 +543,7 @@ async fn status_api_answers_from_frr_in_the_lab() {
                 &cluster,
                 &lab,
                 node,
-                &[
-                    "--status-addr",
-                    &addr,
-                    "--status-poll-ms",
-                    "200",
-                    "--layer2=false",
-                ],
+                &["--status-addr", &addr, "--status-poll-ms", "200"],
             )
         })
         .collect();
@@ -754,4 +762,57 @@ async fn status_api_answers_from_frr_in_the_lab() {
     })
     .await;
     eprintln!("no eligible node: {}", answer.trim());
+
+    // 5. Allocated from a layer 2 pool: owned by the node the election picked, the one whose
+    //    speaker wrote the Service's ServiceL2Status (two independent outputs must agree).
+    services
+        .create(
+            &PostParams::default(),
+            &ctl::lb_service(
+                "l2web",
+                json!({"metallb.universe.tf/address-pool": "l2"}),
+                json!({}),
+            ),
+        )
+        .await
+        .unwrap();
+    // As upstream, a layer 2 Service without a ready endpoint is not announced.
+    support::create_yaml(
+        &client,
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata: {name: l2web-1, namespace: default, labels: {kubernetes.io/service-name: l2web}}\n\
+         addressType: IPv4\nendpoints: [{addresses: [10.244.0.5], conditions: {ready: true}}]\n",
+        None,
+    )
+    .await
+    .unwrap();
+    let l2_statuses: Api<ServiceL2Status> = Api::namespaced(client.clone(), "metallb-system");
+    let owner = eventually("l2web's ServiceL2Status", LONG, || {
+        let api = l2_statuses.clone();
+        async move {
+            let owners: Vec<String> = api
+                .list(&Default::default())
+                .await
+                .ok()?
+                .items
+                .into_iter()
+                .filter_map(|o| o.status)
+                .filter(|s| s.service_name == "l2web" && s.service_namespace == "default")
+                .map(|s| s.node)
+                .collect();
+            (owners.len() == 1).then(|| owners[0].clone())
+        }
+    })
+    .await;
+    let answer = eventually("l2web owned by one node", LONG, || {
+        let answer = status("default/l2web");
+        let want = format!("layer 2: owned: 10.77.0.220 on eth0 by node {owner}");
+        async move { answer.contains(&want).then_some(answer) }
+    })
+    .await;
+    eprintln!("layer 2 owner: {}", answer.trim());
+    assert!(
+        answer.contains("10.77.0.220 from pool l2; BGP: none;"),
+        "{answer}"
+    );
 }
