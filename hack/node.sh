@@ -176,7 +176,7 @@ up() {
   for b in containerd runc ctr iptables /usr/lib/cni/bridge /usr/lib/cni/host-local /usr/lib/cni/loopback; do
     command -v "$b" >/dev/null || die "$b missing: run hack/setup.sh"
   done
-  for i in pause metallb frr speaker; do
+  for i in pause metallb frr speaker must-gather; do
     [[ -f $IMAGES/$i.tar ]] || die "$IMAGES/$i.tar missing: run hack/images.sh"
   done
   [[ -e $DIR ]] && die "$DIR exists: a node is up (hack/node.sh down first)"
@@ -242,9 +242,9 @@ EOF
   wait_for 20 containerd ctr --address "$SOCK" version
   log "containerd $(containerd --version | awk '{print $3}') up"
   # Unpacked into the overlayfs snapshotter now, so the pods start at once; in parallel, but
-  # speaker after frr, whose layers it shares.
+  # speaker after frr and must-gather after speaker, whose layers each shares.
   local pids=()
-  for i in pause metallb "frr speaker"; do
+  for i in pause metallb "frr speaker must-gather"; do
     (for image in $i; do ctr_ images import "$IMAGES/$image.tar" >/dev/null || exit 1; done) &
     pids+=($!)
   done

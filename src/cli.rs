@@ -308,9 +308,14 @@ pub struct MustGatherArgs {
     #[arg(long, default_value = "30s", value_parser = parse_duration)]
     pub step_timeout: std::time::Duration,
     /// Collect the cluster part instead (MetalLB's namespace objects, metallb.io objects and
-    /// CRDs, pod logs), as the must-gather image's `/usr/bin/gather` does.
+    /// CRDs, pod logs, each speaker pod's FRR files and vtysh output through `pods/exec`), as
+    /// the must-gather image's `/usr/bin/gather` does.
     #[arg(long)]
     pub cluster: bool,
+    /// With `--cluster`: the speaker pods to collect FRR data from, as upstream's
+    /// gather_metallb takes them (default: every pod labelled `component=speaker`).
+    #[arg(requires = "cluster")]
+    pub speaker_pods: Vec<String>,
     /// MetalLB's namespace (with `--cluster`).
     #[arg(long, env = "METALLB_NAMESPACE", default_value = "metallb-system")]
     pub namespace: String,

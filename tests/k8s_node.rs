@@ -7,7 +7,7 @@
 //! with kubectl in place of oc, a Service's address at the router, the speaker's JSON logs, layer
 //! 2 from the speaker pod (the controller's memberlist Secret, the lab's client resolving a
 //! Service's address to the host port's MAC), and a deleted speaker pod coming back with the
-//! same FRR configuration and routes.
+//! same FRR configuration and routes, and must-gather run as `oc adm must-gather` runs it.
 //!
 //! Needs root, the lab (FRR), the node's packages (hack/setup.sh), hack/k8s-bin.sh's binaries
 //! and hack/images.sh's images; run by hack/test (`--include-ignored`). Missing prerequisites
@@ -34,10 +34,16 @@ const NS: &str = "metallb-system";
 const ROUTER: &str = "10.77.0.1";
 const WAIT: Duration = Duration::from_secs(120);
 
+/// The BGP MD5 password of [`BGP_CONFIG`]'s second peer: in FRR's configuration, never in a
+/// must-gather.
+const PEER_PASSWORD: &str = "lab-md5-Kp42x";
+
 /// The seed's BGP example, aimed at the lab router (AS 64501) from the node (AS 64500), and a
 /// Service with one ready backend (the speaker announces a Service only while it has ready
 /// endpoints, which kube-controller-manager's EndpointSlice controller publishes; the pause
-/// image stands in for a web server).
+/// image stands in for a web server). A second peer with an MD5 password, at an address
+/// nothing in the lab answers on, puts the password into FRR's configuration for must-gather
+/// to leave out.
 const BGP_CONFIG: &str = r#"
 apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
@@ -58,6 +64,15 @@ spec:
   myASN: 64500
   peerASN: 64501
   peerAddress: 10.77.0.1
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: md5-peer, namespace: metallb-system}
+spec:
+  myASN: 64500
+  peerASN: 64502
+  peerAddress: 10.77.0.99
+  password: "@PEER_PASSWORD@"
 ---
 apiVersion: v1
 kind: Service
@@ -169,7 +184,11 @@ async fn speaker_daemonset_on_a_real_node() {
 
     // A LoadBalancer Service through the API: an address from the pool, announced at the router.
     let config = cluster.dir.join("bgp.yaml");
-    std::fs::write(&config, BGP_CONFIG).unwrap();
+    std::fs::write(
+        &config,
+        BGP_CONFIG.replace("@PEER_PASSWORD@", PEER_PASSWORD),
+    )
+    .unwrap();
     node.kubectl(&["apply", "-f", &config.display().to_string()]);
     let ip = eventually_sync("web gets an address", WAIT, || {
         let ip = node.kubectl(&[
@@ -277,6 +296,8 @@ async fn speaker_daemonset_on_a_real_node() {
     );
 
     bgp_extras_from_the_configmap(&node, &new_pod);
+
+    must_gather_as_oc_runs_it(&node, &cluster.dir);
 
     drop(diagnose);
     let left = tokio::task::block_in_place(|| node.down());
@@ -412,6 +433,201 @@ fn bgp_extras_from_the_configmap(node: &Node, pod: &str) {
     eventually_sync("ConfigurationState valid again", WAIT, || {
         (state("result") == "Valid").then_some(())
     });
+}
+
+/// The must-gather image: what `oc adm must-gather --image=` would be given.
+const MUST_GATHER_IMAGE: &str = "localhost/metallb/must-gather:dev";
+
+/// What `oc adm must-gather` creates first: a temporary namespace whose `default`
+/// ServiceAccount (kube-controller-manager makes it) is bound to cluster-admin.
+const MUST_GATHER_NAMESPACE: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: openshift-must-gather-lab
+  annotations: {oc.openshift.io/command: "oc adm must-gather"}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: ClusterRoleBinding
+metadata: {name: must-gather-lab}
+roleRef: {apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: cluster-admin}
+subjects:
+- {kind: ServiceAccount, name: default, namespace: openshift-must-gather-lab}
+"#;
+
+/// Then oc's `newPod`: on the node, the image's `/usr/bin/gather` in container `gather` and a
+/// `copy` container that only sleeps, so that `/must-gather` (an emptyDir both mount) can still
+/// be copied out after gather ended. oc's system-cluster-critical priority class is left out:
+/// nothing to preempt on this node.
+const MUST_GATHER_POD: &str = r#"
+apiVersion: v1
+kind: Pod
+metadata:
+  name: must-gather
+  namespace: openshift-must-gather-lab
+  labels: {app: must-gather}
+spec:
+  nodeName: "@NODE@"
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 0
+  nodeSelector: {kubernetes.io/os: linux}
+  tolerations: [{operator: Exists}]
+  volumes: [{name: must-gather-output, emptyDir: {}}]
+  containers:
+  - name: gather
+    image: "@IMAGE@"
+    imagePullPolicy: IfNotPresent
+    command: [/usr/bin/gather]
+    volumeMounts: [{name: must-gather-output, mountPath: /must-gather}]
+  - name: copy
+    image: "@IMAGE@"
+    imagePullPolicy: IfNotPresent
+    command: [/bin/bash, -c, "trap : TERM INT; sleep infinity & wait"]
+    volumeMounts: [{name: must-gather-output, mountPath: /must-gather}]
+"#;
+
+/// must-gather as `oc adm must-gather --image=localhost/metallb/must-gather:dev` runs it: the
+/// pod above, wait for the gather container to end, copy `/must-gather` out of the copy
+/// container, then check the tree: upstream's FRR files and `dump_frr` (all five vtysh
+/// commands) beside every speaker pod's frr container logs, the speaker's logs, the metallb.io
+/// objects, and the peer's MD5 password nowhere, though FRR's running configuration has it.
+fn must_gather_as_oc_runs_it(node: &Node, cluster_dir: &Path) {
+    let pod = speaker_pod(node);
+    let with_password = format!("neighbor 10.77.0.99 password {PEER_PASSWORD}");
+    eventually_sync("the peer's password in FRR's configuration", WAIT, || {
+        vtysh(node, &pod, "show running-config")
+            .contains(&with_password)
+            .then_some(())
+    });
+    eventually_sync("the peer's password in FRR's frr.conf", WAIT, || {
+        let conf = node.kubectl(&[
+            "exec",
+            "-n",
+            NS,
+            &pod,
+            "-c",
+            "frr",
+            "--",
+            "cat",
+            "/etc/frr/frr.conf",
+        ]);
+        conf.contains(&with_password).then_some(())
+    });
+
+    let mg_ns = "openshift-must-gather-lab";
+    let namespace = cluster_dir.join("must-gather-namespace.yaml");
+    std::fs::write(&namespace, MUST_GATHER_NAMESPACE).unwrap();
+    node.kubectl(&["apply", "-f", &namespace.display().to_string()]);
+    // The ServiceAccount admission plugin refuses a pod whose ServiceAccount is not there yet.
+    eventually_sync("the namespace's default ServiceAccount", WAIT, || {
+        let (found, _, _) = node.try_kubectl(&["get", "serviceaccount", "-n", mg_ns, "default"]);
+        found.then_some(())
+    });
+    let manifest = cluster_dir.join("must-gather.yaml");
+    std::fs::write(
+        &manifest,
+        MUST_GATHER_POD
+            .replace("@NODE@", NODE)
+            .replace("@IMAGE@", MUST_GATHER_IMAGE),
+    )
+    .unwrap();
+    let started = Instant::now();
+    node.kubectl(&["apply", "-f", &manifest.display().to_string()]);
+    let gather_state = |path: &str| {
+        node.kubectl(&[
+            "get",
+            "pod",
+            "-n",
+            mg_ns,
+            "must-gather",
+            "-o",
+            &format!(r#"jsonpath={{.status.containerStatuses[?(@.name=="gather")].state.{path}}}"#),
+        ])
+    };
+    let exit_code = eventually_sync(
+        "the gather container ends",
+        Duration::from_secs(600),
+        || {
+            // A missing image would only be retried until the wait ends: fail at once.
+            let waiting = gather_state("waiting.reason");
+            assert!(
+                !waiting.contains("Image") && !waiting.contains("Pull"),
+                "the gather container waits: {waiting} (hack/node.sh imports {MUST_GATHER_IMAGE})"
+            );
+            let code = gather_state("terminated.exitCode");
+            (!code.is_empty()).then_some(code)
+        },
+    );
+    let out = cluster_dir.join("must-gather.local");
+    node.kubectl(&[
+        "cp",
+        "-n",
+        mg_ns,
+        "-c",
+        "copy",
+        "must-gather:/must-gather",
+        &out.display().to_string(),
+    ]);
+    let wall = started.elapsed();
+    eprintln!(
+        "must-gather: pod created -> tree copied in {:.1}s (gather exit code {exit_code})",
+        wall.as_secs_f64()
+    );
+    assert_eq!(exit_code, "0");
+
+    let root = out.join("metallb");
+    let errors = std::fs::read_to_string(root.join("gather-errors.txt")).unwrap_or_default();
+    eprintln!("--- must-gather gather-errors.txt\n{errors}");
+    assert!(!errors.contains("/frr "), "an FRR step failed:\n{errors}");
+    let ns = root.join("namespaces").join(NS);
+    for speaker in speaker_pods(node) {
+        let pod_dir = ns.join("pods").join(&speaker);
+        let frr = pod_dir.join("frr/frr/logs");
+        for file in ["frr.conf", "frr.log", "daemons", "vtysh.conf", "dump_frr"] {
+            let text = std::fs::read_to_string(frr.join(file))
+                .unwrap_or_else(|e| panic!("{speaker}: frr/frr/logs/{file}: {e}"));
+            assert!(!text.trim().is_empty(), "{speaker}: {file} is empty");
+        }
+        let dump = std::fs::read_to_string(frr.join("dump_frr")).unwrap();
+        for command in [
+            "show running-config",
+            "show bgp ipv4",
+            "show bgp ipv6",
+            "show bgp neighbor",
+            "show bfd peer",
+        ] {
+            assert!(
+                dump.lines().any(|l| l == format!("###### {command}")),
+                "{speaker}: no ###### {command} in dump_frr:\n{dump}"
+            );
+        }
+        assert!(
+            dump.contains("neighbor 10.77.0.99 password <redacted>"),
+            "{speaker}: the running configuration in dump_frr:\n{dump}"
+        );
+        let conf = std::fs::read_to_string(frr.join("frr.conf")).unwrap();
+        assert!(
+            conf.contains("neighbor 10.77.0.99 password <redacted>"),
+            "{speaker}: frr.conf:\n{conf}"
+        );
+        let speaker_log = pod_dir.join("speaker/speaker/logs/current.log");
+        let log = std::fs::read_to_string(&speaker_log)
+            .unwrap_or_else(|e| panic!("{}: {e}", speaker_log.display()));
+        assert!(!log.is_empty(), "{speaker}: empty speaker log");
+    }
+    let peers = std::fs::read_to_string(ns.join("metallb.io/bgppeers.yaml")).unwrap();
+    for peer in ["lab-router", "md5-peer"] {
+        assert!(peers.contains(peer), "no BGPPeer {peer}:\n{peers}");
+    }
+    for kind in ["ipaddresspools", "bgpadvertisements", "l2advertisements"] {
+        assert!(
+            ns.join(format!("metallb.io/{kind}.yaml")).is_file(),
+            "{kind}"
+        );
+    }
+    support::assert_in_no_file(&out, PEER_PASSWORD);
+    node.kubectl(&["delete", "namespace", mg_ns, "--wait=false"]);
+    node.kubectl(&["delete", "clusterrolebinding", "must-gather-lab"]);
 }
 
 /// On a failure: what the speaker pod says, FRR's view from inside it, and the router's.

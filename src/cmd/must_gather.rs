@@ -50,6 +50,7 @@ async fn cluster(args: &MustGatherArgs) -> anyhow::Result<ExitCode> {
         namespace: args.namespace.clone(),
         dest: args.dest_dir.clone(),
         step_timeout: args.step_timeout,
+        speaker_pods: args.speaker_pods.clone(),
     };
     let failures = gather
         .run()

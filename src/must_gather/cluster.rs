@@ -1,9 +1,10 @@
 //! The cluster part of must-gather: MetalLB's namespace objects (pods, deployments, daemonsets,
-//! services, events, configmaps — never Secrets), every metallb.io object and CRD, and every
-//! pod's logs (current and previous), laid out as `oc adm inspect` does. Each API call has its
+//! services, events, configmaps — never Secrets), every metallb.io object and CRD, every pod's
+//! logs (current and previous), laid out as `oc adm inspect` does, and each speaker pod's FRR
+//! files and vtysh output ([`super::speaker_frr`], through `pods/exec`). Each API call has its
 //! own timeout; a failed step is reported and the others still run. Every `password` field is
-//! replaced, and every string is passed through [`super::redact_passwords`] (ConfigMaps and
-//! logs may carry an frr.conf).
+//! replaced, and every string is passed through [`super::redact_text`] (ConfigMaps and logs may
+//! carry an frr.conf, kubectl's last-applied-configuration annotation the object as JSON).
 
 use std::{
     path::{Path, PathBuf},
@@ -25,7 +26,10 @@ use kube::{
 use serde::{Serialize, de::DeserializeOwned};
 use serde_json::Value;
 
-use super::redact_passwords;
+use super::{
+    redact_text, redact_value,
+    speaker_frr::{self, FRR_CONTAINER, KubeExec, SPEAKER_SELECTOR, container_logs_dir},
+};
 
 /// MetalLB's API group.
 const GROUP: &str = "metallb.io";
@@ -39,26 +43,11 @@ pub struct ClusterGather {
     pub namespace: String,
     /// Where to write (created).
     pub dest: PathBuf,
-    /// The limit of each API call.
+    /// The limit of each API call and of each exec.
     pub step_timeout: Duration,
-}
-
-/// Replaces every `password` field's value and redacts password lines in every string.
-pub fn redact_value(value: &mut Value) {
-    match value {
-        Value::Object(map) => {
-            for (key, v) in map.iter_mut() {
-                if key.to_ascii_lowercase().contains("password") && !v.is_null() {
-                    *v = Value::String("<redacted>".into());
-                } else {
-                    redact_value(v);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(redact_value),
-        Value::String(text) if text.contains("password") => *text = redact_passwords(text),
-        _ => {}
-    }
+    /// The speaker pods to collect FRR data from (upstream's gather_metallb arguments); empty:
+    /// every pod labelled `component=speaker` that has an frr container.
+    pub speaker_pods: Vec<String>,
 }
 
 impl ClusterGather {
@@ -108,6 +97,7 @@ impl ClusterGather {
         .await;
         self.metallb_objects(&mut failures).await;
         self.logs(&mut failures).await;
+        self.speaker_frr(&mut failures).await;
         Ok(failures)
     }
 
@@ -116,13 +106,20 @@ impl ClusterGather {
     where
         K: Resource + Clone + std::fmt::Debug + Serialize + DeserializeOwned,
     {
+        let items = self.fetch(api, file, failures).await?;
+        let mut value = serde_json::to_value(&items).unwrap_or(Value::Null);
+        redact_value(&mut value);
+        write(file, &to_yaml(&value), failures);
+        Some(items)
+    }
+
+    /// Lists `api` under the step timeout; a failure is reported under `file`'s name.
+    async fn fetch<K>(&self, api: Api<K>, file: &Path, failures: &mut Vec<String>) -> Option<Vec<K>>
+    where
+        K: Resource + Clone + std::fmt::Debug + DeserializeOwned,
+    {
         match tokio::time::timeout(self.step_timeout, api.list(&ListParams::default())).await {
-            Ok(Ok(list)) => {
-                let mut value = serde_json::to_value(&list.items).unwrap_or(Value::Null);
-                redact_value(&mut value);
-                write(file, &to_yaml(&value), failures);
-                Some(list.items)
-            }
+            Ok(Ok(list)) => Some(list.items),
             Ok(Err(e)) => {
                 failures.push(format!("{}: {e}", file.display()));
                 None
@@ -144,8 +141,8 @@ impl ClusterGather {
             .dest
             .join("cluster-scoped-resources/apiextensions.k8s.io/customresourcedefinitions")
             .join(format!("{GROUP}.yaml"));
-        let Some(crds) = self
-            .list(
+        let Some(mut crds) = self
+            .fetch(
                 Api::<CustomResourceDefinition>::all(self.client.clone()),
                 &crd_file,
                 failures,
@@ -154,7 +151,12 @@ impl ClusterGather {
         else {
             return;
         };
-        for crd in crds.iter().filter(|c| c.spec.group == GROUP) {
+        // Only MetalLB's, and as they are: schemas hold no secrets, and the password rule would
+        // blank the BGPPeer schema's password properties.
+        crds.retain(|c| c.spec.group == GROUP);
+        let value = serde_json::to_value(&crds).unwrap_or(Value::Null);
+        write(&crd_file, &to_yaml(&value), failures);
+        for crd in &crds {
             let Some(version) = crd
                 .spec
                 .versions
@@ -199,15 +201,7 @@ impl ClusterGather {
                 .iter()
                 .flat_map(|s| s.containers.iter().map(|c| c.name.clone()));
             for container in containers {
-                let dir = self
-                    .dest
-                    .join("namespaces")
-                    .join(&self.namespace)
-                    .join("pods")
-                    .join(name)
-                    .join(&container)
-                    .join(&container)
-                    .join("logs");
+                let dir = container_logs_dir(&self.dest, &self.namespace, name, &container);
                 for (previous, file) in [(false, "current.log"), (true, "previous.log")] {
                     let params = LogParams {
                         container: Some(container.clone()),
@@ -215,7 +209,7 @@ impl ClusterGather {
                         ..LogParams::default()
                     };
                     match tokio::time::timeout(self.step_timeout, pods.logs(name, &params)).await {
-                        Ok(Ok(text)) => write(&dir.join(file), &redact_passwords(&text), failures),
+                        Ok(Ok(text)) => write(&dir.join(file), &redact_text(&text), failures),
                         // No previous container is the common case, not a failure.
                         Ok(Err(_)) if previous => {}
                         Ok(Err(e)) => failures.push(format!("{name}/{container} {file}: {e}")),
@@ -225,6 +219,50 @@ impl ClusterGather {
             }
         }
     }
+}
+
+impl ClusterGather {
+    /// Each speaker pod's FRR files and `dump_frr`, the pods in parallel.
+    async fn speaker_frr(&self, failures: &mut Vec<String>) {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &self.namespace);
+        let names = if self.speaker_pods.is_empty() {
+            let params = ListParams::default().labels(SPEAKER_SELECTOR);
+            match tokio::time::timeout(self.step_timeout, pods.list(&params)).await {
+                Ok(Ok(list)) => list.items.iter().filter_map(frr_pod_name).collect(),
+                Ok(Err(e)) => {
+                    failures.push(format!("speaker pods ({SPEAKER_SELECTOR}): {e}"));
+                    return;
+                }
+                Err(_) => {
+                    failures.push(format!("speaker pods ({SPEAKER_SELECTOR}): timed out"));
+                    return;
+                }
+            }
+        } else {
+            self.speaker_pods.clone()
+        };
+        let exec = KubeExec { pods };
+        failures.extend(
+            speaker_frr::gather(
+                &exec,
+                &self.dest,
+                &self.namespace,
+                &names,
+                self.step_timeout,
+            )
+            .await,
+        );
+    }
+}
+
+/// The pod's name when it has an frr container (a speaker without FRR has nothing to exec).
+fn frr_pod_name(pod: &Pod) -> Option<String> {
+    let has_frr = pod
+        .spec
+        .iter()
+        .flat_map(|s| &s.containers)
+        .any(|c| c.name == FRR_CONTAINER);
+    has_frr.then(|| pod.metadata.name.clone()).flatten()
 }
 
 fn to_yaml(value: &Value) -> String {

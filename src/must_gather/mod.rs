@@ -1,10 +1,10 @@
-//! The collector behind `metallb must-gather`. So far the node-local part: what the seed's
-//! troubleshooting procedure (26.7.2) reads from a speaker's FRR, written to files under a
-//! destination directory, each step under its own timeout (a hung vtysh must not hang the
+//! The collector behind `metallb must-gather`. The node-local part (this module): what the
+//! seed's troubleshooting procedure (26.7.2) reads from a speaker's FRR, written to files under
+//! a destination directory, each step under its own timeout (a hung vtysh must not hang the
 //! gather) and every BGP password redacted. The cluster part ([`cluster`]: objects, metallb.io
-//! objects and CRDs, pod logs) is `metallb must-gather --cluster`, what the must-gather image's
-//! `/usr/bin/gather` runs; collecting the node part from each speaker pod (exec) and a status
-//! API snapshot are not implemented yet.
+//! objects and CRDs, pod logs, and [`speaker_frr`]: the same FRR data from every speaker pod
+//! through `pods/exec`) is `metallb must-gather --cluster`, what the must-gather image's
+//! `/usr/bin/gather` runs. A status API snapshot is not collected yet.
 
 use std::{
     io,
@@ -15,6 +15,7 @@ use std::{
 use crate::frr::vtysh::Vtysh;
 
 pub mod cluster;
+pub mod speaker_frr;
 
 /// The seed's five vtysh commands and the file each goes to.
 pub const VTYSH_COMMANDS: [(&str, &str); 5] = [
@@ -62,13 +63,73 @@ pub enum StepError {
     },
 }
 
-/// Replaces the secret of every `password` / `neighbor X password` line by `<redacted>`.
+/// Redacts every password in a text that may be one JSON document (a
+/// `kubectl.kubernetes.io/last-applied-configuration` annotation), JSON lines (the speaker's
+/// log) or configuration lines (frr.conf, `show running-config`, YAML): what every file of
+/// must-gather goes through.
+pub fn redact_text(text: &str) -> String {
+    if !mentions_password(text) {
+        return text.to_string();
+    }
+    if let Some(redacted) = redact_json(text) {
+        return redacted;
+    }
+    text.split_inclusive('\n')
+        .map(|line| {
+            if mentions_password(line) {
+                redact_json(line).unwrap_or_else(|| redact_passwords(line))
+            } else {
+                // Untouched (a JSON log line keeps its key order).
+                line.to_string()
+            }
+        })
+        .collect()
+}
+
+fn mentions_password(text: &str) -> bool {
+    text.to_ascii_lowercase().contains("password")
+}
+
+/// `text` (an object or array, maybe with a line end) with [`redact_value`] applied, or `None`
+/// when it is not JSON.
+fn redact_json(text: &str) -> Option<String> {
+    let body = text.trim_end_matches(['\n', '\r']);
+    if !body.trim_start().starts_with(['{', '[']) {
+        return None;
+    }
+    let mut value: serde_json::Value = serde_json::from_str(body).ok()?;
+    redact_value(&mut value);
+    Some(format!("{value}{}", &text[body.len()..]))
+}
+
+/// Replaces every `password` field's value (`password`, `bgpPassword`, `passwordSecret`) and
+/// redacts every string that mentions one with [`redact_text`].
+pub fn redact_value(value: &mut serde_json::Value) {
+    use serde_json::Value;
+    match value {
+        Value::Object(map) => {
+            for (key, v) in map.iter_mut() {
+                if key.to_ascii_lowercase().contains("password") && !v.is_null() {
+                    *v = Value::String("<redacted>".into());
+                } else {
+                    redact_value(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(redact_value),
+        Value::String(text) if mentions_password(text) => *text = redact_text(text),
+        _ => {}
+    }
+}
+
+/// Replaces what follows the word `password` on each line by `<redacted>`: FRR's `neighbor X
+/// password Y` and `password Y`, YAML's `password: Y`, `"password": "Y",`.
 pub fn redact_passwords(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for line in text.split_inclusive('\n') {
         let body = line.trim_end_matches(['\n', '\r']);
         let words: Vec<&str> = body.split_whitespace().collect();
-        match words.iter().position(|w| *w == "password") {
+        match words.iter().position(|w| is_password_key(w)) {
             Some(i) if i + 1 < words.len() => {
                 let indent = &body[..body.len() - body.trim_start().len()];
                 out.push_str(indent);
@@ -80,6 +141,14 @@ pub fn redact_passwords(text: &str) -> String {
         }
     }
     out
+}
+
+/// `password`, `password:`, `"password":`, `Password=` and the like.
+fn is_password_key(word: &str) -> bool {
+    word.trim_matches('"')
+        .trim_end_matches([':', '='])
+        .trim_matches('"')
+        .eq_ignore_ascii_case("password")
 }
 
 impl FrrGather {
@@ -115,7 +184,7 @@ impl FrrGather {
 
     fn write(&self, file: &str, text: &str, failures: &mut Vec<StepError>) {
         let path: &Path = &self.dest.join(file);
-        if let Err(source) = std::fs::write(path, redact_passwords(text)) {
+        if let Err(source) = std::fs::write(path, redact_text(text)) {
             failures.push(StepError::Io {
                 file: file.to_string(),
                 source,
@@ -140,6 +209,26 @@ mod tests {
         assert!(redacted.contains(" neighbor 10.77.0.1 password <redacted>\n"));
         assert!(redacted.contains(" neighbor 10.77.0.1 remote-as 64501\n"));
         assert!(redacted.ends_with("line vty\n"));
+    }
+
+    #[test]
+    fn yaml_and_json_passwords_are_redacted() {
+        let yaml = "peers:\n- peer-address: 10.77.0.1\n  password: s3cr3t-MD5\n";
+        assert_eq!(
+            redact_text(yaml),
+            "peers:\n- peer-address: 10.77.0.1\n  password: <redacted>\n"
+        );
+        // kubectl apply's annotation: one JSON document in a string.
+        let applied = r#"{"apiVersion":"metallb.io/v1beta2","spec":{"password":"s3cr3t-MD5","peerASN":64501}}"#;
+        let redacted = redact_text(applied);
+        assert!(!redacted.contains("s3cr3t"), "{redacted}");
+        assert!(redacted.contains(r#""peerASN":64501"#), "{redacted}");
+        // JSON log lines next to plain ones.
+        let log = "{\"msg\":\"config\",\"password\":\"s3cr3t-MD5\"}\nneighbor 10.77.0.1 password s3cr3t-MD5\n";
+        let redacted = redact_text(log);
+        assert!(!redacted.contains("s3cr3t"), "{redacted}");
+        assert_eq!(redacted.lines().count(), 2, "{redacted}");
+        assert!(redacted.ends_with("neighbor 10.77.0.1 password <redacted>\n"));
     }
 
     fn script(dir: &Path, body: &str) -> PathBuf {

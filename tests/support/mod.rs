@@ -830,3 +830,19 @@ pub fn grpcurl() -> String {
     );
     String::from_utf8(out.stdout).unwrap().trim().to_string()
 }
+
+/// `grep -r -l needle dir` finds nothing (a must-gather tree holds no password); panics naming
+/// the files that hold it.
+pub fn assert_in_no_file(dir: &Path, needle: &str) {
+    let grep = Command::new("grep")
+        .args(["-r", "-l", "-F", "--", needle])
+        .arg(dir)
+        .output()
+        .expect("run grep");
+    assert_eq!(
+        grep.status.code(),
+        Some(1),
+        "{needle:?} is in: {}",
+        String::from_utf8_lossy(&grep.stdout)
+    );
+}
