@@ -11,7 +11,7 @@ use kube::{
     discovery::{Discovery, Scope},
 };
 
-use crate::{cli::ApplyArgs, k8s, manifest};
+use crate::{cli::ApplyArgs, manifest};
 
 /// Field manager of `metallb apply`.
 pub(crate) const FIELD_MANAGER: &str = "metallb-apply";
@@ -27,11 +27,7 @@ pub(crate) fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
 
 async fn apply(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let sources = manifest::read_paths(&args.paths)?;
-    let client = k8s::client(
-        args.kube.kubeconfig.as_deref(),
-        args.kube.context.as_deref(),
-    )
-    .await?;
+    let client = super::kube_client(&args.kube).await?;
     let discovery = Discovery::new(client.clone())
         .run()
         .await

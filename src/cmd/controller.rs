@@ -12,11 +12,7 @@ use crate::{
 pub(crate) fn run(args: ControllerArgs) -> anyhow::Result<ExitCode> {
     let runtime = super::runtime()?;
     runtime.block_on(async {
-        let client = k8s::client(
-            args.kube.kubeconfig.as_deref(),
-            args.kube.context.as_deref(),
-        )
-        .await?;
+        let client = super::kube_client(&args.kube).await?;
         let identity = args.identity.clone().unwrap_or_else(k8s::default_identity);
         let mut config = ControllerConfig::new(&args.namespace, identity);
         config.lb_class = args.lb_class.clone();

@@ -51,6 +51,13 @@ pub(crate) fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("failed to start the async runtime")
 }
 
+/// The API client for the `--kubeconfig` / `--context` flags every cluster command takes.
+pub(crate) async fn kube_client(
+    kube: &crate::cli::KubeArgs,
+) -> Result<kube::Client, crate::k8s::ClientError> {
+    crate::k8s::client(kube.kubeconfig.as_deref(), kube.context.as_deref()).await
+}
+
 /// Manifests read, decoded and loaded ([`config::load_documents`]) with the number of files
 /// read, or the exit code that reading or parsing ended with (the message is already printed).
 pub(crate) fn load_manifests(

@@ -40,11 +40,7 @@ fn report(failures: &[impl std::fmt::Display]) -> ExitCode {
 }
 
 async fn cluster(args: &MustGatherArgs) -> anyhow::Result<ExitCode> {
-    let client = crate::k8s::client(
-        args.kube.kubeconfig.as_deref(),
-        args.kube.context.as_deref(),
-    )
-    .await?;
+    let client = super::kube_client(&args.kube).await?;
     let gather = crate::must_gather::cluster::ClusterGather {
         client,
         namespace: args.namespace.clone(),

@@ -9,7 +9,7 @@ use crate::{
     api::metallb::MetalLB,
     cli::{OperatorArgs, OperatorCommand, OperatorImages, OperatorRenderArgs},
     config::METALLB_RESOURCE_NAME,
-    k8s, manifest,
+    manifest,
     operator::{
         build::{BuildOptions, Images, build},
         reconcile,
@@ -24,11 +24,7 @@ pub(crate) fn run(args: &OperatorArgs) -> anyhow::Result<ExitCode> {
     }
     let runtime = super::runtime()?;
     runtime.block_on(async {
-        let client = k8s::client(
-            args.kube.kubeconfig.as_deref(),
-            args.kube.context.as_deref(),
-        )
-        .await?;
+        let client = super::kube_client(&args.kube).await?;
         reconcile::run(client, args.namespace.clone(), options(&args.images)).await;
         Ok(ExitCode::SUCCESS)
     })

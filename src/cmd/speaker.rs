@@ -39,11 +39,7 @@ async fn serve(args: &SpeakerArgs) -> anyhow::Result<ExitCode> {
             poll,
         },
         (None, None) if args.from_api => {
-            let client = crate::k8s::client(
-                args.kube.kubeconfig.as_deref(),
-                args.kube.context.as_deref(),
-            )
-            .await?;
+            let client = super::kube_client(&args.kube).await?;
             SourceOptions::Api { client }
         }
         (None, None) => anyhow::bail!("--manifests, --frr-conf-file or --from-api is required"),

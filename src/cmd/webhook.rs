@@ -6,7 +6,6 @@ use anyhow::Context as _;
 
 use crate::{
     cli::WebhookArgs,
-    k8s,
     webhook::{
         self, WebhookConfig,
         certs::CertSpec,
@@ -31,11 +30,7 @@ pub fn run(args: &WebhookArgs) -> anyhow::Result<ExitCode> {
     };
     let runtime = super::runtime()?;
     runtime.block_on(async {
-        let client = k8s::client(
-            args.kube.kubeconfig.as_deref(),
-            args.kube.context.as_deref(),
-        )
-        .await?;
+        let client = super::kube_client(&args.kube).await?;
         // Runs once, at exit: the loser is dropped with the process, nothing to resume.
         tokio::select! {
             result = webhook::run(client, config) => match result {
