@@ -157,12 +157,7 @@ async fn speakers_discover_each_other_fail_over_admit_a_newcomer_and_report() {
     let bin = support::metallb_bin(bin_dir.path());
     // The lab first: the apiserver listens on its host port only.
     let mut lab = tokio::task::block_in_place(|| Lab::up_with_host_three_nodes("mll2-", &bin));
-    let cluster = Cluster::start_with(ClusterOptions {
-        bind: Some(lab::HOST_IPV4.into()),
-        extra_ips: vec![lab::HOST_IPV4.into()],
-        ..Default::default()
-    })
-    .await;
+    let cluster = Cluster::start_with(ClusterOptions::listening_on(lab::HOST_IPV4)).await;
     let client = cluster.client.clone();
     let rbac = std::fs::read_to_string(
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/rbac/speaker.yaml"),

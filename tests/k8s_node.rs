@@ -137,10 +137,8 @@ async fn speaker_daemonset_on_a_real_node() {
     let started = Instant::now();
     let lab = tokio::task::block_in_place(|| Lab::up_with_host_peer_and_client("mkn-"));
     let cluster = Cluster::start_with(ClusterOptions {
-        bind: Some(lab::HOST_IPV4.into()),
-        extra_ips: vec![lab::HOST_IPV4.into()],
         pods: true,
-        ..ClusterOptions::default()
+        ..ClusterOptions::listening_on(lab::HOST_IPV4)
     })
     .await;
     let mut node = tokio::task::block_in_place(|| Node::up(&cluster, NODE));

@@ -130,10 +130,8 @@ async fn operator_deploys_and_follows_the_metallb_resource() {
     let started = Instant::now();
     let _lab = tokio::task::block_in_place(|| lab::Lab::up_with_host("mop-"));
     let cluster = Cluster::start_with(ClusterOptions {
-        bind: Some(lab::HOST_IPV4.into()),
-        extra_ips: vec![lab::HOST_IPV4.into()],
         pods: true,
-        ..ClusterOptions::default()
+        ..ClusterOptions::listening_on(lab::HOST_IPV4)
     })
     .await;
     let mut node = tokio::task::block_in_place(|| Node::up(&cluster, NODE));
