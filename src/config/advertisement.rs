@@ -196,17 +196,15 @@ pub(crate) fn attach_l2(
             ),
             preferred_nodes,
         };
-        let (pools, _) = selected_pools(
+        let selection = selected_pools(
             &origin,
             &spec.ip_address_pools,
             &spec.ip_address_pool_selectors,
             drafts,
             problems,
         );
-        for name in pools {
-            if let Some(draft) = drafts.get_mut(&name) {
-                draft.pool.l2_advertisements.push(advertisement.clone());
-            }
+        for draft in drafts.values_mut().filter(|d| selection.selects(d)) {
+            draft.pool.l2_advertisements.push(advertisement.clone());
         }
     }
 }
@@ -292,7 +290,7 @@ pub(crate) fn attach_bgp(
             // is simply not announced to.
             peer_names.push(peer.clone());
         }
-        let (pools, pool_selectors) = selected_pools(
+        let selection = selected_pools(
             &origin,
             &spec.ip_address_pools,
             &spec.ip_address_pool_selectors,
@@ -320,7 +318,7 @@ pub(crate) fn attach_bgp(
                 local_pref: advertisement.local_pref.unwrap_or(0),
                 communities: advertisement.communities.clone(),
                 pools: spec.ip_address_pools.iter().cloned().collect(),
-                pool_selectors: pool_selectors.into_iter().collect(),
+                pool_selectors: selection.selectors.iter().cloned().collect(),
                 node_selectors: advertisement.node_selectors.iter().cloned().collect(),
                 peers: advertisement.peers.iter().cloned().collect(),
                 service_selectors: advertisement.service_selectors.iter().cloned().collect(),
@@ -338,10 +336,7 @@ pub(crate) fn attach_bgp(
         // Only a sound advertisement is attached, so one that awaits a community alias
         // announces nothing until the alias exists.
         let sound = problems.len() == before;
-        for name in pools {
-            let Some(draft) = drafts.get_mut(&name) else {
-                continue;
-            };
+        for draft in drafts.values_mut().filter(|d| selection.selects(d)) {
             check_aggregation_against_pool(&origin, "spec", v4, v6, draft, problems);
             if !sound {
                 continue;
@@ -357,19 +352,39 @@ pub(crate) fn attach_bgp(
 
 // === shared by both advertisement kinds ===
 
+/// The pools an advertisement selects (see [`selected_pools`]).
+struct PoolSelection {
+    /// IPAddressPools listed in `ipAddressPools` that exist.
+    named: BTreeSet<String>,
+    /// Neither names nor selectors were written: every IPAddressPool.
+    every: bool,
+    /// The valid `ipAddressPoolSelectors`.
+    selectors: Vec<LabelSelector>,
+}
+
+impl PoolSelection {
+    /// Whether the advertisement attaches to `draft` (never a legacy AddressPool).
+    fn selects(&self, draft: &PoolDraft<'_>) -> bool {
+        draft.legacy.is_none()
+            && (self.every
+                || self.named.contains(&draft.origin.name)
+                || self.selectors.iter().any(|s| s.matches(&draft.labels)))
+    }
+}
+
 /// The pools an advertisement selects: by name, by label (its valid `ipAddressPoolSelectors`,
 /// converted here), or every IPAddressPool when it writes neither (an invalid selector still
 /// counts as written, so a bad selector never widens the choice to every pool). Names are checked (no duplicates, the pool
 /// exists and is an IPAddressPool); legacy AddressPools are never selected, since they carry
-/// their own advertisements. Returns the pool names and the valid selectors (BGP compares them to
-/// find identical advertisements).
+/// their own advertisements. Returns the selection; its valid selectors are kept because BGP
+/// compares them to find identical advertisements.
 fn selected_pools(
     origin: &ObjectRef,
     names: &[String],
     written_selectors: &[ApiLabelSelector],
     drafts: &Drafts<'_>,
     problems: &mut Problems,
-) -> (BTreeSet<String>, Vec<LabelSelector>) {
+) -> PoolSelection {
     let selectors_written = !written_selectors.is_empty();
     let selectors = convert_list(
         origin,
@@ -377,7 +392,7 @@ fn selected_pools(
         written_selectors,
         problems,
     );
-    let mut selected = BTreeSet::new();
+    let mut named = BTreeSet::new();
     let mut listed: Vec<&String> = Vec::new();
     for (index, name) in names.iter().enumerate() {
         let field = format!("spec.ipAddressPools[{index}]");
@@ -404,21 +419,15 @@ fn selected_pools(
                 ),
             ),
             Some(_) => {
-                selected.insert(name.clone());
+                named.insert(name.clone());
             }
         }
     }
-    let current = drafts.values().filter(|d| d.legacy.is_none());
-    if names.is_empty() && !selectors_written {
-        selected.extend(current.map(|d| d.origin.name.clone()));
-    } else {
-        selected.extend(
-            current
-                .filter(|d| selectors.iter().any(|s| s.matches(&d.labels)))
-                .map(|d| d.origin.name.clone()),
-        );
+    PoolSelection {
+        named,
+        every: names.is_empty() && !selectors_written,
+        selectors,
     }
-    (selected, selectors)
 }
 
 /// Aggregation lengths, checked against their family's width (1..=32, 1..=128). `None` when

@@ -18,6 +18,8 @@
 //!  L2Advertisement ─► advertisement::attach_l2 / attach_bgp ◄── BGPAdvertisement
 //!                     advertisement::check_local_prefs, check_bfd_echo ──► Config
 //! ```
+//!
+//! The peers' half and the pools' half read nothing of each other ([`super::scope`]).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 

@@ -13,6 +13,7 @@ pub mod peer;
 pub mod pool;
 pub(crate) mod problems;
 pub mod resources;
+pub mod scope;
 pub mod secrets;
 pub mod selector;
 pub mod service;

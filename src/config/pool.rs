@@ -107,8 +107,10 @@ pub(crate) fn pools<'a>(
         .ip_address_pools
         .iter()
         .map(|p| ("IPAddressPool", &p.metadata, PoolObject::Current(p)));
-    let mut drafts = BTreeMap::new();
-    for (origin, object) in unique_by_name(legacy.chain(current), "pool", problems) {
+    let unique = unique_by_name(legacy.chain(current), "pool", problems);
+    // Collected, then made a map in one pass (sorting what is mostly sorted already).
+    let mut drafts = Vec::with_capacity(unique.len());
+    for (origin, object) in unique {
         let (addresses, auto_assign, avoid_buggy_ips) = match object {
             PoolObject::Legacy(p) => (
                 &p.spec.addresses,
@@ -155,8 +157,9 @@ pub(crate) fn pools<'a>(
             pool,
             bgp_origins: Vec::new(),
         };
-        drafts.insert(draft.origin.name.clone(), draft);
+        drafts.push((draft.origin.name.clone(), draft));
     }
+    let drafts: BTreeMap<String, PoolDraft<'a>> = drafts.into_iter().collect();
     check_overlaps(&drafts, problems);
     drafts
 }

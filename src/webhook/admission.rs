@@ -1,8 +1,9 @@
 //! Judging one admission request against the live configuration (pure: no I/O).
 //!
-//! The object is decoded exactly as `metallb validate` decodes a manifest, put into a copy of
-//! the cached configuration in place of its previous version, and the whole set is built with
-//! the same rules the controller and the speakers use ([`load_problems`]). The request is
+//! The object is decoded exactly as `metallb validate` decodes a manifest, put into the
+//! cached configuration (the webhook passes its kind's [scope](crate::config::scope) of it) in
+//! place of its previous version, and the set is built with the same rules the controller and
+//! the speakers use ([`load_problems`]). The request is
 //! refused for every problem the change *introduces*: problems the stored configuration already
 //! had (say, objects stored while the webhook was down) do not block unrelated edits, and an
 //! edit that fixes some of them is admitted.
@@ -90,35 +91,37 @@ pub fn awaits_object(error: &ConfigError) -> bool {
 /// Judges `question` against `current`, the configuration the cluster holds now (MetalLB's
 /// objects in `namespace`, the Nodes, and for deletions the Services).
 pub fn judge(current: &Resources, namespace: &str, question: &Question<'_>) -> Verdict {
-    judge_with(current, namespace, question, || {
+    judge_with(current.clone(), namespace, question, |current| {
         load_problems(current, namespace).1
     })
 }
 
 /// [`judge`], with the problems `current` already has from `before` (the webhook remembers
 /// them while its cache does not change, so an admission builds the configuration once).
+/// Takes `current` by value: a write is judged on it with the object spliced in, not on a copy.
 pub fn judge_with(
-    current: &Resources,
+    current: Resources,
     namespace: &str,
     question: &Question<'_>,
-    before: impl FnOnce() -> Vec<ConfigError>,
+    before: impl FnOnce(&Resources) -> Vec<ConfigError>,
 ) -> Verdict {
     match question.operation {
-        Operation::Delete => judge_delete(current, question),
+        Operation::Delete => judge_delete(&current, question),
         Operation::Create | Operation::Update => judge_write(current, namespace, question, before),
     }
 }
 
 fn judge_write(
-    current: &Resources,
+    current: Resources,
     namespace: &str,
     question: &Question<'_>,
-    before: impl FnOnce() -> Vec<ConfigError>,
+    before: impl FnOnce(&Resources) -> Vec<ConfigError>,
 ) -> Verdict {
     let Some(object) = question.object else {
         return Verdict::default();
     };
-    let mut candidate = current.clone();
+    let before = before(&current);
+    let mut candidate = current;
     if let Err(denials) = splice(&mut candidate, question.kind, question.name, object) {
         return Verdict {
             denials,
@@ -126,7 +129,6 @@ fn judge_write(
         };
     }
 
-    let before = before();
     let (built, after) = load_problems(&candidate, namespace);
     let before: BTreeSet<&ConfigError> = before.iter().collect();
     let mut verdict = Verdict::default();

@@ -10,7 +10,9 @@
 //! ```
 //!
 //! Admission judges against the same config loader the controller and the speakers use, so
-//! the three can never disagree; denials read `Kind/name: field: message`.
+//! the three can never disagree; denials read `Kind/name: field: message`. A create or update
+//! is judged against the objects of its kind's [`Scope`] only: the other scopes' checks cannot
+//! see it, and skipping them is most of the webhook's speed.
 
 pub mod admission;
 pub mod cache;
@@ -20,6 +22,7 @@ pub mod rotation;
 pub mod server;
 
 use std::{
+    collections::HashMap,
     net::SocketAddr,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
@@ -38,7 +41,7 @@ use serde_json::Value;
 
 use crate::{
     api::{bgp_peer, conversion},
-    config::{self, Resources},
+    config::{self, Resources, scope::Scope},
 };
 use admission::{Operation, Question};
 
@@ -72,10 +75,14 @@ pub struct Handler {
     /// sends the second before the watch has delivered the first, so the cache alone would
     /// admit both.
     recent: Mutex<Vec<Admitted>>,
-    /// The problems of the last view judged against, by its [`admission::fingerprint`]: while
-    /// the cache does not change, each admission builds the configuration once, not twice.
-    before: Mutex<Option<(u64, Vec<config::ConfigError>)>>,
+    /// The problems of the last view judged against in each scope, by its
+    /// [`admission::fingerprint`]: while the cache does not change, each admission builds the
+    /// configuration once, not twice.
+    before: Mutex<HashMap<Option<Scope>, Remembered>>,
 }
+
+/// The problems of a view, and its [`admission::fingerprint`].
+type Remembered = (u64, Vec<config::ConfigError>);
 
 /// A create or update the webhook admitted.
 struct Admitted {
@@ -93,7 +100,7 @@ impl Handler {
             snapshot,
             namespace: namespace.into(),
             recent: Mutex::new(Vec::new()),
-            before: Mutex::new(None),
+            before: Mutex::new(HashMap::new()),
         }
     }
 
@@ -132,12 +139,19 @@ impl Handler {
         };
         let (current, overlaid) =
             self.with_recent(self.snapshot.resources(operation == Operation::Delete));
-        let verdict = admission::judge_with(&current, &self.namespace, &question, || {
+        // A write is judged against its kind's scope only: the checks of the other scopes
+        // cannot see it (config::scope), and building them is most of an admission's time.
+        let scope = Scope::of_kind(question.kind).filter(|_| operation != Operation::Delete);
+        let current = match scope {
+            Some(scope) => scope.take(current),
+            None => current,
+        };
+        let verdict = admission::judge_with(current, &self.namespace, &question, |current| {
             // Overlaid writes keep the resourceVersion they replace: not in the fingerprint.
             if overlaid {
-                admission::load_problems(&current, &self.namespace).1
+                admission::load_problems(current, &self.namespace).1
             } else {
-                self.problems_of(&current)
+                self.problems_of(scope, current)
             }
         });
         if verdict.allowed() && !request.dry_run {
@@ -162,18 +176,18 @@ impl Handler {
         response
     }
 
-    /// The problems of `current`, remembered by fingerprint.
-    fn problems_of(&self, current: &Resources) -> Vec<config::ConfigError> {
+    /// The problems of `current` (the objects of `scope`), remembered by fingerprint.
+    fn problems_of(&self, scope: Option<Scope>, current: &Resources) -> Vec<config::ConfigError> {
         let key = admission::fingerprint(current);
         if let Ok(memo) = self.before.lock()
-            && let Some((fingerprint, problems)) = memo.as_ref()
+            && let Some((fingerprint, problems)) = memo.get(&scope)
             && *fingerprint == key
         {
             return problems.clone();
         }
         let problems = admission::load_problems(current, &self.namespace).1;
         if let Ok(mut memo) = self.before.lock() {
-            *memo = Some((key, problems.clone()));
+            memo.insert(scope, (key, problems.clone()));
         }
         problems
     }
