@@ -24,6 +24,7 @@ pub mod config;
 pub mod controller;
 pub mod core;
 pub mod frr;
+pub mod heap;
 pub mod k8s;
 pub mod l2;
 pub mod manifest;

@@ -11,6 +11,7 @@
 //! - The components stay apart: `speaker` and `webhook` do not reach into `controller`,
 //!   `controller` and `webhook` not into `speaker`; what they share lives in `k8s/` or `config/`.
 //! - `anyhow` only at the command-line edge (`src/cmd/`); everything else has thiserror enums.
+//! - `unsafe` only in `src/heap.rs` (glibc's `malloc_trim`).
 //!
 //! A module "uses" another when its code names `crate::<module>`, also inside a
 //! `use crate::{..}` group. Comments do not count.
@@ -193,6 +194,22 @@ fn anyhow_only_in_cmd() {
     assert_none(
         lines_naming(&files, &["anyhow"]),
         "anyhow belongs to the command-line edge (src/cmd/); use a thiserror enum",
+    );
+}
+
+#[test]
+fn unsafe_only_in_heap() {
+    let mut files = Vec::new();
+    rust_files(&src(), &mut files);
+    let heap = src().join("heap.rs");
+    assert!(
+        !lines_naming(std::slice::from_ref(&heap), &["unsafe"]).is_empty(),
+        "src/heap.rs holds the one unsafe block (the scan must find it)"
+    );
+    files.retain(|f| *f != heap);
+    assert_none(
+        lines_naming(&files, &["unsafe"]),
+        "unsafe code lives in src/heap.rs only (malloc_trim); wrap what you need there",
     );
 }
 

@@ -30,7 +30,7 @@ pub mod status_api;
 use std::{
     collections::{BTreeMap, BTreeSet},
     path::PathBuf,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use k8s_openapi::{
@@ -238,7 +238,13 @@ struct Speaker {
     /// extras' problem as ConfigurationState.
     input_state: Option<config_state::State>,
     status_api: Option<status_api::StatusApi>,
+    /// When to hand the memory freed by the last inputs back to the kernel ([`crate::heap`]).
+    heap_trim_at: Option<Instant>,
 }
+
+/// How long after an input the freed heap is trimmed: time for both sides to apply it (the
+/// BGP side renders frr.conf on its own task), so the trim comes after the peak, not during it.
+const HEAP_TRIM_DELAY: Duration = Duration::from_secs(2);
 
 /// Runs the speaker until SIGTERM or SIGINT.
 pub async fn run(options: Options, source: SourceOptions) -> Result<(), SpeakerError> {
@@ -326,6 +332,7 @@ pub async fn run(options: Options, source: SourceOptions) -> Result<(), SpeakerE
         config_metrics,
         input_state: None,
         status_api,
+        heap_trim_at: None,
     };
     let mut hup = signal(SignalKind::hangup()).map_err(SpeakerError::Signals)?;
     let mut term = signal(SignalKind::terminate()).map_err(SpeakerError::Signals)?;
@@ -368,7 +375,10 @@ impl Speaker {
         match msg {
             Msg::Input(Ok(objects)) => {
                 let (resources, errors) = *objects;
-                self.input_changed(resources, errors)
+                self.input_changed(resources, errors);
+                // At most one trim per delay, however often the cluster changes.
+                self.heap_trim_at
+                    .get_or_insert_with(|| Instant::now() + HEAP_TRIM_DELAY);
             }
             Msg::Input(Err(error)) => {
                 warn!(%error, "speaker: cannot read the input; the last valid one stays in force");
@@ -391,6 +401,11 @@ impl Speaker {
                 self.reconcile_l2();
                 if let Some(l2) = &mut self.l2 {
                     l2.tick();
+                }
+                if self.heap_trim_at.is_some_and(|at| at <= Instant::now()) {
+                    self.heap_trim_at = None;
+                    let released = crate::heap::release_free_memory();
+                    tracing::debug!(released, "speaker: freed heap returned to the kernel");
                 }
             }
             Msg::Reload | Msg::Stop(_) => {}
