@@ -6,7 +6,10 @@
 //! Needs root: the speaker runs inside a node namespace of the layer 2 lab (its responders
 //! must not answer on this host's interfaces). The lab has no FRR, so the BGP side renders
 //! the 500-Service frr.conf and its apply loop retries; that is the memory that matters. The
-//! figure is VmRSS (and VmHWM, the peak) once the layer 2 side has announced what node1 wins.
+//! figure is VmRSS once the layer 2 side has announced what node1 wins and the speaker has
+//! trimmed its heap, and VmHWM, the peak while it decoded and rendered.
+//!
+//! `METALLB_BIN=path/to/metallb` measures another build of the binary (the image's, say).
 
 #[path = "../tests/support/l2lab.rs"]
 mod l2lab;
@@ -109,7 +112,9 @@ fn main() {
             .as_object()
             .map_or(0, |m| m.len());
         if n > 0 && state.path().join("status.json").exists() {
-            std::thread::sleep(Duration::from_secs(2));
+            // The speaker trims its heap 2 s after an input (src/heap.rs): the figure is the
+            // steady state after that; VmHWM keeps the peak before it.
+            std::thread::sleep(Duration::from_secs(4));
             break lab.status("node1")["services"]
                 .as_object()
                 .map_or(0, |m| m.len());

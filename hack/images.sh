@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # hack/images.sh: build metallb-rs's OCI images offline, from Debian packages (as root).
 #
-#   metallb   scratch + the release binary + the glibc files it links: controller and every
+#   metallb   scratch + the dist-profile binary + the glibc files it links: controller and every
 #             role that needs no FRR (deploy/images/metallb/Containerfile)
 #   frr       Debian's FRR 8.4 + frr-pythontools (frr-reload.py, python3) + catatonit as PID 1,
 #             a root filesystem made by mmdebstrap from Debian's archive, our daemons/vtysh.conf
@@ -23,7 +23,7 @@
 # image is rebuilt only when its inputs (Containerfile, context files, binary) change, so a
 # rerun with nothing changed takes about a second.
 #
-# Environment: METALLB_BIN (default: target/release/metallb, built here with cargo --release),
+# Environment: METALLB_BIN (default: target/dist/metallb, built here with cargo --profile dist),
 #              IMAGES_DIR (default target/images), IMAGES_REFRESH=1, IMAGES_TAG (default dev).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -120,9 +120,10 @@ build frr "$ctx"
 if [[ -n ${METALLB_BIN:-} ]]; then
   bin=$METALLB_BIN
 else
-  nice -n 10 cargo build --release --locked --quiet
+  # The dist profile (Cargo.toml): whole-program LTO, the smallest binary and speaker RSS.
+  nice -n 10 cargo build --profile dist --locked --quiet
   bin=$(cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release/metallb
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/dist/metallb
 fi
 [[ -x $bin ]] || { log "no metallb binary at $bin"; exit 1; }
 
