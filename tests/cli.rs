@@ -1,9 +1,12 @@
 //! The `metallb` binary as a user runs it: `validate`, `plan` and `crd` on real files.
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
 use std::{
     fs,
     io::Write,
-    path::{Path, PathBuf},
+    path::Path,
     process::{Command, Output, Stdio},
 };
 
@@ -16,19 +19,6 @@ fn metallb(args: &[&str]) -> Output {
         .expect("metallb runs")
 }
 
-fn fixtures(dir: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(dir);
-    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    files
-}
-
 fn text(output: &Output) -> String {
     format!(
         "{}{}",
@@ -39,7 +29,7 @@ fn text(output: &Output) -> String {
 
 #[test]
 fn every_seed_example_validates_on_its_own() {
-    let files = fixtures("seed");
+    let files = fixtures::yaml_files("seed");
     assert!(
         files.len() >= 20,
         "expected every seed example, found {}",
@@ -180,7 +170,7 @@ fn stdin_is_read_with_dash() {
 
 #[test]
 fn every_invalid_fixture_is_rejected_naming_its_field() {
-    let files = fixtures("invalid");
+    let files = fixtures::yaml_files("invalid");
     assert!(
         files.len() >= 30,
         "expected at least 30 invalid fixtures, found {}",

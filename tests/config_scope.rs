@@ -3,29 +3,16 @@
 //! kind's scope only. Checked on every fixture alone and on all of them together, where names
 //! collide and pools overlap across files.
 
-use std::{
-    collections::BTreeSet,
-    fs,
-    path::{Path, PathBuf},
-};
+#[path = "support/fixtures.rs"]
+mod fixtures;
 
+use std::{collections::BTreeSet, fs, path::PathBuf};
+
+use fixtures::yaml_files;
 use metallb::{
     config::{LoadOptions, Resources, load, scope::Scope},
     manifest,
 };
-
-fn yaml_files(dir: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/fixtures")
-        .join(dir);
-    let mut files: Vec<PathBuf> = fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|ext| ext == "yaml"))
-        .collect();
-    files.sort();
-    files
-}
 
 fn decode(files: &[PathBuf]) -> Resources {
     let mut docs = Vec::new();

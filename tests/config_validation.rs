@@ -1,6 +1,9 @@
 //! `config::build` from the outside: every invalid fixture is rejected with the problem it
 //! names, a rich valid manifest resolves to the expected model, and no input makes it panic.
 
+#[path = "support/fixtures.rs"]
+mod fixtures;
+
 use std::{
     collections::BTreeMap,
     fs,
@@ -45,12 +48,7 @@ fn problems_of(file: &str, text: &str) -> Result<Vec<String>, String> {
 
 #[test]
 fn every_invalid_fixture_is_rejected_with_its_expected_problem() {
-    let mut files: Vec<PathBuf> = fs::read_dir(fixtures_dir())
-        .expect("tests/fixtures/invalid exists")
-        .map(|entry| entry.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
+    let files = fixtures::yaml_files("invalid");
     assert!(
         files.len() >= 30,
         "expected at least 30 fixtures, found {}",
